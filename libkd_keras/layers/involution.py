@@ -1,0 +1,122 @@
+"""Involution (Li et al., CVPR 2021; LIB-KD eq. 8-9), with builtin-only ops for LiteRT."""
+
+import keras
+from keras import ops
+
+
+def _positive_int(name, value, odd=False):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or (odd and value % 2 == 0):
+        kind = "a positive odd integer (1, 3, 5, 7, ...)" if odd else "a positive integer"
+        raise ValueError(f"`{name}` must be {kind}; got {value!r}.")
+    return value
+
+
+@keras.saving.register_keras_serializable(package="libkd_keras")
+class Involution2D(keras.layers.Layer):
+    """Involution: a K x K kernel generated per pixel and shared by the channels of a group.
+
+    For every output pixel, a kernel of `K*K*G` weights is generated from the input at that
+    pixel (average-pooled by the stride when `strides > 1`): 1x1 conv to `C / reduction_ratio`
+    channels without bias, BatchNorm, ReLU, 1x1 conv with bias to `K*K*G` channels. Each of the
+    `G = C / group_channels` groups applies its K*K weights to the K*K neighbourhood of all of
+    its `group_channels` channels. Output channels equal input channels.
+
+    The neighbourhood is gathered with K*K strided slices of the padded input (no
+    `extract_patches`), which keeps the layer backend-agnostic and every op a LiteRT builtin.
+    Spatial input dimensions must be static.
+
+    Example:
+    >>> x = keras.random.normal((2, 32, 32, 64))
+    >>> Involution2D(kernel_size=7, strides=2)(x).shape
+    (2, 16, 16, 64)
+    """
+
+    def __init__(self, kernel_size=7, strides=1, group_channels=16, reduction_ratio=4, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = _positive_int("kernel_size", kernel_size, odd=True)
+        self.strides = _positive_int("strides", strides)
+        self.group_channels = _positive_int("group_channels", group_channels)
+        self.reduction_ratio = _positive_int("reduction_ratio", reduction_ratio)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"Involution2D expects (batch, height, width, channels); got {input_shape}.")
+        _, height, width, channels = input_shape
+        if height is None or width is None:
+            raise ValueError(
+                "Involution2D needs static spatial input dimensions; got height/width "
+                f"{height}/{width}. Give the model a fixed `input_shape`, e.g. (32, 32, 3)."
+            )
+        if channels is None or channels % self.group_channels:
+            divisors = [d for d in range(1, (channels or 0) + 1) if channels and channels % d == 0]
+            raise ValueError(
+                f"`group_channels`={self.group_channels} must divide the input channels "
+                f"({channels}); accepted values: {divisors or 'a static channel count first'}."
+            )
+        if channels < self.reduction_ratio:
+            raise ValueError(
+                f"`reduction_ratio`={self.reduction_ratio} exceeds the input channels ({channels}); "
+                f"use a value between 1 and {channels}."
+            )
+        if self.strides > 1 and (height % self.strides or width % self.strides):
+            raise ValueError(
+                f"`strides`={self.strides} must divide the input height and width "
+                f"({height}x{width}); use strides=1 or an input size divisible by {self.strides}."
+            )
+        self.groups = channels // self.group_channels
+        self.out_height, self.out_width = height // self.strides, width // self.strides
+        k2g = self.kernel_size * self.kernel_size * self.groups
+        self.pool = (
+            keras.layers.AveragePooling2D(self.strides, self.strides, dtype=self.dtype_policy)
+            if self.strides > 1
+            else None
+        )
+        self.reduce = keras.layers.Conv2D(
+            channels // self.reduction_ratio, 1, use_bias=False, dtype=self.dtype_policy, name="reduce"
+        )
+        self.reduce_norm = keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, dtype=self.dtype_policy, name="reduce_norm"
+        )
+        self.span = keras.layers.Conv2D(k2g, 1, use_bias=True, dtype=self.dtype_policy, name="span")
+        pooled = (None, self.out_height, self.out_width, channels)
+        self.reduce.build(pooled)
+        self.reduce_norm.build(pooled[:-1] + (channels // self.reduction_ratio,))
+        self.span.build(pooled[:-1] + (channels // self.reduction_ratio,))
+
+    def kernel(self, inputs, training=None):
+        """The generated per-pixel kernels, shape (batch, out_h, out_w, groups, K*K)."""
+        x = self.pool(inputs) if self.pool is not None else inputs
+        x = ops.relu(self.reduce_norm(self.reduce(x), training=training))
+        weights = self.span(x)
+        k2 = self.kernel_size * self.kernel_size
+        return ops.reshape(weights, (-1, self.out_height, self.out_width, self.groups, k2))
+
+    def call(self, inputs, training=None):
+        weights = self.kernel(inputs, training=training)
+        channels = inputs.shape[-1]
+        k, s, pad = self.kernel_size, self.strides, (self.kernel_size - 1) // 2
+        padded = ops.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        span_h, span_w = s * (self.out_height - 1) + 1, s * (self.out_width - 1) + 1
+        out = None
+        for i in range(k):
+            for j in range(k):
+                patch = padded[:, i : i + span_h : s, j : j + span_w : s, :]
+                patch = ops.reshape(
+                    patch, (-1, self.out_height, self.out_width, self.groups, self.group_channels)
+                )
+                term = patch * weights[..., i * k + j : i * k + j + 1]
+                out = term if out is None else out + term
+        return ops.reshape(out, (-1, self.out_height, self.out_width, channels))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, h // self.strides, w // self.strides, c)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "group_channels": self.group_channels,
+            "reduction_ratio": self.reduction_ratio,
+        }

@@ -1,0 +1,53 @@
+"""Per-channel pixel normalisation inside the model (see docs/DESIGN.md, "Pixels")."""
+
+import keras
+from keras import ops
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@keras.saving.register_keras_serializable(package="libkd_keras")
+class PixelNormalization(keras.layers.Layer):
+    """Maps raw pixels in [0, 255] to `(x / 255 - mean) / std`, per channel.
+
+    Constants only (no weights), so it adds no parameters and exports to LiteRT as one
+    multiply-add.
+
+    Example:
+    >>> layer = PixelNormalization(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    >>> layer(keras.ops.full((1, 2, 2, 3), 127.5))[0, 0, 0]  # -> [0., 0., 0.]
+    """
+
+    def __init__(self, mean=CIFAR10_MEAN, std=CIFAR10_STD, **kwargs):
+        super().__init__(**kwargs)
+        mean = tuple(float(m) for m in mean)
+        std = tuple(float(s) for s in std)
+        if len(mean) != len(std):
+            raise ValueError(
+                f"`mean` and `std` must have one value per channel; got {len(mean)} means "
+                f"and {len(std)} stds."
+            )
+        if any(s <= 0 for s in std):
+            raise ValueError(f"`std` values must be positive; got {std}.")
+        self.mean = mean
+        self.std = std
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != len(self.mean):
+            raise ValueError(
+                f"PixelNormalization has {len(self.mean)} channel statistics but the input has "
+                f"{input_shape[-1]} channels; pass `mean` and `std` with {input_shape[-1]} values."
+            )
+
+    def call(self, inputs):
+        scale = [1.0 / (255.0 * s) for s in self.std]
+        offset = [-m / s for m, s in zip(self.mean, self.std)]
+        x = ops.cast(inputs, self.compute_dtype)
+        return x * ops.cast(scale, x.dtype) + ops.cast(offset, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
