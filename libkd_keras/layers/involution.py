@@ -93,20 +93,77 @@ class Involution2D(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         weights = self.kernel(inputs, training=training)
-        channels = inputs.shape[-1]
-        k, s, pad = self.kernel_size, self.strides, (self.kernel_size - 1) // 2
-        padded = ops.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-        span_h, span_w = s * (self.out_height - 1) + 1, s * (self.out_width - 1) + 1
+        return self._involve(inputs, weights)
+
+    def _taps(self, padded, length_h, length_w, step):
+        """The K*K shifted views `padded[:, i::step, j::step, :]` of length (length_h, length_w)."""
+        span_h, span_w = step * (length_h - 1) + 1, step * (length_w - 1) + 1
+        for i in range(self.kernel_size):
+            for j in range(self.kernel_size):
+                yield i * self.kernel_size + j, padded[:, i : i + span_h : step, j : j + span_w : step, :]
+
+    def _pad(self, x):
+        pad = (self.kernel_size - 1) // 2
+        return ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+
+    def _dilate(self, x):
+        """(B, out_h, out_w, D) -> (B, H, W, D): the values on the stride grid, zeros between."""
+        s = self.strides
+        if s == 1:
+            return x
+        depth = x.shape[-1]
+        x = ops.reshape(x, (-1, self.out_height, 1, self.out_width, 1, depth))
+        x = ops.pad(x, [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]])
+        return ops.reshape(x, (-1, self.out_height * s, self.out_width * s, depth))
+
+    def _apply(self, source, weights, height, width, step):
+        """sum over taps t of tap_t(source) * weights[t]; weights tap-major (K*K, B, height, width, G, 1)."""
         out = None
-        for i in range(k):
-            for j in range(k):
-                patch = padded[:, i : i + span_h : s, j : j + span_w : s, :]
-                patch = ops.reshape(
-                    patch, (-1, self.out_height, self.out_width, self.groups, self.group_channels)
+        for t, patch in self._taps(source, height, width, step):
+            term = ops.reshape(patch, (-1, height, width, self.groups, self.group_channels)) * weights[t]
+            out = term if out is None else out + term
+        return ops.reshape(out, (-1, height, width, self.groups * self.group_channels))
+
+    def _involve(self, inputs, weights):
+        """Applies the kernels `weights` (B, out_h, out_w, G, K*K) to the neighbourhoods of `inputs`.
+
+        The kernels are made tap-major first, so that each tap reads one contiguous block instead
+        of every K*K-th value. The gradient is written by hand: the automatic one pads each of the
+        K*K slice gradients back to full size, several times slower on CPU with or without XLA.
+        """
+        ho, wo, g, gc = self.out_height, self.out_width, self.groups, self.group_channels
+        k, k2 = self.kernel_size, self.kernel_size * self.kernel_size
+        height, width = inputs.shape[1], inputs.shape[2]
+
+        @ops.custom_gradient
+        def involve(x, w):
+            def grad(*args, upstream=None):
+                upstream = args[0] if upstream is None else upstream
+                dy = ops.reshape(upstream, (-1, ho, wo, g, gc))
+                # d/dw[t]: the group sums of tap_t(x) * dy.
+                dw = ops.stack(
+                    [
+                        ops.sum(ops.reshape(patch, (-1, ho, wo, g, gc)) * dy, axis=-1, keepdims=True)
+                        for _, patch in self._taps(self._pad(x), ho, wo, self.strides)
+                    ]
                 )
-                term = patch * weights[..., i * k + j : i * k + j + 1]
-                out = term if out is None else out + term
-        return ops.reshape(out, (-1, self.out_height, self.out_width, channels))
+                # d/dx: the transposed involution. On the input grid (dy and w spread out by the
+                # stride, then padded), tap t = (i, j) of dy meets kernel K*K-1-t at that offset.
+                dy_full = self._pad(self._dilate(upstream))
+                w_full = self._pad(self._dilate(ops.reshape(w, (-1, ho, wo, g))))
+                w_full = ops.reshape(w_full, (k2, -1, *w_full.shape[1:3], g, 1))
+                dx = None
+                for t, dy_tap in self._taps(dy_full, height, width, 1):
+                    i, j = divmod(t, k)
+                    w_tap = w_full[k2 - 1 - t, :, i : i + height, j : j + width]
+                    term = ops.reshape(dy_tap, (-1, height, width, g, gc)) * w_tap
+                    dx = term if dx is None else dx + term
+                return ops.reshape(dx, (-1, height, width, g * gc)), dw
+
+            return self._apply(self._pad(x), w, ho, wo, self.strides), grad
+
+        weights = ops.reshape(weights, (-1, ho, wo, g, k2))
+        return involve(inputs, ops.expand_dims(ops.transpose(weights, (4, 0, 1, 2, 3)), -1))
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape

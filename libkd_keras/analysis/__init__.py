@@ -1,0 +1,1 @@
+"""Representation analysis (CKA), ablations, plots and the run report."""

@@ -1,0 +1,88 @@
+"""Teacher augmentation: pad-4 random crop + flip for small images, random resized crop + flip otherwise.
+
+Works on batches of float32 pixels in [0, 255] inside `tf.data` (per-example randomness, vectorised);
+it never normalises: every model normalises inside itself (docs/DESIGN.md).
+"""
+
+import math
+
+import tensorflow as tf
+
+from libkd_keras.data.errors import DataError
+from libkd_keras.data.images import as_size
+
+SMALL_IMAGE_MAX_SIDE = 64  # up to this side: CIFAR-style pad-and-crop (same threshold as the model stems)
+
+
+class TeacherAugmentation:
+    """Random crop and horizontal flip for a batch `(B, H, W, 3)`; returns `(B, *image_size, 3)` float32.
+
+    - `image_size` up to 64: zero-pad by `padding` pixels, crop back to `image_size` at a random offset
+      (inputs must already be `image_size`).
+    - larger: a random box covering `scale` of the area with aspect ratio in `ratio` (clipped to the
+      image), resized to `image_size` (torchvision's RandomResizedCrop, without its rejection loop).
+
+    Example:
+    >>> augment = teacher_augmentation(32)
+    >>> train = split.dataset(128, shuffle=True, augment=augment)
+    """
+
+    def __init__(self, image_size, padding=4, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=True, seed=None):
+        self.image_size = as_size(image_size)
+        if self.image_size is None:
+            raise DataError("`image_size` is required for teacher augmentation.")
+        self.small = max(self.image_size) <= SMALL_IMAGE_MAX_SIDE
+        self.padding, self.scale, self.ratio, self.flip = int(padding), tuple(scale), tuple(ratio), flip
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise DataError(f"`scale` must satisfy 0 < min <= max <= 1; got {scale!r}.")
+        # Created here, eagerly: tf.data functions cannot create variables.
+        if seed is None:
+            self.generator = tf.random.Generator.from_non_deterministic_state()
+        else:
+            self.generator = tf.random.Generator.from_seed(seed)
+
+    def __call__(self, images):
+        images = tf.convert_to_tensor(images)
+        unbatched = images.shape.rank == 3
+        if unbatched:
+            images = images[None]
+        images = tf.cast(images, tf.float32)
+        images = self._pad_and_crop(images) if self.small else self._resized_crop(images)
+        if self.flip:
+            flips = self.generator.uniform([tf.shape(images)[0]]) < 0.5
+            images = tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
+        return images[0] if unbatched else images
+
+    def _pad_and_crop(self, images):
+        height, width = self.image_size
+        if images.shape[1] is not None and tuple(images.shape[1:3]) != (height, width):
+            raise DataError(
+                f"Pad-and-crop augmentation for {height}x{width} got {images.shape[1]}x{images.shape[2]} images; "
+                "resize them when loading (`load_split(..., image_size=...)`)."
+            )
+        pad = self.padding
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        batch = tf.shape(images)[0]
+        top = self.generator.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
+        left = self.generator.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
+        rows = top[:, None] + tf.range(height)[None]
+        cols = left[:, None] + tf.range(width)[None]
+        cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+        return tf.gather(cropped, cols, axis=2, batch_dims=1)
+
+    def _resized_crop(self, images):
+        batch = tf.shape(images)[0]
+        area = self.generator.uniform([batch], self.scale[0], self.scale[1])
+        log_ratio = self.generator.uniform([batch], math.log(self.ratio[0]), math.log(self.ratio[1]))
+        aspect = tf.exp(log_ratio)
+        box_w = tf.minimum(tf.sqrt(area * aspect), 1.0)  # fractions of the image side
+        box_h = tf.minimum(tf.sqrt(area / aspect), 1.0)
+        top = self.generator.uniform([batch]) * (1.0 - box_h)
+        left = self.generator.uniform([batch]) * (1.0 - box_w)
+        boxes = tf.stack([top, left, top + box_h, left + box_w], axis=1)
+        return tf.image.crop_and_resize(images, boxes, tf.range(batch), self.image_size)
+
+
+def teacher_augmentation(image_size, seed=None, **kwargs):
+    """The teachers' standard augmentation for `image_size` (see `TeacherAugmentation`)."""
+    return TeacherAugmentation(image_size, seed=seed, **kwargs)

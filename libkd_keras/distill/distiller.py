@@ -1,0 +1,305 @@
+"""`Distiller`: trains a DeiT student with `model.fit` from stored (or online) teacher targets."""
+
+import keras
+from keras import ops
+
+from libkd_keras.distill import losses
+from libkd_keras.store.ensembles import ENSEMBLE_RULES, ensemble_target
+
+STORE_HINT = (
+    "Build the training data with the store reader, which yields (image, {'label', 'teacher'}): "
+    "`TeacherStore.open(path).dataset(teachers=[...], target='hard' or 'soft', temperature=T, ...)`; "
+    "or pass `teachers=[model, ...]` to run the teachers online; "
+    "or use distillation='none' to train the plain student."
+)
+
+
+def _scale_for_replicas(loss):
+    """Divide by the replica count under `tf.distribute`, as Keras does for compiled losses."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
+def _batch_mean(values, sample_weight):
+    if sample_weight is None:
+        return ops.mean(values)
+    return ops.mean(values * ops.reshape(ops.cast(sample_weight, "float32"), (-1,)))
+
+
+def _as_teacher_list(teachers):
+    if teachers is None:
+        return ()
+    if isinstance(teachers, dict):
+        teachers = list(teachers.values())
+    elif isinstance(teachers, keras.Model):
+        teachers = [teachers]
+    teachers = tuple(teachers)
+    if not teachers or not all(isinstance(t, keras.Model) for t in teachers):
+        raise ValueError(
+            f"`teachers` must be a non-empty list (or dict) of keras.Model returning logits; got {teachers!r}."
+        )
+    return teachers
+
+
+@keras.saving.register_keras_serializable(package="libkd_keras")
+class Distiller(keras.Model):
+    """Train a DeiT student with one distillation token from teacher targets, with `fit`.
+
+    Each batch is `(images, {"label": ..., "teacher": ...})`, as `TeacherStore.dataset` yields:
+    `label` is int `(B,)` or probability rows `(B, C)` (mixed labels), `teacher` is a probability
+    row `(B, C)` (one-hot of the ensemble decision for a hard target, probabilities at `T` for a
+    soft one). No teacher runs and no teacher is in memory. The loss (see `losses.py`, which holds
+    the formulas and their notes) is, as in the LIB-KD paper:
+
+        hard: alpha * CE_ls(cls, y) + (1 - alpha) * CE(dist, teacher_hard)
+        soft: alpha * CE_ls(cls, y) + (1 - alpha) * T^2 * KL(teacher_T || softmax(dist / T))
+
+    Note: DeiT's code weights the *distillation* term by alpha; the paper, and this class, weight
+    the *true-label* term by alpha (identical at the paper's alpha = 0.5). Label smoothing applies
+    to the true-label term only. Losses are computed in float32, also under `mixed_bfloat16`.
+
+    Modes:
+    - `distillation="hard"|"soft"`, `teachers=None` (stored mode): targets from the store. The
+      store's `target` must match (`target="hard"` rows for hard, `target="soft"` at the same
+      `temperature` for soft); a soft row fed to hard mode is used as given.
+    - `teachers=[model, ...]` (online mode): the frozen teachers run inside the step on the
+      (augmented) batch images (`training=False`, no gradient), their ensemble target is built by
+      `store.ensembles.ensemble_target` (`teacher_ensemble` "soft" or "vote") and the same loss
+      applies. Batches may then be `(images, labels)`; a stored `"teacher"` entry is ignored. The
+      teachers are not tracked: they are not part of `distiller.weights` and are never saved.
+    - `distillation="none"`: the plain student baseline through the same entry point. A student
+      with a distillation token trains both heads on the true label (`alpha * CE_ls(cls, y) +
+      (1 - alpha) * CE_ls(dist, y)`, reported as `label_loss` and `distill_loss`), so its
+      inference output (the average of the heads) is meaningful; a student without one trains
+      on `CE_ls(cls, y)`.
+
+    Logs: `loss`, `label_loss`, `distill_loss`, top-1 and top-5 of the class head (`cls_acc`,
+    `cls_top5`), of the distillation head (`dist_acc`, `dist_top5`) and of their average, the
+    inference output (`acc`, `top5`). Validation data may be `(images, labels)` or the store
+    format; without teacher rows the validation loss is the true-label term alone and
+    `val_distill_loss` stays 0. With mixed labels, accuracy counts the argmax of the mixed row.
+
+    `distiller.call(x)` returns the student's two heads `(cls_logits, dist_logits)`;
+    `distiller.predict(x)` returns the student's inference output. `distiller.student` is a plain
+    DeiT: save it (`distiller.student.save("student.keras")`) to keep or export the model.
+    `distiller.save(...)` also works and stores the student and the loss settings only (no
+    teacher); reloading gives a Distiller for stored-mode training.
+
+    Works under `tf.distribute.MirroredStrategy` (create it, the student and any online teachers
+    inside `strategy.scope()`).
+
+    Example:
+    >>> student = DeiT(num_classes=10, image_size=32, patch_size=4, dim=192, depth=12, num_heads=3)
+    >>> distiller = Distiller(student, alpha=0.5, distillation="hard")
+    >>> distiller.compile(optimizer=keras.optimizers.AdamW(5e-4 * 128 / 512, weight_decay=0.05))
+    >>> distiller.fit(store.dataset(teachers=["resnet26", "rednet26"], target="hard"), epochs=20)
+    >>> distiller.student.save("student.keras")
+    """
+
+    def __init__(
+        self,
+        student,
+        alpha=0.5,
+        distillation="hard",
+        temperature=1.0,
+        teachers=None,
+        label_smoothing=0.1,
+        teacher_ensemble="soft",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        losses.check_distillation_args(alpha, distillation, temperature, label_smoothing)
+        if not isinstance(student, keras.Model) or not hasattr(student, "heads"):
+            raise ValueError(
+                "`student` must be a DeiT (a keras.Model with `heads(x, training)` returning "
+                f"(cls_logits, dist_logits)); got {type(student).__name__}."
+            )
+        self.has_dist_head = bool(getattr(student, "distillation", False))
+        if distillation != "none" and not self.has_dist_head:
+            raise ValueError(
+                f'`student` has no distillation token, which distillation="{distillation}" trains. '
+                'Build it with `DeiT(..., distillation=True)`, or use distillation="none" for the plain student.'
+            )
+        if teacher_ensemble not in ENSEMBLE_RULES:
+            raise ValueError(f"`teacher_ensemble` must be one of {ENSEMBLE_RULES}; got {teacher_ensemble!r}.")
+        teachers = _as_teacher_list(teachers)
+        if teachers and distillation == "none":
+            raise ValueError('`teachers` were given but distillation="none" uses none; pass "hard" or "soft".')
+        self.num_classes = int(student.num_classes)
+        for teacher in teachers:
+            try:
+                classes = teacher.output_shape[-1]
+            except (AttributeError, ValueError):  # a subclassed model not called yet: checked at trace time
+                classes = None
+            if classes is not None and classes != self.num_classes:
+                raise ValueError(
+                    f"`teachers`: {teacher.name} predicts {classes} classes but the student predicts "
+                    f"{self.num_classes}; they must match."
+                )
+
+        self.student = student
+        self.alpha = float(alpha)
+        self.distillation = distillation
+        self.temperature = float(temperature)
+        self.label_smoothing = float(label_smoothing)
+        self.teacher_ensemble = teacher_ensemble
+        # Bypass Keras' attribute tracking: online teachers are neither trained nor saved.
+        object.__setattr__(self, "_teachers", teachers)
+
+        self.label_loss_tracker = keras.metrics.Mean(name="label_loss")
+        self.distill_loss_tracker = keras.metrics.Mean(name="distill_loss")
+        # One per (kind, head): heads are the class head, the distillation head, their average.
+        self.accuracy_metrics = [
+            keras.metrics.CategoricalAccuracy(name=f"{prefix}acc") for prefix in ("cls_", "dist_", "")
+        ] + [
+            keras.metrics.TopKCategoricalAccuracy(k=5, name=f"{prefix}top5") for prefix in ("cls_", "dist_", "")
+        ]
+        self.built = True
+
+    @property
+    def teachers(self):
+        """The online teachers (a tuple; empty in stored mode)."""
+        return self._teachers
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def call(self, inputs, training=None):
+        """The student's two heads `(cls_logits, dist_logits)` (the class head twice without a token)."""
+        return self.student.heads(inputs, training=bool(training))
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.student(x, training=False)
+
+    def _online_target(self, images):
+        logits = [ops.cast(ops.stop_gradient(t(images, training=False)), "float32") for t in self._teachers]
+        for teacher, out in zip(self._teachers, logits):
+            if out.shape[-1] != self.num_classes:
+                raise ValueError(f"`teachers`: {teacher.name} predicts {out.shape[-1]} classes but the student "
+                                 f"predicts {self.num_classes}; they must match.")
+        return ensemble_target(
+            ops.stack(logits, axis=1), rule=self.teacher_ensemble, target=self.distillation,
+            temperature=self.temperature,
+        )
+
+    # -- targets -------------------------------------------------------------------------------
+
+    def check_targets(self, y, training=True):
+        """Check batch targets (tensors or `TensorSpec`s); returns `(labels, teacher_or_None)`."""
+        if y is None:
+            raise ValueError("The Distiller needs targets: batches of (images, labels) or (images, "
+                             "{'label', 'teacher'}). " + STORE_HINT)
+        if isinstance(y, dict):
+            if "label" not in y:
+                raise ValueError(f"Batch targets need a 'label' entry; got keys {sorted(y)}. " + STORE_HINT)
+            labels, teacher = y["label"], y.get("teacher")
+        else:
+            labels, teacher = y, None
+        if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1, self.num_classes):
+            raise ValueError(
+                f"The student predicts {self.num_classes} classes but the label rows have "
+                f"{labels.shape[-1]}; build the student with num_classes={labels.shape[-1]}."
+            )
+        if teacher is not None and teacher.shape[-1] not in (None, self.num_classes):
+            raise ValueError(
+                f"The student predicts {self.num_classes} classes but the teacher targets (the store) "
+                f"have {teacher.shape[-1]}; build the student with num_classes={teacher.shape[-1]} "
+                "or use a store of the same data set."
+            )
+        if training and not self._teachers and self.distillation != "none" and teacher is None:
+            raise ValueError(
+                f'Distiller(distillation="{self.distillation}") reads the teacher target from each batch, '
+                "but the batch targets have no 'teacher' entry. " + STORE_HINT
+            )
+        return labels, teacher
+
+    def _check_dataset(self, data, training):
+        spec = getattr(data, "element_spec", None)
+        if isinstance(spec, tuple) and len(spec) >= 2:
+            self.check_targets(spec[1], training=training)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        # Fail before the first step (and before any callback) on a dataset of the wrong shape.
+        self._check_dataset(x, training=True)
+        if kwargs.get("validation_data") is not None:
+            self._check_dataset(kwargs["validation_data"], training=False)
+        return super().fit(x, y, *args, **kwargs)
+
+    # -- loss and metrics ----------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                **kwargs):
+        if loss is not None or loss_weights is not None or metrics or weighted_metrics:
+            raise ValueError(
+                "The Distiller computes its own loss and metrics (set alpha, distillation, temperature, "
+                "label_smoothing on the Distiller); call `compile(optimizer=...)` only."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips recompiling models with a custom `compile` on load; ours takes the same config.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        cls_logits, dist_logits = y_pred
+        labels, teacher = self.check_targets(y, training=training)
+        if self._teachers:
+            teacher = self._online_target(x)
+        batch_size = ops.shape(cls_logits)[0]
+        if self.distillation != "none" and teacher is None:  # evaluation on (images, labels)
+            label_loss = losses.cross_entropy(
+                cls_logits, losses.label_rows(labels, self.num_classes), self.label_smoothing
+            )
+            total = _batch_mean(label_loss, sample_weight)
+            self.label_loss_tracker.update_state(total, sample_weight=batch_size)
+        else:
+            terms = losses.distillation_loss(
+                cls_logits, dist_logits if self.has_dist_head else None, labels, teacher,
+                alpha=self.alpha, distillation=self.distillation, temperature=self.temperature,
+                label_smoothing=self.label_smoothing,
+            )
+            total = _batch_mean(terms["loss"], sample_weight)
+            self.label_loss_tracker.update_state(_batch_mean(terms["label_loss"], sample_weight),
+                                                 sample_weight=batch_size)
+            if self.has_dist_head:
+                self.distill_loss_tracker.update_state(_batch_mean(terms["distill_loss"], sample_weight),
+                                                       sample_weight=batch_size)
+        for extra in self.losses:  # regularisers, add_loss
+            total = total + ops.cast(ops.sum(extra), "float32")
+        return _scale_for_replicas(total)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        labels = y["label"] if isinstance(y, dict) else y
+        rows = losses.label_rows(labels, self.num_classes)
+        cls_logits, dist_logits = (ops.cast(p, "float32") for p in y_pred)
+        heads = (cls_logits, dist_logits, (cls_logits + dist_logits) * 0.5)
+        for i, metric in enumerate(self.accuracy_metrics):
+            metric.update_state(rows, heads[i % 3], sample_weight=sample_weight)
+        return self.get_metrics_result()
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "alpha": self.alpha,
+            "distillation": self.distillation,
+            "temperature": self.temperature,
+            "label_smoothing": self.label_smoothing,
+            "teacher_ensemble": self.teacher_ensemble,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["student"] = keras.saving.deserialize_keras_object(config["student"], custom_objects=custom_objects)
+        return cls(**config)

@@ -1,0 +1,244 @@
+"""Keras model -> LiteRT (.tflite) file with builtin ops only, in one of four precisions.
+
+Conversion goes through Keras' own path, `model.export(path, format="litert", ...)`
+(ExportArchive -> SavedModel -> `TFLiteConverter`), calling the model with `training=False`:
+for a distilled DeiT that is the average of its two heads. The op set is restricted to
+LiteRT builtins, so a model that would need a Flex (TensorFlow) op fails with
+`UnsupportedOpsError` naming the op, instead of producing a file phones cannot run.
+
+| quantization | weights | activations | converter settings |
+|---|---|---|---|
+| `float32` | float32 | float32 | builtins |
+| `float16` | float16 | float32 | `Optimize.DEFAULT`, `supported_types=[float16]` |
+| `dynamic` | int8 | float32 (int8 on the fly in matmuls) | `Optimize.DEFAULT` |
+| `int8` | int8 | int8, calibrated | `Optimize.DEFAULT`, representative data, `TFLITE_BUILTINS_INT8` |
+"""
+
+import json
+import os
+import re
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from libkd_keras.export.files import check_output_path, temporary_sibling
+from libkd_keras.export.inputs import calibration_images
+from libkd_keras.export.metadata import build_metadata, metadata_path
+from libkd_keras.export.runtime import LiteRTModel
+
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
+
+
+class UnsupportedOpsError(ValueError):
+    """The model needs ops with no LiteRT builtin kernel. `.ops`: the TF op names; `.locations`: where."""
+
+    def __init__(self, message, ops, locations):
+        super().__init__(message)
+        self.ops, self.locations = ops, locations
+
+
+def resolve_model(model):
+    """The Keras model to export and how it was found: itself, or a Distiller's `.student`.
+
+    A Distiller is recognised by its `.student` attribute (duck-typed: export does not import
+    `libkd_keras.distill`).
+    """
+    student = getattr(model, "student", None)
+    if isinstance(student, keras.Model) and student is not model:
+        warnings.warn(
+            f"to_litert got a {type(model).__name__} (it has a `.student` model); exporting its student "
+            f"{student.name!r}, the inference network, not the training wrapper.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return student, f"{type(model).__name__}.student"
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model (or a Distiller with a `.student`); got {type(model).__name__}.")
+    return model, "model"
+
+
+def model_image_shape(model):
+    """`(height, width, channels)` of the model's single image input; must be static."""
+    inputs = getattr(model, "inputs", None)  # functional and Sequential models; subclassed ones have none
+    if inputs:
+        if len(inputs) != 1:
+            raise ValueError(f"{model.name!r} has {len(inputs)} inputs; export handles single-image-input models.")
+        shape = tuple(inputs[0].shape[1:])
+    elif hasattr(model, "image_size"):  # subclassed models of this package (DeiT)
+        channels = len(getattr(model, "mean", (0, 0, 0)))
+        shape = (*model.image_size, channels)
+    else:
+        raise ValueError(
+            f"cannot tell the input shape of {type(model).__name__} {model.name!r}: export a functional model "
+            "or one with an `image_size` attribute."
+        )
+    if len(shape) != 3 or any(d is None for d in shape):
+        raise ValueError(f"{model.name!r} needs a static (height, width, channels) input to export; got {shape}.")
+    return tuple(int(d) for d in shape)
+
+
+def model_num_classes(model):
+    """The number of output classes when the model tells it (DeiT attribute or functional output)."""
+    if isinstance(getattr(model, "num_classes", None), int):
+        return model.num_classes
+    outputs = getattr(model, "outputs", None)
+    if outputs and len(outputs) == 1 and outputs[0].shape[-1] is not None:
+        return int(outputs[0].shape[-1])
+    return None
+
+
+def _check_options(quantization, io_dtype, batch_size, representative_data, class_names):
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}; got {quantization!r}.")
+    io_dtype = "float32" if io_dtype is None else io_dtype
+    if io_dtype not in IO_DTYPES:
+        raise ValueError(f"`io_dtype` must be one of {tuple(IO_DTYPES)} or None; got {io_dtype!r}.")
+    if io_dtype != "float32" and quantization != "int8":
+        raise ValueError(f"`io_dtype={io_dtype!r}` needs quantization='int8'; {quantization!r} models take float32.")
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "quantization='int8' needs `representative_data`: a few hundred training images (raw pixels) "
+            "to calibrate activation ranges."
+        )
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ValueError(f"`batch_size` must be a positive integer (fixed batch) or None (any batch); got {batch_size!r}.")
+    if class_names is not None and (isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names)):
+        raise TypeError("`class_names` must be a list of strings, one per class.")
+    return io_dtype
+
+
+def _converter_options(quantization, io_dtype, calibration):
+    builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float32":
+        return {"target_spec": {"supported_ops": builtins}}
+    if quantization == "float16":
+        return {
+            "optimizations": [tf.lite.Optimize.DEFAULT],
+            "target_spec": {"supported_ops": builtins, "supported_types": [tf.float16]},
+        }
+    if quantization == "dynamic":
+        return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_ops": builtins}}
+
+    def representative_dataset():
+        for i in range(len(calibration)):
+            yield [calibration[i : i + 1]]
+
+    return {
+        "optimizations": [tf.lite.Optimize.DEFAULT],
+        "representative_dataset": representative_dataset,
+        "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+        "inference_input_type": IO_DTYPES[io_dtype],
+        "inference_output_type": IO_DTYPES[io_dtype],
+    }
+
+
+_NOT_BUILTIN = re.compile(r"'(tf\.\w+)' op is neither a custom op nor a flex op")
+
+
+def unsupported_ops(error):
+    """`(op names, locations)` of ops without a builtin kernel named by a converter error."""
+    ops, locations = [], []
+    for item in getattr(error, "errors", None) or []:
+        name = getattr(getattr(item, "operator", None), "name", "")
+        if name and name not in ops and "neither a custom op nor a flex op" in getattr(item, "error_message", ""):
+            ops.append(name)
+            calls = [c.name for c in getattr(getattr(item, "location", None), "call", [])]
+            if calls:
+                locations.append(calls[0].split("@")[0])
+    for name in _NOT_BUILTIN.findall(str(error)):  # older converters: only the message
+        if name not in ops:
+            ops.append(name)
+    return ops, locations
+
+
+def _convert(model, tmp_path, signature, options, quantization):
+    try:
+        model.export(tmp_path, format="litert", verbose=False, input_signature=signature, **options)
+    except Exception as e:
+        ops, locations = unsupported_ops(e)
+        if ops:
+            where = f" (in {', '.join(locations)})" if locations else ""
+            raise UnsupportedOpsError(
+                f"{model.name!r} cannot be exported with LiteRT builtin ops only: it needs {', '.join(ops)}{where}, "
+                "which has no builtin kernel (it would need the Flex delegate, absent on phones). Rewrite that "
+                "layer with keras.ops that map to builtins.",
+                ops,
+                locations,
+            ) from e
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f"LiteRT conversion of {model.name!r} ({quantization}) failed: {first_line}") from e
+
+
+def to_litert(model, path, quantization="float32", representative_data=None, io_dtype=None, class_names=None,
+              metadata=None, batch_size=1):
+    """Exports `model` to a LiteRT file at `path` and writes its metadata to `<path>.json`.
+
+    Args:
+        model: a Keras classifier taking raw pixels (a DeiT, a teacher), or a Distiller (its
+            `.student` is exported, with a warning).
+        path: the `.tflite` file to write; its folder must exist. Written whole or not at all.
+        quantization: "float32", "float16", "dynamic" (int8 weights) or "int8" (full integer).
+        representative_data: for "int8" (required): a few hundred raw-pixel training images, as
+            an array, `(images, labels)`, or a tf.data of images or `(image, label)`; the first
+            1000 are used. Ignored by the other modes.
+        io_dtype: input/output dtype: "float32" (default) or, for "int8", "int8" or "uint8".
+        class_names: optional list of class names for the metadata.
+        metadata: optional JSON-able dict stored under "extra" in the metadata.
+        batch_size: the batch dimension of the file: 1 (default, what a phone runs; fastest),
+            another fixed size, or None for any batch size (batched evaluation; slower on
+            device because shapes are computed at run time).
+
+    Returns:
+        The metadata dict, with "path" and "metadata_path" added.
+
+    Example:
+    >>> meta = to_litert(student, "out/student_int8.tflite", "int8", representative_data=train_images[:500],
+    ...                  io_dtype="uint8", class_names=split.class_names)
+    >>> meta["input"]["quantization"]  # calibration images span 0..255: uint8 pixels map directly
+    {'scale': 0.99998, 'zero_point': 0}
+    """
+    path = check_output_path(path, ".tflite")
+    io_dtype = _check_options(quantization, io_dtype, batch_size, representative_data, class_names)
+    model, exported_from = resolve_model(model)
+    image_shape = model_image_shape(model)
+    classes = model_num_classes(model)
+    if class_names is not None and classes is not None and len(class_names) != classes:
+        raise ValueError(f"got {len(class_names)} class names for a model with {classes} outputs.")
+    calibration = calibration_images(representative_data, image_shape) if quantization == "int8" else None
+
+    signature = [tf.TensorSpec((batch_size, *image_shape), tf.float32, name="pixels")]
+    options = _converter_options(quantization, io_dtype, calibration)
+    with temporary_sibling(path, ".tflite") as tmp_path, temporary_sibling(path, ".json") as tmp_json:
+        _convert(model, tmp_path, signature, options, quantization)
+        try:  # a file that does not load and run is never renamed into place
+            runner = LiteRTModel(tmp_path, threads=1)
+            runner.invoke(runner.prepare(np.zeros((runner.batch, *image_shape), np.float32)))
+        except (ValueError, RuntimeError) as e:
+            raise RuntimeError(
+                f"LiteRT conversion of {model.name!r} ({quantization}) produced a file the LiteRT interpreter "
+                f"cannot load or run ({e}); nothing was written to {path!r}."
+            ) from e
+        op_types, float_ops = runner.op_types()
+        meta = build_metadata(
+            path, model, runner, quantization=quantization, io_dtype=io_dtype, batch_size=batch_size,
+            class_names=class_names, exported_from=exported_from, op_types=op_types,
+            float_ops=float_ops if quantization == "int8" else [], extra=metadata,
+        )
+        if quantization == "int8" and float_ops:
+            meta["float_ops_note"] = (
+                "the converter kept these ops in float32 (no int8 kernel), with (de)quantize around them; "
+                "the file still uses builtin ops only"
+            )
+        with open(tmp_json, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_json, metadata_path(path))
+        except OSError:
+            os.remove(path)  # never leave a file without its metadata
+            raise
+    return {**meta, "path": path, "metadata_path": metadata_path(path)}
+

@@ -1,0 +1,1 @@
+"""Shipped run presets (TOML): quick, budget and the paper's recipes; see `libkd pipeline --help`."""

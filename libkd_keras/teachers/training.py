@@ -1,0 +1,219 @@
+"""`train_teacher`: train one teacher with `model.fit`, resumably, and save it with its metadata.
+
+Files for a teacher called `<name>` (default `<arch>_seed<seed>`) in `out_dir`:
+
+    <name>.keras           the trained model, uncompiled (loads without this package's optimizer)
+    <name>.json            metadata: the columns of the paper's Tables 2 and 3, plus the history
+    logs/<name>/           TensorBoard logs
+    <name>.backup/         BackupAndRestore state while training (deleted when training ends)
+    <name>.history.json    per-epoch logs while training (folded into <name>.json at the end)
+
+Both final files are written under temporary names and renamed, `.json` last, so a teacher whose
+`.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged.
+"""
+
+import datetime
+import json
+import math
+import os
+import time
+import uuid
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import libkd_keras
+from libkd_keras.data import teacher_augmentation
+from libkd_keras.models import TEACHER_BUILDERS
+from libkd_keras.teachers.recipe import TeacherRecipe
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Writes every finished epoch's logs and wall time to a JSON file, keyed by epoch number.
+
+    It sits before `BackupAndRestore` in the callback list, so an epoch the backup counts as done is
+    always in the file; an epoch that is rerun after an interruption simply overwrites its entry.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.epochs = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.epochs = {int(k): v for k, v in json.load(f).items()}
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs = {k: v for k, v in self.epochs.items() if k < epoch}
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+        entry["time_s"] = time.perf_counter() - self._started
+        self.epochs[epoch] = entry
+        _write_json_atomically(self.path, {str(k): v for k, v in sorted(self.epochs.items())})
+
+    def history(self):
+        """`{metric: [value per epoch]}` over the epochs recorded so far."""
+        keys = sorted({k for entry in self.epochs.values() for k in entry})
+        ordered = [self.epochs[e] for e in sorted(self.epochs)]
+        return {"epoch": sorted(self.epochs), **{k: [entry.get(k) for entry in ordered] for k in keys}}
+
+
+def _write_json_atomically(path, payload):
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _resolve_arch(arch):
+    if isinstance(arch, str):
+        if arch not in TEACHER_BUILDERS:
+            raise ValueError(
+                f"Unknown teacher architecture {arch!r}; choose one of {sorted(TEACHER_BUILDERS)} or pass a builder."
+            )
+        return arch, TEACHER_BUILDERS[arch]
+    if callable(arch):
+        return getattr(arch, "__name__", type(arch).__name__), arch
+    raise ValueError(f"`arch` must be 'resnet26', 'rednet26' or a callable building a model; got {arch!r}.")
+
+
+def _dataset_record(split):
+    return {"name": split.name, "split": split.split, "num_examples": len(split), "fingerprint": split.fingerprint}
+
+
+def _one_hot(num_classes):
+    return lambda images, labels: (images, tf.one_hot(labels, num_classes))
+
+
+def train_teacher(
+    arch, train_split, test_split, out_dir, *, seed=0, recipe=None, callbacks=None, verbose="auto", name=None
+):
+    """Train a teacher on `train_split`, evaluate it on `test_split`, save `.keras` + `.json` in `out_dir`.
+
+    Args:
+        arch: `"resnet26"`, `"rednet26"`, or a callable `builder(num_classes=..., input_shape=...)`
+            returning a `keras.Model` that maps raw pixels in [0, 255] to logits.
+        seed: seeds weights, data order and augmentation (`keras.utils.set_random_seed`); the paper
+            trains three seeds per architecture.
+        recipe: a `TeacherRecipe` (default: the paper's recipe, 200 epochs).
+        callbacks: extra Keras callbacks for `fit`.
+        name: file stem; default `<arch>_seed<seed>`.
+
+    Returns the metadata dict (also in `<out_dir>/<name>.json`). If `.keras` and `.json` already
+    exist, returns the stored metadata without training (after checking the training data matches).
+    An interrupted run resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
+
+    Example:
+    >>> meta = train_teacher("resnet26", train, test, "runs/teachers", seed=1, recipe=TeacherRecipe(epochs=200))
+    >>> meta["top1_test_accuracy"], meta["trainable_parameters"]
+    """
+    recipe = recipe or TeacherRecipe()
+    arch_name, build = _resolve_arch(arch)
+    name = name or f"{arch_name}_seed{seed}"
+    os.makedirs(out_dir, exist_ok=True)
+    model_path = os.path.join(out_dir, f"{name}.keras")
+    meta_path = os.path.join(out_dir, f"{name}.json")
+    if os.path.exists(model_path) and os.path.exists(meta_path):
+        return _stored_metadata(meta_path, train_split)
+    if train_split.num_classes != test_split.num_classes or train_split.image_shape != test_split.image_shape:
+        raise ValueError(
+            f"Train and test splits differ: {train_split.num_classes} vs {test_split.num_classes} classes, "
+            f"images {train_split.image_shape} vs {test_split.image_shape}."
+        )
+
+    keras.utils.set_random_seed(seed)
+    num_classes = train_split.num_classes
+    model = build(num_classes=num_classes, input_shape=train_split.image_shape)
+    steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
+    top_k = min(5, num_classes)
+    model.compile(
+        optimizer=recipe.optimizer(steps_per_epoch),
+        loss=recipe.loss(),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top5_accuracy"),
+        ],
+    )
+    augment = teacher_augmentation(train_split.image_shape[:2], seed=seed) if recipe.augment else None
+    train_ds = train_split.dataset(recipe.batch_size, shuffle=True, augment=augment, seed=seed)
+    train_ds = train_ds.map(_one_hot(num_classes))
+    test_ds = test_split.dataset(recipe.batch_size).map(_one_hot(num_classes))
+
+    backup_dir = os.path.join(out_dir, f"{name}.backup")
+    progress_path = os.path.join(out_dir, f"{name}.history.json")
+    if not os.path.exists(os.path.join(backup_dir, "training_metadata.json")) and os.path.exists(progress_path):
+        os.remove(progress_path)  # a fresh start: no backed-up epochs, so no history either
+    epoch_log = EpochLog(progress_path)
+    tensorboard_dir = os.path.join(out_dir, "logs", name)
+    fit_callbacks = [
+        epoch_log,  # before BackupAndRestore, see EpochLog
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.TensorBoard(tensorboard_dir),
+        *(callbacks or []),
+    ]
+    model.fit(
+        train_ds, validation_data=test_ds, epochs=recipe.epochs, callbacks=fit_callbacks, verbose=verbose, shuffle=False
+    )  # train_ds is shuffled by tf.data
+
+    scores = model.evaluate(test_ds, return_dict=True, verbose=0)
+    history = epoch_log.history()
+    trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    _save_uncompiled(model, model_path)
+    metadata = {
+        "name": name,
+        "architecture": arch_name,
+        "seed": seed,
+        "dataset": _dataset_record(train_split),
+        "test_dataset": _dataset_record(test_split),
+        "num_classes": num_classes,
+        "class_names": list(train_split.class_names),
+        "input_shape": list(train_split.image_shape),
+        "top1_test_accuracy": float(scores["accuracy"]),
+        "top5_test_accuracy": float(scores["top5_accuracy"]),
+        "top_k": top_k,
+        "train_accuracy": history["accuracy"][-1],  # last epoch, on augmented batches
+        "training_time_s": float(sum(history["time_s"])),
+        "trainable_parameters": trainable,
+        "size_mb": trainable * 4 / 2**20,  # float32 parameters, the paper's "Param Size (MB)"
+        "file_size_mb": os.path.getsize(model_path) / 2**20,
+        "epochs": recipe.epochs,
+        "recipe": {**vars(recipe), "scaled_learning_rate": recipe.scaled_learning_rate, "weight_decay_kind": "L2"},
+        "history": history,
+        "model_file": os.path.basename(model_path),
+        "tensorboard_dir": os.path.relpath(tensorboard_dir, out_dir),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__, "tensorflow": tf.__version__},
+    }
+    _write_json_atomically(meta_path, metadata)
+    if os.path.exists(progress_path):
+        os.remove(progress_path)
+    return metadata
+
+
+def _save_uncompiled(model, path):
+    """Save weights + architecture without the optimizer, under a temporary name, then rename."""
+    clone = type(model).from_config(model.get_config())  # clone_model would compile the clone too
+    clone.set_weights(model.get_weights())
+    tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex[:8]}.tmp.keras")
+    try:
+        clone.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _stored_metadata(meta_path, train_split):
+    with open(meta_path) as f:
+        metadata = json.load(f)
+    stored = metadata.get("dataset", {}).get("fingerprint")
+    if stored != train_split.fingerprint:
+        raise ValueError(
+            f"Teacher {meta_path!r} was trained on {metadata.get('dataset')} but the given training split is "
+            f"{_dataset_record(train_split)}. Use another output folder or delete the teacher to retrain it."
+        )
+    return metadata

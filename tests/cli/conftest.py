@@ -1,0 +1,76 @@
+"""Shared fixtures of the CLI tests: a generated class-folder data set and a tiny-model config."""
+
+import numpy as np
+import pytest
+from matplotlib.image import imsave
+
+TINY_CONFIG = """
+[data]
+image_size = 16
+train_limit = 0
+test_limit = 0
+
+[teachers]
+resnet_seeds = [0]
+rednet_seeds = [0]
+epochs = 1
+batch_size = 32
+learning_rate = 0.02  # one epoch of a tiny RedNet at 0.1 can blow its logits past float16
+
+[store]
+dtype = "float32"
+
+[teachers.resnet]
+blocks = [1, 1, 1, 1]
+widths = [8, 16, 16, 16]
+
+[teachers.rednet]
+blocks = [1, 1, 1, 1]
+base_channels = 16
+stem_channels = 32
+
+[student]
+epochs = 1
+batch_size = 32
+patch_size = 4
+warmup_epochs = 0
+
+[student.model]
+dim = 32
+depth = 2
+num_heads = 2
+
+[export]
+representative_images = 32
+latency_runs = 3
+"""
+
+
+def write_image_tree(root, classes=3, train=40, test=10, size=16, seed=0, sizes=None):
+    """PNGs in `<root>/<split>/<class>/`, each class a colour over noise (learnable in one epoch).
+
+    `sizes`: optional list of sides cycled over the images (mixed sizes).
+    """
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train), ("test", test)):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                side = sizes[i % len(sizes)] if sizes else size
+                image = rng.integers(0, 80, (side, side, 3)).astype(np.uint8)
+                image[..., c % 3] += 150
+                imsave(folder / f"{i:03d}.png", image)
+    return root
+
+
+@pytest.fixture
+def image_tree(tmp_path):
+    return write_image_tree(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_CONFIG)
+    return path

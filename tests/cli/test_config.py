@@ -1,0 +1,108 @@
+"""Config resolution: presets, user files, overrides, validation, TOML round trip (no TensorFlow)."""
+
+import inspect
+
+import pytest
+
+from libkd_keras.cli import config as cfg
+from libkd_keras.cli.config import ConfigError, resolve_config
+
+
+def test_every_preset_resolves_and_round_trips_through_toml():
+    assert set(cfg.available_presets()) >= {"quick", "budget", "paper-cifar10-baseline", "paper-cifar10-superior",
+                                             "paper-flowers"}
+    for name in cfg.available_presets():
+        config = resolve_config(preset=name)
+        assert config["run"]["name"] == name
+        assert cfg.parse_config_text(cfg.to_toml(config), name) == config
+        assert cfg.config_differences(config, config) == []
+
+
+def test_quick_preset_is_small_and_budget_teachers_see_more_images():
+    quick = resolve_config(preset="quick")
+    assert 0 < quick["data"]["train_limit"] <= 5000 and quick["teachers"]["epochs"] <= 3
+    assert [s["name"] for s in quick["students"]] == ["baseline", "ensemble"]
+    assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8"]
+    budget = resolve_config(preset="budget")
+    assert budget["teachers"]["train_limit"] > budget["data"]["train_limit"] > 0
+    assert len(budget["teachers"]["resnet_seeds"]) == len(budget["teachers"]["rednet_seeds"]) == 2
+    assert budget["run"]["precision"] == "float32" and cfg.teacher_epochs(budget, "rednet") < budget["teachers"]["epochs"]
+    paper = resolve_config(preset="paper-cifar10-superior")
+    assert paper["student"]["epochs"] == 1000 and paper["student"]["recipe"] == "superior"
+
+
+def test_layers_apply_in_order(tmp_path):
+    user = tmp_path / "mine.toml"
+    user.write_text('[student]\nepochs = 7\nalpha = 0.25\n[teachers.resnet]\nwidths = [8, 16, 16, 16]\n')
+    config = resolve_config(preset="quick", config_file=user, overrides=["student.epochs=9", "data.dataset=/x/y"])
+    assert config["student"]["epochs"] == 9 and config["student"]["alpha"] == 0.25
+    assert config["data"]["dataset"] == "/x/y"  # a bare word is a string
+    assert config["run"]["name"] == "mine"  # the user's file names the run
+    assert config["teachers"]["resnet"] == {"widths": [8, 16, 16, 16]}
+    assert [t[0] for t in cfg.teacher_specs(config)] == ["resnet_s0", "rednet26_s0"]
+
+
+def test_student_entries_are_addressed_by_name():
+    config = resolve_config(preset="quick", overrides=["students.ensemble.alpha=0.3",
+                                                       "students.ensemble.recipe=superior"])
+    entry = config["students"][1]
+    assert cfg.student_settings(config, entry)["alpha"] == 0.3
+    assert cfg.student_settings(config, entry)["recipe"] == "superior"
+    assert cfg.student_settings(config, config["students"][0])["alpha"] == 0.5
+
+
+def test_teacher_sets_expand_all_families_and_names():
+    config = resolve_config(preset="budget")
+    by_name = {s["name"]: cfg.student_teachers(config, s) for s in config["students"]}
+    assert by_name["baseline"] == []
+    assert by_name["ensemble"] == ["resnet26_s0", "resnet26_s1", "rednet26_s0", "rednet26_s1"]
+    assert all(n.startswith("resnet") for n in by_name["resnet"])
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(preset="quik"), ["Unknown preset 'quik'", "did you mean 'quick'", "budget"]),
+    (dict(preset="quick", overrides=["student.epoch=3"]), ["student.epoch", "did you mean 'epochs'", "batch_size"]),
+    (dict(preset="quick", overrides=["studnet.epochs=3"]), ["[studnet]", "Valid sections"]),
+    (dict(preset="quick", overrides=["student.epochs=three"]), ["student.epochs must be an integer"]),
+    (dict(preset="quick", overrides=["student.alpha=1.5"]), ["student.alpha must be <= 1.0"]),
+    (dict(preset="quick", overrides=["student.recipe=fancy"]), ["fancy", "baseline, superior"]),
+    (dict(preset="quick", overrides=["export.quantizations=[\"int4\"]"]), ["int4", "float32, float16, dynamic, int8"]),
+    (dict(preset="quick", overrides=["teachers.resnet.width=[8]"]), ["teachers.resnet.width", "widths"]),
+    (dict(preset="quick", overrides=["students.nobody.alpha=0.1"]), ["no student named 'nobody'", "baseline"]),
+    (dict(preset="quick", overrides=['students.ensemble.teachers=["resnet7"]']), ["unknown teacher 'resnet7'"]),
+    (dict(preset="quick", overrides=["student.patch_size=5"]), ["does not divide", "[1, 2, 4, 8, 16, 32]"]),
+    (dict(preset="quick", overrides=["export.student=nobody"]), ["export.student", "baseline, ensemble"]),
+    (dict(preset="quick", overrides=["epochs"]), ["section.key=value"]),
+])
+def test_bad_config_names_what_is_valid(kwargs, words):
+    with pytest.raises(ConfigError) as error:
+        resolve_config(**kwargs)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_bad_user_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_config(preset="quick", config_file=tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[student\nepochs = 3")
+    with pytest.raises(ConfigError, match="Cannot parse"):
+        resolve_config(preset="quick", config_file=broken)
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[[students]]\nname = "a"\nteacher = ["all"]\n')
+    with pytest.raises(ConfigError, match="unknown key 'teacher'.*did you mean 'teachers'"):
+        resolve_config(preset="quick", config_file=typo)
+
+
+def test_builder_argument_names_exist_in_the_builders():
+    from libkd_keras.models import DeiT, rednet, resnet
+
+    assert set(cfg.RESNET_KWARGS) <= set(inspect.signature(resnet).parameters)
+    assert set(cfg.REDNET_KWARGS) <= set(inspect.signature(rednet).parameters)
+    assert set(cfg.DEIT_KWARGS) <= set(inspect.signature(DeiT).parameters)
+
+
+def test_differences_name_the_changed_keys():
+    a = resolve_config(preset="quick")
+    b = resolve_config(preset="quick", overrides=["student.epochs=4", "run.name=other"])
+    assert cfg.config_differences(a, b) == ["student.epochs: 3 -> 4"]

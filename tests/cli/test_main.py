@@ -1,0 +1,116 @@
+"""The `libkd` command: --help everywhere, and every bad input as one paragraph with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from libkd_keras.cli.config import resolve_config, to_toml
+from libkd_keras.cli.main import COMMANDS, EXIT_BAD_INPUT, main
+from tests.cli.conftest import write_image_tree
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_of_every_subcommand_explains_its_options(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: libkd {command}" in text and "--verbose" in text
+    if command not in ("report", "analyze"):
+        for option in ("--preset", "--config", "--set", "--dataset", "--data-dir", "--epochs", "--out",
+                       "--overwrite", "--print-config"):
+            assert option in text
+        assert text.count("(default:") >= 15  # every option states its default
+        assert "student.alpha = 0.5" in text  # the config keys with their defaults
+
+
+def test_top_level_help_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "libkd_keras", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for command in COMMANDS:
+        assert command in done.stdout
+    assert "tensorflow" not in done.stderr.lower()
+
+
+def test_print_config_applies_flags_in_order(tiny_config, capsys):
+    code = main(["pipeline", "--preset", "quick", "--config", str(tiny_config), "--epochs", "4",
+                 "--set", "teachers.epochs=2", "--dataset", "/data/flowers", "--print-config"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert 'dataset = "/data/flowers"' in text
+    assert "[teachers]\nresnet_seeds = [0]\nrednet_seeds = [0]\nepochs = 2" in text  # --set after --epochs
+    assert "[student]" in text and "epochs = 4" in text.split("[student]")[1]
+
+
+def _bad(argv, capsys, *words):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT, err
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert len(err.strip().splitlines()) == 1  # one paragraph
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_unknown_preset_and_key_name_the_valid_ones(tmp_path, capsys):
+    _bad(["pipeline", "--preset", "budgt", "--out", str(tmp_path / "r")], capsys, "budgt", "did you mean 'budget'",
+         "paper-flowers")
+    _bad(["distill", "--set", "student.alfa=0.3", "--out", str(tmp_path / "r")], capsys, "student.alfa", "'alpha'")
+    user = tmp_path / "user.toml"
+    user.write_text("[data]\ndatset = 'x'\n")
+    _bad(["pipeline", "--config", str(user), "--out", str(tmp_path / "r")], capsys, "data.datset", "'dataset'")
+    assert not (tmp_path / "r").exists()  # nothing written for a bad config
+
+
+def test_bad_data_paths(tmp_path, tiny_config, capsys):
+    out = ["--config", str(tiny_config), "--out"]
+    _bad(["pipeline", *out, str(tmp_path / "r1"), "--dataset", str(tmp_path / "nowhere")], capsys,
+         "does not exist")
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "test").mkdir()
+    _bad(["pipeline", *out, str(tmp_path / "r2"), "--dataset", str(empty)], capsys, "No class folders")
+    tree = write_image_tree(tmp_path / "tree", classes=2, train=3, test=2)
+    (tree / "train" / "class9").mkdir()
+    _bad(["train-teacher", *out, str(tmp_path / "r3"), "--dataset", str(tree)], capsys, "class9", "holds no images")
+
+
+def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path, tiny_config, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    other_config = resolve_config(preset="quick", config_file=tiny_config, overrides=["student.epochs=9"])
+    (run / "config.toml").write_text(to_toml(other_config))
+    (run / "steps").mkdir()
+    (run / "steps" / "teacher-resnet_s0.json").write_text("{}")
+    err = _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--dataset", str(tmp_path / "x")],
+               capsys, "holds a different run", "student.epochs: 9 -> 1", "--overwrite")
+    assert "does not exist" not in err  # refused before anything else
+    assert (run / "steps").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    _bad(["pipeline", "--config", str(tiny_config), "--out", str(other), "--overwrite"], capsys,
+         "not a libkd run folder")
+    assert (other / "notes.txt").exists()  # never deleted, even with --overwrite
+    # --overwrite deletes the other run and starts this one (here it stops at the missing data).
+    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--overwrite", "--dataset",
+          str(tmp_path / "x")], capsys, "does not exist")
+    assert not (run / "steps").exists() and "epochs = 1" in (run / "config.toml").read_text()
+    # A run that finished no step (it stopped at a data error) is replaced without --overwrite.
+    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "2", "--dataset",
+          str(tmp_path / "y")], capsys, "does not exist")
+    assert "epochs = 2" in (run / "config.toml").read_text()
+
+
+def test_mixed_image_sizes_are_resized_with_one_notice(tmp_path, tiny_config, capsys):
+    tree = write_image_tree(tmp_path / "mixed", classes=2, train=6, test=4, sizes=[16, 20, 24])
+    code = main(["evaluate", "--config", str(tiny_config), "--out", str(tmp_path / "r"), "--dataset", str(tree),
+                 "--image-size", "0"])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT  # nothing trained yet: evaluate says what to run first
+    assert "Run 'libkd distill'" in captured.err
+    notices = [line for line in captured.out.splitlines() if "notice" in line]
+    assert len(notices) == 1 and "resized" in notices[0]
+    assert "16x16" in captured.out

@@ -1,0 +1,144 @@
+"""The pipeline end to end on generated images with tiny models, and resuming after interruptions."""
+
+import json
+
+import keras
+import pytest
+
+from libkd_keras.cli.config import resolve_config
+from libkd_keras.cli.main import EXIT_INTERRUPTED, main
+from libkd_keras.cli.run_folder import RunFolder
+from tests.cli.conftest import TINY_CONFIG, write_image_tree
+
+pytestmark = pytest.mark.slow
+
+SECTIONS = ("## Teachers", "### Ensembles", "### Disagreement", "## Students", "## Training curves",
+            "## Edge: LiteRT export", "## Steps")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One `libkd pipeline --preset quick` on generated data with tiny models (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("quick")
+    data = write_image_tree(root / "data")
+    config = root / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    argv = ["pipeline", "--preset", "quick", "--config", str(config), "--dataset", str(data), "--out",
+            str(root / "run")]
+    return root / "run", argv
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out
+
+
+def test_pipeline_writes_every_artifact_and_the_report(quick_run, capsys):
+    run, argv = quick_run
+    out = _run(argv, capsys)
+    for step in ("teacher resnet_s0", "teacher rednet_s0", "store train", "store test", "store analysis",
+                 "student baseline", "student ensemble", "evaluate baseline", "evaluate ensemble",
+                 "export ensemble"):
+        assert f"[done] {step}  " in out
+    assert "[data] train: 120 images 16x16, 3 classes" in out
+    expected = ["config.toml", "teachers/resnet_s0.keras", "teachers/resnet_s0.json", "teachers/rednet_s0.keras",
+                "store/train/manifest.json", "store/test/manifest.json", "store/analysis.json",
+                "students/baseline.keras", "students/ensemble.keras", "exports/ensemble/export_report.json",
+                "report.md", "plots/disagreement.png", "plots/teacher_curves.png", "plots/student_curves.png",
+                "plots/students.png", "plots/edge_ensemble.png"]
+    expected += [f"exports/ensemble/ensemble_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8")]
+    for path in expected:
+        assert (run / path).is_file(), path
+    assert list((run / "logs" / "student_ensemble" / "train").iterdir())  # TensorBoard events
+    assert not list((run / "checkpoints").iterdir())  # backups are removed when training ends
+    student = json.loads((run / "students" / "ensemble.json").read_text())
+    assert student["teachers"] == ["resnet_s0", "rednet_s0"] and student["distillation"] == "hard"
+    assert len(student["history"]["loss"]) == 1 and 0.0 <= student["evaluation"]["dist_top1"] <= 1.0
+    assert keras.saving.load_model(run / "students" / "ensemble.keras").distillation
+    report = (run / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in report
+    assert "not run" not in report
+    assert "| ensemble | resnet_s0, rednet_s0 | ✓ | hard |" in report
+
+
+def test_rerun_skips_finished_steps_and_retrains_only_what_is_missing(quick_run, capsys):
+    run, argv = quick_run
+    teacher_files = sorted((run / "teachers").glob("*_s0.*"))
+    stamps = {p: p.stat().st_mtime_ns for p in teacher_files}
+    out = _run(argv, capsys)  # nothing left to do
+    assert "[done] teacher" not in out and "[done] student" not in out and "[done] export" not in out
+    assert "[skip] teacher resnet_s0" in out and "[skip] export ensemble" in out
+    # Lose the baseline student (as if the run had stopped before it): only it is trained again.
+    (run / "steps" / "student-baseline.json").unlink()
+    (run / "students" / "baseline.keras").unlink()
+    out = _run(argv, capsys)
+    assert "[done] student baseline" in out and "[done] evaluate baseline" in out
+    assert "[skip] teacher resnet_s0" in out and "[skip] student ensemble" in out and "[skip] store train" in out
+    assert {p: p.stat().st_mtime_ns for p in teacher_files} == stamps
+
+
+def test_ablate_and_analyze_add_their_sections(quick_run, capsys):
+    run, argv = quick_run
+    options = argv[1:]
+    out = _run(["ablate", *options, "--recipes", "baseline", "--ablation-epochs", "1"], capsys)
+    assert (run / "ablation" / "ablation.md").is_file() and "[done] ablation" in out
+    rows = json.loads((run / "ablation" / "ablation.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert {r["experiment"] for r in rows if r["status"] == "done"} >= {"baseline", "t4-single-resnet",
+                                                                       "t4-single-rednet"}
+    out = _run(["analyze", str(run), "--max-images", "30"], capsys)
+    assert (run / "cka" / "section.md").is_file() and "[done] analyze" in out
+    report = (run / "report.md").read_text()
+    assert "## Ablation" in report and "## Representation similarity" in report
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.begun = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begun.append(epoch)
+
+
+def test_interrupted_student_resumes_from_its_last_epoch(tmp_path):
+    data = write_image_tree(tmp_path / "data", classes=2, train=16, test=4)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    config = resolve_config(preset="quick", config_file=config, overrides=[
+        f"data.dataset={data}", "teachers.resnet_seeds=[]", "teachers.rednet_seeds=[]", "student.epochs=2",
+        'students=[{name = "baseline", teachers = []}]', "export.quantizations=[]"])
+    folder = RunFolder.open(tmp_path / "run", config)
+    from libkd_keras.cli.pipeline import Pipeline
+
+    interrupted = Pipeline(folder, config, callbacks=lambda kind, name: [_StopAfterFirstEpoch()], say=lambda m: None)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.distill()
+    assert not folder.done("student/baseline") and not (tmp_path / "run" / "students" / "baseline.keras").exists()
+    assert (folder.checkpoint("student", "baseline") / "training_metadata.json").exists()
+
+    recorder = _EpochRecorder()
+    Pipeline(folder, config, callbacks=lambda kind, name: [recorder], say=lambda m: None).distill()
+    assert recorder.begun == [1]  # epoch 0 was not trained again
+    record = json.loads((tmp_path / "run" / "students" / "baseline.json").read_text())
+    assert record["history"]["epoch"] == [0, 1] and len(record["history"]["val_acc"]) == 2
+    assert not folder.checkpoint("student", "baseline").exists()
+
+
+def test_interruption_exits_130_with_a_hint(tmp_path, tiny_config, capsys, monkeypatch):
+    from libkd_keras.cli import pipeline
+
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.Pipeline, "load_data", interrupt)
+    assert main(["pipeline", "--config", str(tiny_config), "--out", str(tmp_path / "run")]) == EXIT_INTERRUPTED
+    assert "run the same command again to resume" in capsys.readouterr().err

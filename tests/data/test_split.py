@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from libkd_keras.data import DataError, Split, balanced_limit, split_fingerprint
+
+
+def make_split(n=12, size=4, classes=3):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    return Split(images, np.arange(n) % classes, np.arange(n) * 10, tuple("abc"[:classes]), "toy", "train")
+
+
+def test_fingerprint_covers_ids_labels_and_pixels():
+    split = make_split()
+    assert split.fingerprint == split_fingerprint(split.images, split.labels, split.ids)
+    changed_pixel = split.images.copy()
+    changed_pixel[3, 1, 1, 0] ^= 1
+    assert Split(changed_pixel, split.labels, split.ids, split.class_names).fingerprint != split.fingerprint
+    assert Split(split.images, split.labels[::-1], split.ids, split.class_names).fingerprint != split.fingerprint
+    assert Split(split.images, split.labels, split.ids + 1, split.class_names).fingerprint != split.fingerprint
+
+
+def test_subset_by_ids_and_indices_keeps_ids_and_recomputes_fingerprint():
+    split = make_split()
+    by_ids = split.subset(ids=[30, 0, 110])
+    assert by_ids.ids.tolist() == [30, 0, 110]
+    np.testing.assert_array_equal(by_ids.images, split.images[[3, 0, 11]])
+    assert by_ids.fingerprint == split_fingerprint(by_ids.images, by_ids.labels, by_ids.ids)
+    assert split.subset(indices=[3, 0, 11]).fingerprint == by_ids.fingerprint
+    with pytest.raises(DataError, match="not in split"):
+        split.subset(ids=[5])
+
+
+def test_dataset_yields_float_pixels_and_every_example_once_per_epoch():
+    split = make_split()
+    ds = split.dataset(5, shuffle=True, seed=1)
+    seen = []
+    for images, labels in ds:
+        assert images.dtype.name == "float32" and labels.dtype.name == "int64"
+        seen += [int(i) for i in images.numpy()[:, 0, 0, 0]]
+    assert sorted(seen) == sorted(split.images[:, 0, 0, 0].astype(int).tolist())
+    first = [b[1].numpy().tolist() for b in split.dataset(12, shuffle=True, seed=1)]
+    again = [b[1].numpy().tolist() for b in split.dataset(12, shuffle=True, seed=1)]
+    assert first == again
+
+
+def test_bad_arrays_are_refused():
+    split = make_split()
+    with pytest.raises(DataError, match="uint8"):
+        Split(split.images.astype("float32"), split.labels, split.ids, split.class_names)
+    with pytest.raises(DataError, match="unique"):
+        Split(split.images, split.labels, np.zeros(len(split)), split.class_names)
+    with pytest.raises(DataError, match="Labels must lie"):
+        Split(split.images, split.labels + 5, split.ids, split.class_names)
+
+
+def test_balanced_limit_takes_the_first_examples_of_each_class():
+    labels = np.array([0, 1, 0, 1, 0, 2, 0, 1, 2, 0])
+    assert balanced_limit(labels, 3, 6).tolist() == [0, 1, 2, 3, 5, 8]
+    # class 2 has only two examples: its unused quota goes to the others
+    assert np.bincount(labels[balanced_limit(labels, 3, 9)]).tolist() == [4, 3, 2]
+    assert balanced_limit(labels, 3, None).tolist() == list(range(10))
+    with pytest.raises(DataError, match="positive"):
+        balanced_limit(labels, 3, 0)

@@ -1,0 +1,37 @@
+"""End to end through the real store: precompute teacher logits, read them back, distil."""
+
+import numpy as np
+import pytest
+
+from libkd_keras.data import Split
+from libkd_keras.distill import Distiller, superior
+from libkd_keras.store import TeacherStore, precompute
+from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, tiny_student
+from tests.models.tiny import tiny_resnet
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    images, labels, _ = colour_data(32)
+    split = Split(images.astype(np.uint8), labels, np.arange(len(labels)), tuple("abcd"), "colours", "train")
+    teachers = {"resnet": tiny_resnet(NUM_CLASSES, SIZE), "resnet_b": tiny_resnet(NUM_CLASSES, SIZE)}
+    path = tmp_path_factory.mktemp("store") / "teachers"
+    precompute(teachers, split, path, dtype="float32", batch_size=32)
+    return TeacherStore.open(path, expect=split)
+
+
+def test_distiller_trains_from_the_store_through_the_superior_augmentation(store):
+    recipe = superior(batch_size=16)
+    train = recipe.augment(store.dataset(teachers=["resnet", "resnet_b"], target="hard", batch_size=16),
+                           num_classes=NUM_CLASSES, seed=0)
+    distiller = recipe.distiller(tiny_student())
+    distiller.compile(optimizer=recipe.optimizer(steps_per_epoch=2, epochs=1), run_eagerly=True)
+    history = distiller.fit(train, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and history["distill_loss"][0] > 0
+
+
+def test_a_store_with_other_classes_fails_at_the_start_of_fit(store):
+    distiller = Distiller(tiny_student(num_classes=NUM_CLASSES + 1), distillation="hard")
+    distiller.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=f"student predicts {NUM_CLASSES + 1} classes.*have {NUM_CLASSES}"):
+        distiller.fit(store.dataset(teachers=["resnet"], batch_size=16), verbose=0)

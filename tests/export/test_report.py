@@ -1,0 +1,44 @@
+"""export_report: files, table and JSON for a student across variants."""
+
+import json
+import os
+
+import pytest
+from conftest import CLASS_NAMES
+
+from libkd_keras.export import export_report, read_metadata
+
+
+def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
+    out = tmp_path / "report"
+    rows = export_report(models["deit"], out, test_data, representative_data=train_data[0][:64],
+                         quantizations=("float32", "dynamic"), class_names=CLASS_NAMES, threads=(1, 2),
+                         runs=4, warmup=1, dataset_name="generated")
+    assert [r["variant"] for r in rows] == ["keras float32", "float32", "dynamic"]
+    keras_row, f32, dyn = rows
+    assert f32["top1_drop_points"] == pytest.approx(0.0, abs=1e-9)  # float32 equals Keras
+    assert f32["size_vs_float32"] == pytest.approx(1.0)
+    assert dyn["size_vs_float32"] < 0.6
+    assert set(dyn["latency_ms"]) == {"1", "2"}
+    assert f32["latency_vs_float32"]["1"] == pytest.approx(1.0)
+    assert keras_row["size_mb"] is None and keras_row["top1"] >= 0.8
+    for row in rows[1:]:
+        assert os.path.isfile(out / row["file"])
+        assert read_metadata(out / row["file"])["accuracy"]["top1"] == pytest.approx(row["top1"])
+        assert read_metadata(out / row["file"])["accuracy"]["dataset"] == "generated"
+
+    summary = json.loads((out / "export_report.json").read_text())
+    assert summary["rows"] == json.loads(json.dumps(rows))
+    assert summary["test_data"] == {"name": "generated", "n": len(test_data[1])}
+    table = (out / "export_report.md").read_text().splitlines()
+    assert table[0].startswith("| variant | file | size MB")
+    assert len(table) == 2 + len(rows)
+    assert "| dynamic | `tiny_deit_dynamic.tflite` |" in table[-1]
+
+
+def test_report_needs_calibration_for_int8(models, test_data, tmp_path):
+    with pytest.raises(ValueError, match="representative_data"):
+        export_report(models["deit"], tmp_path, test_data, quantizations=("int8",))
+    with pytest.raises(ValueError, match="quantizations"):
+        export_report(models["deit"], tmp_path, test_data, quantizations=("int3",))
+    assert os.listdir(tmp_path) == []

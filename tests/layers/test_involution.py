@@ -1,0 +1,89 @@
+import keras
+import numpy as np
+import pytest
+
+from libkd_keras.layers import Involution2D
+
+
+def reference_involution(x, layer):
+    """Direct loop implementation of LIB-KD eq. (8)-(9) from the layer's weights (inference BN)."""
+    k, s, gc = layer.kernel_size, layer.strides, layer.group_channels
+    b, h, w, c = x.shape
+    ho, wo = h // s, w // s
+    pooled = x.reshape(b, ho, s, wo, s, c).mean(axis=(2, 4)) if s > 1 else x
+    reduce_w = keras.ops.convert_to_numpy(layer.reduce.kernel)[0, 0]
+    bn = layer.reduce_norm
+    gamma, beta, mean, var = (keras.ops.convert_to_numpy(v) for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
+    span_w = keras.ops.convert_to_numpy(layer.span.kernel)[0, 0]
+    span_b = keras.ops.convert_to_numpy(layer.span.bias)
+    hidden = np.maximum((pooled @ reduce_w - mean) / np.sqrt(var + bn.epsilon) * gamma + beta, 0.0)
+    kernels = hidden @ span_w + span_b  # (b, ho, wo, G*K*K), laid out (G, K*K)
+    groups = c // gc
+    pad = (k - 1) // 2
+    out = np.zeros((b, ho, wo, c))
+    for n in range(b):
+        for i in range(ho):
+            for j in range(wo):
+                for ch in range(c):
+                    g = ch // gc
+                    total = 0.0
+                    for u in range(k):
+                        for v in range(k):
+                            yi, xj = i * s + u - pad, j * s + v - pad
+                            if 0 <= yi < h and 0 <= xj < w:
+                                total += kernels[n, i, j, g * k * k + u * k + v] * x[n, yi, xj, ch]
+                    out[n, i, j, ch] = total
+    return out
+
+
+@pytest.mark.parametrize("strides,kernel_size", [(1, 3), (2, 3), (1, 5), (2, 7)])
+def test_matches_loop_reference(rng, strides, kernel_size):
+    x = rng.normal(size=(2, 8, 8, 32)).astype("float32")
+    layer = Involution2D(kernel_size=kernel_size, strides=strides, group_channels=8, reduction_ratio=4)
+    layer.build(x.shape)
+    for v in layer.weights:  # random weights, BN statistics included
+        v.assign(rng.normal(scale=0.5, size=v.shape).astype("float32") + (1.5 if "variance" in v.path else 0.0))
+    got = keras.ops.convert_to_numpy(layer(x, training=False))
+    assert got.shape == (2, 8 // strides, 8 // strides, 32)
+    np.testing.assert_allclose(got, reference_involution(x.astype("float64"), layer), rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_is_shared_within_a_group_only(rng):
+    # Channels of one group see the same per-pixel kernel: a constant input per group gives equal outputs.
+    x = np.repeat(rng.normal(size=(1, 6, 6, 2, 1)), 4, axis=-1).reshape(1, 6, 6, 8).astype("float32")
+    layer = Involution2D(kernel_size=3, group_channels=4, reduction_ratio=2)
+    out = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(out[..., 0], out[..., 3], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[..., 0], out[..., 4])
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(kernel_size=4), "kernel_size"),
+        (dict(kernel_size=0), "kernel_size"),
+        (dict(kernel_size=-3), "kernel_size"),
+        (dict(strides=0), "strides"),
+        (dict(group_channels=0), "group_channels"),
+        (dict(reduction_ratio=0), "reduction_ratio"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Involution2D(**kwargs)
+
+
+def test_channels_not_divisible_by_group_channels():
+    with pytest.raises(ValueError, match="group_channels.*accepted values"):
+        keras.Sequential([keras.Input((8, 8, 24)), Involution2D(group_channels=16)])
+
+
+def test_unknown_spatial_dimensions_rejected():
+    with pytest.raises(ValueError, match="static spatial"):
+        keras.Sequential([keras.Input((None, None, 32)), Involution2D(kernel_size=3)])
+
+
+def test_config_round_trip():
+    layer = Involution2D(kernel_size=5, strides=2, group_channels=8, reduction_ratio=2, name="inv")
+    clone = Involution2D.from_config(layer.get_config())
+    assert (clone.kernel_size, clone.strides, clone.group_channels, clone.reduction_ratio) == (5, 2, 8, 2)

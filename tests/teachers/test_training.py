@@ -1,0 +1,103 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from libkd_keras.data import Split
+from libkd_keras.teachers import L2SGD, TeacherRecipe, train_teacher
+
+
+def toy_split(n, split, seed):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    images = (rng.integers(0, 80, (n, 8, 8, 3)) + 80 * labels[:, None, None, None]).astype(np.uint8)
+    return Split(images, labels, np.arange(n), ("a", "b", "c"), "toy", split)
+
+
+def tiny_cnn(num_classes, input_shape):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny_cnn")
+
+
+class CountEpochs(keras.callbacks.Callback):
+    def __init__(self, stop_at=None):
+        super().__init__()
+        self.started, self.stop_at = [], stop_at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.stop_at:
+            raise KeyboardInterrupt("simulated interruption")
+        self.started.append(epoch)
+
+
+def test_recipe_scales_the_learning_rate_and_decays_it_by_cosine():
+    recipe = TeacherRecipe(epochs=10, batch_size=256)
+    assert recipe.scaled_learning_rate == pytest.approx(0.2)
+    schedule = recipe.schedule(steps_per_epoch=5)
+    assert float(schedule(0)) == pytest.approx(0.2) and float(schedule(25)) == pytest.approx(0.1)
+    assert float(schedule(50)) == pytest.approx(0.0, abs=1e-7)
+    warm = TeacherRecipe(epochs=10, warmup_epochs=2).schedule(steps_per_epoch=5)
+    assert float(warm(0)) == 0.0 and float(warm(10)) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="epochs"):
+        TeacherRecipe(epochs=0)
+
+
+def test_l2sgd_adds_weight_decay_to_the_gradient_before_momentum():
+    w = keras.Variable(np.array([2.0, -1.0], "float32"))
+    optimizer = L2SGD(learning_rate=0.1, momentum=0.9, l2=0.5)
+    g = np.array([0.3, 0.3], "float32")
+    optimizer.apply([g], [w])  # velocity = -lr (g + l2 w); w += velocity
+    v1 = -0.1 * (g + 0.5 * np.array([2.0, -1.0]))
+    np.testing.assert_allclose(w.numpy(), [2.0, -1.0] + v1, rtol=1e-6)
+    w_before = w.numpy().copy()
+    optimizer.apply([g], [w])
+    v2 = 0.9 * v1 - 0.1 * (g + 0.5 * w_before)
+    np.testing.assert_allclose(w.numpy(), w_before + v2, rtol=1e-6)
+    assert L2SGD.from_config(optimizer.get_config()).l2 == 0.5
+
+
+def test_train_teacher_resumes_saves_model_and_metadata_and_skips_when_done(tmp_path):
+    train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
+    recipe = TeacherRecipe(epochs=2, batch_size=12)
+    interrupted = CountEpochs(stop_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[interrupted], verbose=0)
+    assert interrupted.started == [0]
+    assert not {"tiny_cnn_seed3.keras", "tiny_cnn_seed3.json"} & set(os.listdir(tmp_path))
+
+    resumed = CountEpochs()
+    meta = train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[resumed], verbose=0)
+    assert resumed.started == [1]  # epoch 0 came from the BackupAndRestore checkpoint
+    assert meta["history"]["epoch"] == [0, 1] and len(meta["history"]["val_accuracy"]) == 2
+    assert not os.path.exists(tmp_path / "tiny_cnn_seed3.backup")
+    assert os.listdir(tmp_path / "logs" / "tiny_cnn_seed3")  # TensorBoard logs
+
+    with open(tmp_path / "tiny_cnn_seed3.json") as f:
+        assert json.load(f) == meta
+    for key in ("architecture", "seed", "dataset", "top1_test_accuracy", "top5_test_accuracy", "train_accuracy",
+                "training_time_s", "trainable_parameters", "size_mb", "epochs", "history"):
+        assert key in meta
+    assert meta["seed"] == 3 and meta["dataset"]["fingerprint"] == train.fingerprint and meta["epochs"] == 2
+    model = keras.models.load_model(tmp_path / "tiny_cnn_seed3.keras")
+    assert meta["trainable_parameters"] == sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert meta["size_mb"] == pytest.approx(meta["trainable_parameters"] * 4 / 2**20)
+    predictions = model.predict(test.images.astype("float32"), verbose=0)
+    assert meta["top1_test_accuracy"] == pytest.approx(np.mean(predictions.argmax(1) == test.labels))
+    assert meta["top5_test_accuracy"] == 1.0  # 3 classes: top-k with k = 3
+
+    skipped = CountEpochs()
+    assert train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[skipped], verbose=0) == meta
+    assert skipped.started == []
+    with pytest.raises(ValueError, match="trained on"):
+        train_teacher(tiny_cnn, toy_split(36, "train", 5), test, tmp_path, seed=3, recipe=recipe, verbose=0)
+
+
+def test_unknown_architecture_is_refused(tmp_path):
+    split = toy_split(6, "train", 0)
+    with pytest.raises(ValueError, match="resnet26"):
+        train_teacher("vgg16", split, split, tmp_path)
