@@ -113,7 +113,7 @@ SCHEMA = {
                          keys=REDNET_KWARGS),
     },
     "store": {
-        "dtype": Option("float16", "str", "precision of the stored teacher logits", choices=("float16", "float32")),
+        "dtype": Option("float32", "str", "precision of the stored teacher logits (float16 halves the logits files but refuses logits above 65504, which a briefly-trained RedNet can produce)", choices=("float16", "float32")),
         "batch_size": Option(256, "int", "batch size of the teachers' single pass over the data", minimum=1),
         "include_images": Option(True, "bool", "store the images too, so the store alone feeds training"),
     },
