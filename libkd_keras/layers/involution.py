@@ -21,9 +21,10 @@ class Involution2D(keras.layers.Layer):
     `G = C / group_channels` groups applies its K*K weights to the K*K neighbourhood of all of
     its `group_channels` channels. Output channels equal input channels.
 
-    The neighbourhood is gathered with K*K strided slices of the padded input (no
-    `extract_patches`), which keeps the layer backend-agnostic and every op a LiteRT builtin.
-    Spatial input dimensions must be static.
+    The neighbourhood is gathered with K*K unit-step slices of the padded input (no
+    `extract_patches`), which keeps the layer backend-agnostic and every op a LiteRT builtin;
+    the gradient is written by hand in the same style (see `_involve`). Spatial input
+    dimensions must be static.
 
     Example:
     >>> x = keras.random.normal((2, 32, 32, 64))
@@ -96,11 +97,26 @@ class Involution2D(keras.layers.Layer):
         return self._involve(inputs, weights)
 
     def _taps(self, padded, length_h, length_w, step):
-        """The K*K shifted views `padded[:, i::step, j::step, :]` of length (length_h, length_w)."""
-        span_h, span_w = step * (length_h - 1) + 1, step * (length_w - 1) + 1
-        for i in range(self.kernel_size):
-            for j in range(self.kernel_size):
-                yield i * self.kernel_size + j, padded[:, i : i + span_h : step, j : j + span_w : step, :]
+        """The K*K shifted views `padded[:, i::step, j::step, :]` of length (length_h, length_w).
+
+        With a stride, the rows and columns are first split by their phase (index mod step) by a
+        reshape, so every view is a unit-step slice: strided slices are slow on CPU.
+        """
+        k = self.kernel_size
+        if step == 1:
+            for i in range(k):
+                for j in range(k):
+                    yield i * k + j, padded[:, i : i + length_h, j : j + length_w, :]
+            return
+        _, height, width, depth = padded.shape
+        extra_h, extra_w = -height % step, -width % step
+        padded = ops.pad(padded, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+        rows, cols = (height + extra_h) // step, (width + extra_w) // step
+        phased = ops.reshape(padded, (-1, rows, step, cols, step * depth))
+        for i in range(k):
+            for j in range(k):
+                (r, a), (c, b) = divmod(i, step), divmod(j, step)
+                yield i * k + j, phased[:, r : r + length_h, a, c : c + length_w, b * depth : (b + 1) * depth]
 
     def _pad(self, x):
         pad = (self.kernel_size - 1) // 2
