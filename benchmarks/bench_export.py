@@ -14,7 +14,6 @@ only the yardstick the exported variants are compared against.
 """
 
 import argparse
-import datetime
 import io
 import json
 import os

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from libkd_keras.atomic_files import json_safe, write_text_atomic
+
 DISTILLATIONS = ("none", "hard", "soft")
 RECIPES = ("baseline", "superior")
 HEADS = ("cls", "dist", "both")  # Figure 11b-c: class token, distillation token, their average
@@ -268,26 +270,6 @@ def _unique(experiments):
 # ------------------------------------------------------------------------- files and tables
 
 
-def _write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _record_path(out_dir, experiment, seed):
     return Path(out_dir) / "experiments" / f"{experiment.name}__seed{seed}.json"
 
@@ -299,8 +281,8 @@ def _load_record(path, experiment, seed, run_settings):
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     same = (record.get("version") == RECORD_VERSION and record.get("seed") == seed
-            and record.get("settings") == _plain(experiment.settings())
-            and record.get("run_settings") == _plain(run_settings))
+            and record.get("settings") == json_safe(experiment.settings())
+            and record.get("run_settings") == json_safe(run_settings))
     return record if same else None
 
 
@@ -596,9 +578,9 @@ def run_ablation(
             if record is None:
                 result = _train_and_evaluate(experiment, seed, store, train_split, test_split, make_student,
                                              epochs, batch_size, recipe_overrides, compile_options, verbose)
-                record = _plain({"version": RECORD_VERSION, "experiment": experiment.name, "seed": seed,
+                record = json_safe({"version": RECORD_VERSION, "experiment": experiment.name, "seed": seed,
                                  "settings": experiment.settings(), "run_settings": run_settings, **result})
-                _write_atomic(path, json.dumps(record, indent=1) + "\n")
+                write_text_atomic(path, json.dumps(record, indent=1) + "\n")
                 how = f"trained in {record['train_seconds']:.1f}s"
             else:
                 how = "already done"
@@ -611,8 +593,8 @@ def run_ablation(
     table = ablation_table(rows)
     summary = {"epochs": epochs, "batch_size": batch_size, "seeds": seeds, "store": store.path,
                "train_examples": len(train_split), "test_examples": len(test_split), "rows": rows}
-    _write_atomic(out_dir / "ablation.json", json.dumps(_plain(summary), indent=1) + "\n")
-    _write_atomic(out_dir / "ablation.md", "\n".join([
+    write_text_atomic(out_dir / "ablation.json", json.dumps(json_safe(summary), indent=1) + "\n")
+    write_text_atomic(out_dir / "ablation.md", "\n".join([
         "## Ablation: teacher sets, distillation type, temperature (one store, no teacher re-run)", "",
         f"{len(train_split)} training and {len(test_split)} test images, {epochs} epochs, batch {batch_size}, "
         f"seeds {seeds}. Top-1/top-5 in %: the inference output (average of the class and distillation "

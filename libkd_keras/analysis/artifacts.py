@@ -22,10 +22,6 @@ Example:
 'resnet26_s0.json'
 """
 
-import json
-import math
-import os
-import tempfile
 from pathlib import Path
 
 
@@ -72,50 +68,3 @@ class RunLayout:
 
     def marker(self, step):
         return self.steps / f"{step.replace('/', '-')}.json"
-
-
-def write_json_atomic(path, data):
-    """Writes `data` as JSON to `path` through a temporary file and a rename."""
-    write_text_atomic(path, json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
-
-
-def write_text_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def read_json(path, default=None):
-    """The JSON at `path`, or `default` when the file does not exist."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return default
-
-
-def _plain(value):
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if hasattr(value, "tolist"):
-        return _plain(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -20,11 +20,12 @@ Example:
 1.0
 """
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
+
+from libkd_keras.atomic_files import temporary_sibling, write_json_atomic
 
 # The smallest minibatch the unbiased HSIC estimator is defined for (it divides by n - 3).
 MIN_UNBIASED_BATCH = 4
@@ -438,9 +439,9 @@ def plot_cka_heatmap(matrix, path, title=None, xlabels=None, ylabels=None):
     if title:
         axes.set_title(title)
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=110)
-    os.replace(temporary, path)
+    with temporary_sibling(path, suffix=".png") as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
+        os.replace(temporary, path)
     return path
 
 
@@ -551,9 +552,7 @@ def analyze_run(run_dir, images, models=None, out_dir=None, max_images=512, batc
                 f"| {student} | {teacher} | {float(np.nanmean(matrix)):.3f} | {float(np.nanmax(matrix)):.3f} |"
             )
             pictures.append(f"![{key}]({link(png)})")
-    temporary = out_dir / ".cka.json.tmp"
-    temporary.write_text(json.dumps(record, indent=1))
-    os.replace(temporary, out_dir / "cka.json")
+    write_json_atomic(out_dir / "cka.json", record, indent=1)
 
     lines = [
         "## Representation similarity (linear CKA)",

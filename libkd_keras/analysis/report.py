@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from libkd_keras.analysis import plots
-from libkd_keras.analysis.artifacts import RunLayout, read_json, write_text_atomic
+from libkd_keras.analysis.artifacts import RunLayout
+from libkd_keras.atomic_files import read_json, write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -42,7 +42,7 @@ class Option:
     """One config key: its default, type, help text and allowed values."""
 
     default: object
-    kind: str  # "int", "float", "str", "bool", "int_list", "str_list", "table"
+    kind: str  # "int", "float", "str", "bool", "auto_bool", "int_list", "str_list", "table"
     help: str
     choices: tuple = ()
     minimum: float = None
@@ -70,8 +70,9 @@ SCHEMA = {
             choices=("float32", "mixed_bfloat16"),
         ),
         "jit_compile": Option(
-            False, "bool",
-            "XLA-compile training and inference steps (compiling takes minutes on a CPU; try it on GPUs)",
+            "auto", "auto_bool",
+            "XLA-compile training and inference steps: true, false, or \"auto\" (Keras: on with a GPU, off "
+            "on a CPU, where it is slower and takes minutes to compile RedNet-26)",
         ),
     },
     "data": {
@@ -360,6 +361,8 @@ def _type_ok(kind, value):
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "table":
         return isinstance(value, dict)
+    if kind == "auto_bool":
+        return isinstance(value, bool) or value == "auto"
     raise AssertionError(kind)
 
 
@@ -367,6 +370,7 @@ _KIND_WORDS = {
     "int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
     "int_list": "a list of integers, e.g. [0, 1]", "str_list": 'a list of strings, e.g. ["a", "b"]',
     "table": "a table of builder arguments",
+    "auto_bool": 'true, false or "auto"',
 }
 
 

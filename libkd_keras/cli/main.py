@@ -253,40 +253,23 @@ def _open_pipeline(args):
 # Commands
 
 
-def _cmd_train_teacher(args):
-    pipeline = _open_pipeline(args)
-    if pipeline:
-        pipeline.train_teachers(only=args.only)
+def _step_command(run_step):
+    """A handler that opens the run's pipeline and runs one of its steps: `run_step(pipeline, args)`."""
+
+    def handler(args):
+        pipeline = _open_pipeline(args)
+        if pipeline:
+            run_step(pipeline, args)
+
+    return handler
 
 
-def _cmd_precompute(args):
-    pipeline = _open_pipeline(args)
-    if pipeline:
-        pipeline.precompute(splits=args.split or ("train", "test"))
-
-
-def _cmd_distill(args):
-    pipeline = _open_pipeline(args)
-    if pipeline:
-        pipeline.distill(only=args.student)
-
-
-def _cmd_evaluate(args):
-    pipeline = _open_pipeline(args)
-    if pipeline:
-        pipeline.evaluate(only=args.student)
-
-
-def _cmd_export(args):
-    pipeline = _open_pipeline(args)
-    if pipeline:
-        pipeline.export(student=args.student)
-
-
-def _cmd_pipeline(args):
-    pipeline = _open_pipeline(args)
-    if pipeline:
-        pipeline.run_all()
+_cmd_train_teacher = _step_command(lambda pipeline, args: pipeline.train_teachers(only=args.only))
+_cmd_precompute = _step_command(lambda pipeline, args: pipeline.precompute(splits=args.split or ("train", "test")))
+_cmd_distill = _step_command(lambda pipeline, args: pipeline.distill(only=args.student))
+_cmd_evaluate = _step_command(lambda pipeline, args: pipeline.evaluate(only=args.student))
+_cmd_export = _step_command(lambda pipeline, args: pipeline.export(student=args.student))
+_cmd_pipeline = _step_command(lambda pipeline, args: pipeline.run_all())
 
 
 def _cmd_ablate(args):

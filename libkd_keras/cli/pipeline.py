@@ -21,7 +21,6 @@ Example:
 import math
 import os
 import time
-import uuid
 import warnings
 
 import keras
@@ -29,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import libkd_keras
-from libkd_keras.analysis.artifacts import read_json, write_json_atomic, write_text_atomic
+from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic, write_text_atomic
 from libkd_keras.analysis.report import write_report
 from libkd_keras.cli.config import ConfigError, student_settings, student_teachers, teacher_epochs, teacher_specs
 from libkd_keras.data import load_split
@@ -44,8 +43,8 @@ from libkd_keras.teachers.training import EpochLog
 class SetJitCompile(keras.callbacks.Callback):
     """Sets `model.jit_compile` when `fit` attaches its callbacks, before it builds its step functions.
 
-    `train_teacher` compiles with Keras' default (`"auto"`: XLA with TensorFlow), and XLA compiles
-    RedNet-26's unrolled involutions for minutes on a CPU; this applies `run.jit_compile` to it.
+    `train_teacher` compiles with Keras' default (`"auto"`: XLA with a GPU, none on a CPU); this
+    applies an explicit `run.jit_compile = true/false` to it.
     """
 
     def __init__(self, jit_compile):
@@ -82,17 +81,6 @@ def _clock():
 
 def _trainable_params(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_variables))
-
-
-def _save_model_atomic(model, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex[:8]}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _float32_copy(model):
@@ -230,12 +218,16 @@ class Pipeline:
             metadata = train_teacher(
                 _teacher_builder(family, settings[family]), train, test, str(self.folder.teachers), seed=seed,
                 recipe=recipe, verbose=self.fit_verbose, name=name,
-                callbacks=[SetJitCompile(self.config["run"]["jit_compile"]), *self.extra_callbacks("teacher", name)],
+                callbacks=[*self._jit_callback(), *self.extra_callbacks("teacher", name)],
             )
             self._done(step, f"teacher {name}", started,
                        outputs=[f"teachers/{name}.keras", f"teachers/{name}.json"],
                        summary={"top1": metadata["top1_test_accuracy"]},
                        detail=f"top-1 {100 * metadata['top1_test_accuracy']:.1f}%")
+
+    def _jit_callback(self):
+        jit = self.config["run"]["jit_compile"]
+        return [] if jit == "auto" else [SetJitCompile(jit)]
 
     def _require(self, steps, command):
         missing = [s for s in steps if not self.folder.done(s)]
@@ -248,7 +240,8 @@ class Pipeline:
     def _teacher(self, name):
         if name not in self._teacher_models:
             teacher = keras.saving.load_model(self.folder.teacher_model(name), compile=False)
-            teacher.jit_compile = self.config["run"]["jit_compile"]  # for its predict loop
+            if self.config["run"]["jit_compile"] != "auto":
+                teacher.jit_compile = self.config["run"]["jit_compile"]  # for its predict loop
             self._teacher_models[name] = teacher
         return self._teacher_models[name]
 
@@ -408,7 +401,7 @@ class Pipeline:
                       callbacks=callbacks, verbose=self.fit_verbose)
         seconds = time.perf_counter() - started[0]
         history = epoch_log.history()
-        _save_model_atomic(student, self.folder.student_model(name))
+        save_model_atomic(student, self.folder.student_model(name))
         teacher_records = [read_json(self.folder.teacher_json(t)) or {} for t in teachers]
         params = _trainable_params(student)
         record = {

@@ -19,7 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
-from libkd_keras.analysis.artifacts import RunLayout, read_json, write_json_atomic, write_text_atomic
+from libkd_keras.analysis.artifacts import RunLayout
+from libkd_keras.atomic_files import read_json, write_json_atomic, write_text_atomic
 from libkd_keras.cli.config import ConfigError, config_differences, parse_config_text, to_toml
 
 RUN_ENTRIES = {"config.toml", "steps", "teachers", "store", "students", "exports", "checkpoints", "logs",

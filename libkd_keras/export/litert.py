@@ -23,7 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from libkd_keras.export.files import check_output_path, temporary_sibling
+from libkd_keras.atomic_files import temporary_sibling
+from libkd_keras.export.files import check_output_path
 from libkd_keras.export.inputs import calibration_images
 from libkd_keras.export.metadata import build_metadata, metadata_path
 from libkd_keras.export.runtime import LiteRTModel

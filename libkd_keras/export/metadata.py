@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 import libkd_keras
-from libkd_keras.export.files import write_json_atomic
+from libkd_keras.atomic_files import write_json_atomic
 from libkd_keras.layers import PixelNormalization
 
 PIXEL_NOTE = "raw pixels 0-255 expected (RGB); the model normalises inside itself"

@@ -4,7 +4,7 @@ import datetime
 import os
 
 from libkd_keras.export.evaluate import evaluate_keras, evaluate_litert
-from libkd_keras.export.files import write_json_atomic, write_text_atomic
+from libkd_keras.atomic_files import write_json_atomic, write_text_atomic
 from libkd_keras.export.latency import compare_latency
 from libkd_keras.export.litert import QUANTIZATIONS, model_image_shape, resolve_model, to_litert
 from libkd_keras.export.metadata import record_accuracy, source_info

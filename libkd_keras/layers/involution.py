@@ -133,10 +133,14 @@ class Involution2D(keras.layers.Layer):
         return ops.reshape(x, (-1, self.out_height * s, self.out_width * s, depth))
 
     def _apply(self, source, weights, height, width, step):
-        """sum over taps t of tap_t(source) * weights[t]; weights tap-major (K*K, B, height, width, G, 1)."""
+        """sum over taps t of tap_t(source) * weights[t]; weights tap-major (K*K, B, height, width, G).
+
+        Every tensor stays at most 5-D: LiteRT's StridedSlice kernel refuses 6-D inputs.
+        """
         out = None
         for t, patch in self._taps(source, height, width, step):
-            term = ops.reshape(patch, (-1, height, width, self.groups, self.group_channels)) * weights[t]
+            tap_weights = ops.expand_dims(weights[t], -1)
+            term = ops.reshape(patch, (-1, height, width, self.groups, self.group_channels)) * tap_weights
             out = term if out is None else out + term
         return ops.reshape(out, (-1, height, width, self.groups * self.group_channels))
 
@@ -159,7 +163,7 @@ class Involution2D(keras.layers.Layer):
                 # d/dw[t]: the group sums of tap_t(x) * dy.
                 dw = ops.stack(
                     [
-                        ops.sum(ops.reshape(patch, (-1, ho, wo, g, gc)) * dy, axis=-1, keepdims=True)
+                        ops.sum(ops.reshape(patch, (-1, ho, wo, g, gc)) * dy, axis=-1)
                         for _, patch in self._taps(self._pad(x), ho, wo, self.strides)
                     ]
                 )
@@ -167,11 +171,11 @@ class Involution2D(keras.layers.Layer):
                 # stride, then padded), tap t = (i, j) of dy meets kernel K*K-1-t at that offset.
                 dy_full = self._pad(self._dilate(upstream))
                 w_full = self._pad(self._dilate(ops.reshape(w, (-1, ho, wo, g))))
-                w_full = ops.reshape(w_full, (k2, -1, *w_full.shape[1:3], g, 1))
+                w_full = ops.reshape(w_full, (k2, -1, *w_full.shape[1:3], g))
                 dx = None
                 for t, dy_tap in self._taps(dy_full, height, width, 1):
                     i, j = divmod(t, k)
-                    w_tap = w_full[k2 - 1 - t, :, i : i + height, j : j + width]
+                    w_tap = ops.expand_dims(w_full[k2 - 1 - t, :, i : i + height, j : j + width], -1)
                     term = ops.reshape(dy_tap, (-1, height, width, g, gc)) * w_tap
                     dx = term if dx is None else dx + term
                 return ops.reshape(dx, (-1, height, width, g * gc)), dw
@@ -179,7 +183,7 @@ class Involution2D(keras.layers.Layer):
             return self._apply(self._pad(x), w, ho, wo, self.strides), grad
 
         weights = ops.reshape(weights, (-1, ho, wo, g, k2))
-        return involve(inputs, ops.expand_dims(ops.transpose(weights, (4, 0, 1, 2, 3)), -1))
+        return involve(inputs, ops.transpose(weights, (4, 0, 1, 2, 3)))
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape

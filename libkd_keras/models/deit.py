@@ -1,7 +1,6 @@
 """DeiT student (Touvron et al., 2021) with an optional distillation token."""
 
 import keras
-from keras import ops
 
 from libkd_keras.layers import (
     CIFAR10_MEAN,

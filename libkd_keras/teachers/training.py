@@ -17,13 +17,13 @@ import json
 import math
 import os
 import time
-import uuid
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import libkd_keras
+from libkd_keras.atomic_files import save_model_atomic, write_json_atomic
 from libkd_keras.data import teacher_augmentation
 from libkd_keras.models import TEACHER_BUILDERS
 from libkd_keras.teachers.recipe import TeacherRecipe
@@ -53,20 +53,13 @@ class EpochLog(keras.callbacks.Callback):
         entry = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
         entry["time_s"] = time.perf_counter() - self._started
         self.epochs[epoch] = entry
-        _write_json_atomically(self.path, {str(k): v for k, v in sorted(self.epochs.items())})
+        write_json_atomic(self.path, {str(k): v for k, v in sorted(self.epochs.items())})
 
     def history(self):
         """`{metric: [value per epoch]}` over the epochs recorded so far."""
         keys = sorted({k for entry in self.epochs.values() for k in entry})
         ordered = [self.epochs[e] for e in sorted(self.epochs)]
         return {"epoch": sorted(self.epochs), **{k: [entry.get(k) for entry in ordered] for k in keys}}
-
-
-def _write_json_atomically(path, payload):
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
 
 
 def _resolve_arch(arch):
@@ -188,7 +181,7 @@ def train_teacher(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__, "tensorflow": tf.__version__},
     }
-    _write_json_atomically(meta_path, metadata)
+    write_json_atomic(meta_path, metadata)
     if os.path.exists(progress_path):
         os.remove(progress_path)
     return metadata
@@ -198,13 +191,7 @@ def _save_uncompiled(model, path):
     """Save weights + architecture without the optimizer, under a temporary name, then rename."""
     clone = type(model).from_config(model.get_config())  # clone_model would compile the clone too
     clone.set_weights(model.get_weights())
-    tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex[:8]}.tmp.keras")
-    try:
-        clone.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_model_atomic(clone, path)
 
 
 def _stored_metadata(meta_path, train_split):

@@ -25,7 +25,8 @@ def test_quick_preset_is_small_and_budget_teachers_see_more_images():
     assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8"]
     budget = resolve_config(preset="budget")
     assert budget["teachers"]["train_limit"] > budget["data"]["train_limit"] > 0
-    assert len(budget["teachers"]["resnet_seeds"]) == len(budget["teachers"]["rednet_seeds"]) == 2
+    assert len(budget["teachers"]["resnet_seeds"]) == len(budget["teachers"]["rednet_seeds"]) >= 1
+    assert [s["name"] for s in budget["students"]] == ["baseline", "ensemble", "resnet", "rednet"]
     assert budget["run"]["precision"] == "float32" and cfg.teacher_epochs(budget, "rednet") < budget["teachers"]["epochs"]
     paper = resolve_config(preset="paper-cifar10-superior")
     assert paper["student"]["epochs"] == 1000 and paper["student"]["recipe"] == "superior"
@@ -52,7 +53,7 @@ def test_student_entries_are_addressed_by_name():
 
 
 def test_teacher_sets_expand_all_families_and_names():
-    config = resolve_config(preset="budget")
+    config = resolve_config(preset="budget", overrides=["teachers.resnet_seeds=[0, 1]", "teachers.rednet_seeds=[0, 1]"])
     by_name = {s["name"]: cfg.student_teachers(config, s) for s in config["students"]}
     assert by_name["baseline"] == []
     assert by_name["ensemble"] == ["resnet26_s0", "resnet26_s1", "rednet26_s0", "rednet26_s1"]

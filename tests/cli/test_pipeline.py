@@ -10,7 +10,8 @@ from libkd_keras.cli.main import EXIT_INTERRUPTED, main
 from libkd_keras.cli.run_folder import RunFolder
 from tests.cli.conftest import TINY_CONFIG, write_image_tree
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module: the tests share the run folder of one pipeline run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quick_pipeline")]
 
 SECTIONS = ("## Teachers", "### Ensembles", "### Disagreement", "## Students", "## Training curves",
             "## Edge: LiteRT export", "## Steps")
@@ -18,26 +19,41 @@ SECTIONS = ("## Teachers", "### Ensembles", "### Disagreement", "## Students", "
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One `libkd pipeline --preset quick` on generated data with tiny models (shared by the tests below)."""
+    """One `libkd pipeline --preset quick` on generated data with tiny models, run once for the module.
+
+    Returns the run folder, the command line and what the first run printed, so every test below
+    works whichever of them runs first.
+    """
     root = tmp_path_factory.mktemp("quick")
     data = write_image_tree(root / "data")
     config = root / "tiny.toml"
     config.write_text(TINY_CONFIG)
     argv = ["pipeline", "--preset", "quick", "--config", str(config), "--dataset", str(data), "--out",
             str(root / "run")]
-    return root / "run", argv
+    out = _capture_main(argv)
+    return root / "run", argv, out
+
+
+def _capture_main(argv):
+    import contextlib
+    import io
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(argv)
+    assert code == 0, stdout.getvalue() + stderr.getvalue()
+    return stdout.getvalue()
 
 
 def _run(argv, capsys):
     code = main(argv)
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    return captured.out
 
 
-def test_pipeline_writes_every_artifact_and_the_report(quick_run, capsys):
-    run, argv = quick_run
-    out = _run(argv, capsys)
+def test_pipeline_writes_every_artifact_and_the_report(quick_run):
+    run, argv, out = quick_run
     for step in ("teacher resnet_s0", "teacher rednet_s0", "store train", "store test", "store analysis",
                  "student baseline", "student ensemble", "evaluate baseline", "evaluate ensemble",
                  "export ensemble"):
@@ -65,7 +81,7 @@ def test_pipeline_writes_every_artifact_and_the_report(quick_run, capsys):
 
 
 def test_rerun_skips_finished_steps_and_retrains_only_what_is_missing(quick_run, capsys):
-    run, argv = quick_run
+    run, argv, _ = quick_run
     teacher_files = sorted((run / "teachers").glob("*_s0.*"))
     stamps = {p: p.stat().st_mtime_ns for p in teacher_files}
     out = _run(argv, capsys)  # nothing left to do
@@ -81,7 +97,7 @@ def test_rerun_skips_finished_steps_and_retrains_only_what_is_missing(quick_run,
 
 
 def test_ablate_and_analyze_add_their_sections(quick_run, capsys):
-    run, argv = quick_run
+    run, argv, _ = quick_run
     options = argv[1:]
     out = _run(["ablate", *options, "--recipes", "baseline", "--ablation-epochs", "1"], capsys)
     assert (run / "ablation" / "ablation.md").is_file() and "[done] ablation" in out

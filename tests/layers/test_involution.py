@@ -18,7 +18,6 @@ def reference_involution(x, layer):
     span_b = keras.ops.convert_to_numpy(layer.span.bias)
     hidden = np.maximum((pooled @ reduce_w - mean) / np.sqrt(var + bn.epsilon) * gamma + beta, 0.0)
     kernels = hidden @ span_w + span_b  # (b, ho, wo, G*K*K), laid out (G, K*K)
-    groups = c // gc
     pad = (k - 1) // 2
     out = np.zeros((b, ho, wo, c))
     for n in range(b):
