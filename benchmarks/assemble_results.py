@@ -11,7 +11,8 @@ ORDER = ["models", "store", "distill", "export", "pipeline", "analysis", "cifar1
 HEADER = """# Measured results
 
 Every number below was measured on this project's development machine: 2 CPU cores (x86_64), no
-GPU, 24 GiB, Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1, on 2026-11-21. During these runs the
+GPU, 24 GiB, Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1, on 2026-11-21 (the CIFAR-10 budget run:
+2026-11-22). During most of these runs the
 machine was shared with other jobs (load average 4-9 on 2 cores), so **absolute speeds are several
 times lower than on an idle machine; the goals are ratios measured within one run**, where the load
 hits every configuration alike. Each section names the command that reproduces it; each script
