@@ -21,12 +21,17 @@ def check_classifier_args(num_classes, input_shape, stem):
     return tuple(input_shape), stem
 
 
-def conv_bn(x, filters, kernel_size, strides=1, relu=True, name=None):
+def conv_bn(x, filters, kernel_size, strides=1, relu=True, zero_gamma=False, name=None):
+    """Conv (no bias) + BatchNorm (+ ReLU). `zero_gamma` starts the BatchNorm scale at 0: the last
+    BatchNorm of a residual branch, so that each block starts as the identity (mmcls'
+    `zero_init_residual=True`, which the RedNet and ResNet teachers of the paper were trained with)."""
     x = keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False,
         kernel_initializer="he_normal", name=f"{name}_conv",
     )(x)
-    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn"
+    )(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

@@ -6,7 +6,7 @@ from libkd_keras.layers import Involution2D
 from libkd_keras.models._common import check_classifier_args, classifier_head, conv_bn, model_input
 
 
-def involution_bottleneck(x, mid, strides, expansion, name):
+def involution_bottleneck(x, mid, strides, expansion, zero_init_residual, name):
     out_channels = mid * expansion
     shortcut = x
     if strides != 1 or x.shape[-1] != out_channels:
@@ -15,7 +15,7 @@ def involution_bottleneck(x, mid, strides, expansion, name):
     x = Involution2D(kernel_size=7, strides=strides, group_channels=16, reduction_ratio=4, name=f"{name}_involution")(x)
     x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_2_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_2_relu")(x)
-    x = conv_bn(x, out_channels, 1, 1, relu=False, name=f"{name}_3")
+    x = conv_bn(x, out_channels, 1, 1, relu=False, zero_gamma=zero_init_residual, name=f"{name}_3")
     x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
@@ -32,9 +32,16 @@ def rednet(
     stem=None,
     mean=None,
     std=None,
+    zero_init_residual=True,
     name="rednet",
 ):
-    """An involution ResNet (RedNet) returning logits; inputs are raw pixels in [0, 255]."""
+    """An involution ResNet (RedNet) returning logits; inputs are raw pixels in [0, 255].
+
+    `zero_init_residual` starts the last BatchNorm scale of every bottleneck at 0 (as the
+    reference RedNet does): early in training, when BatchNorm's moving statistics are still far
+    from the batch ones, the product of the input with its generated kernel can otherwise grow
+    block after block until inference logits overflow.
+    """
     input_shape, stem = check_classifier_args(num_classes, input_shape, stem)
     inputs, x = model_input(input_shape, mean, std)
     x = conv_bn(x, stem_channels // 2, 3, 1 if stem == "cifar" else 2, name="stem_1")
@@ -47,12 +54,16 @@ def rednet(
     for s, (n, stride) in enumerate(zip(blocks, strides), start=1):
         mid = base_channels * 2 ** (s - 1)
         for b in range(1, n + 1):
-            x = involution_bottleneck(x, mid, stride if b == 1 else 1, expansion, name=f"stage{s}_block{b}")
+            x = involution_bottleneck(
+                x, mid, stride if b == 1 else 1, expansion, zero_init_residual, name=f"stage{s}_block{b}"
+            )
     outputs = classifier_head(x, num_classes, include_top)
     return keras.Model(inputs, outputs, name=name)
 
 
-def rednet26(num_classes=10, input_shape=(32, 32, 3), include_top=True, stem=None, mean=None, std=None):
+def rednet26(
+    num_classes=10, input_shape=(32, 32, 3), include_top=True, stem=None, mean=None, std=None, zero_init_residual=True
+):
     """RedNet-26 (LIB-KD Table 2): 7,184,166 trainable parameters without the head.
 
     Stem: 3x3 conv to 32, 3x3 involution, BatchNorm, ReLU, 3x3 conv to 64. `stem=None` picks
@@ -65,5 +76,6 @@ def rednet26(num_classes=10, input_shape=(32, 32, 3), include_top=True, stem=Non
     (1, 10)
     """
     return rednet(
-        (1, 2, 4, 1), 64, 64, 4, (1, 2, 2, 2), num_classes, input_shape, include_top, stem, mean, std, name="rednet26"
+        (1, 2, 4, 1), 64, 64, 4, (1, 2, 2, 2), num_classes, input_shape, include_top, stem, mean, std,
+        zero_init_residual, name="rednet26",
     )

@@ -5,12 +5,12 @@ import keras
 from libkd_keras.models._common import check_classifier_args, classifier_head, conv_bn, model_input
 
 
-def basic_block(x, filters, strides, name):
+def basic_block(x, filters, strides, zero_init_residual, name):
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = conv_bn(x, filters, 1, strides, relu=False, name=f"{name}_shortcut")
     x = conv_bn(x, filters, 3, strides, name=f"{name}_1")
-    x = conv_bn(x, filters, 3, 1, relu=False, name=f"{name}_2")
+    x = conv_bn(x, filters, 3, 1, relu=False, zero_gamma=zero_init_residual, name=f"{name}_2")
     x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
@@ -24,9 +24,14 @@ def resnet(
     stem=None,
     mean=None,
     std=None,
+    zero_init_residual=True,
     name="resnet",
 ):
-    """A basic-block ResNet returning logits; inputs are raw pixels in [0, 255]."""
+    """A basic-block ResNet returning logits; inputs are raw pixels in [0, 255].
+
+    `zero_init_residual` starts the last BatchNorm scale of every block at 0, so each block starts
+    as the identity (mmcls' default, with which the paper's teachers were trained).
+    """
     input_shape, stem = check_classifier_args(num_classes, input_shape, stem)
     inputs, x = model_input(input_shape, mean, std)
     if stem == "cifar":
@@ -36,12 +41,14 @@ def resnet(
         x = keras.layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
     for s, (n, width) in enumerate(zip(blocks, widths), start=1):
         for b in range(1, n + 1):
-            x = basic_block(x, width, 2 if (b == 1 and s > 1) else 1, name=f"stage{s}_block{b}")
+            x = basic_block(x, width, 2 if (b == 1 and s > 1) else 1, zero_init_residual, name=f"stage{s}_block{b}")
     outputs = classifier_head(x, num_classes, include_top)
     return keras.Model(inputs, outputs, name=name)
 
 
-def resnet26(num_classes=10, input_shape=(32, 32, 3), include_top=True, stem=None, mean=None, std=None):
+def resnet26(
+    num_classes=10, input_shape=(32, 32, 3), include_top=True, stem=None, mean=None, std=None, zero_init_residual=True
+):
     """ResNet-26 (LIB-KD Table 3): 8,740,682 trainable parameters with a 10-class head.
 
     `stem=None` picks the CIFAR stem (3x3 conv, stride 1, no pooling) for inputs up to 64x64
@@ -53,5 +60,6 @@ def resnet26(num_classes=10, input_shape=(32, 32, 3), include_top=True, stem=Non
     (1, 10)
     """
     return resnet(
-        (1, 2, 4, 1), (64, 128, 256, 512), num_classes, input_shape, include_top, stem, mean, std, name="resnet26"
+        (1, 2, 4, 1), (64, 128, 256, 512), num_classes, input_shape, include_top, stem, mean, std,
+        zero_init_residual, name="resnet26",
     )

@@ -40,6 +40,21 @@ def test_stem_variants(size, stem, expected_hw):
     assert model.get_layer("stage4_block1_out").output.shape[1] == expected_hw
 
 
+@pytest.mark.parametrize("build,last_bn", [(resnet26, "_2_bn"), (rednet26, "_3_bn")])
+def test_residual_branches_start_at_zero_as_in_the_reference_teachers(rng, build, last_bn):
+    # Without it, a RedNet-26 trained for a few steps produced NaN logits in inference (CI run).
+    model = build()
+    last = [layer for layer in model.layers if layer.name.startswith("stage") and layer.name.endswith(last_bn)]
+    assert len(last) == 8 and all(np.all(layer.gamma.numpy() == 0) for layer in last)
+    assert np.all(model.get_layer("stage1_block1_1_bn").gamma.numpy() == 1)
+    # each block then passes on relu(shortcut): with an identity shortcut, the input itself
+    probe = keras.Model(model.input, [model.get_layer("stage3_block1_out").output, model.get_layer("stage3_block2_out").output])
+    before, after = probe(rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"), training=False)
+    np.testing.assert_allclose(after.numpy(), before.numpy(), atol=1e-6)
+    plain = build(zero_init_residual=False)
+    assert all(np.all(plain.get_layer(layer.name).gamma.numpy() == 1) for layer in last)
+
+
 def test_deit_training_returns_both_heads_inference_their_mean(rng):
     model = tiny_deit()
     x = rng.uniform(0, 255, (3, 16, 16, 3)).astype("float32")
