@@ -11,11 +11,11 @@ ORDER = ["models", "store", "distill", "export", "pipeline", "analysis", "cifar1
 HEADER = """# Measured results
 
 Every number below was measured on this project's development machine: 2 CPU cores (x86_64), no
-GPU, 24 GiB, Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1, on 2026-11-21 (the CIFAR-10 budget run:
-2026-11-22). During most of these runs the
-machine was shared with other jobs (load average 4-9 on 2 cores), so **absolute speeds are several
-times lower than on an idle machine; the goals are ratios measured within one run**, where the load
-hits every configuration alike. Each section names the command that reproduces it; each script
+GPU, 24 GiB, Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1, on 2026-11-21 and 2026-11-22 (each
+section gives its date). During the 2026-11-21 runs the machine was shared with other jobs (load
+average 4-9 on 2 cores), so **their absolute speeds are several times lower than on an idle machine;
+the goals are ratios measured within one run**, where the load hits every configuration alike. The
+store and main-job sections were rerun on the idle machine on 2026-11-22. Each section names the command that reproduces it; each script
 writes its own section into `benchmarks/results/`, and `python benchmarks/assemble_results.py`
 rebuilds this file.
 

@@ -148,8 +148,9 @@ def main():
         "",
         f"Command: `python benchmarks/bench_store.py --out benchmarks/results/store.md` "
         f"(precompute {n} images, {args.rounds} alternating rounds, best of each; read {len(train)} images, "
-        f"{args.read_epochs} epochs). Machine: 2-core CPU, no GPU, shared with other engineers' jobs "
-        f"(so absolute numbers are noisy; the ratios are measured in the same run). Date: 2026-11-21. "
+        f"{args.read_epochs} epochs). Machine: {os.cpu_count()}-core CPU, no GPU, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (other jobs make absolute numbers noisy; the ratios are "
+        f"measured in the same run). Date: {datetime.date.today().isoformat()}. "
         f"Images: {source}. Total run time {total:.0f} s. Python {platform.python_version()}, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}.",
         "",
