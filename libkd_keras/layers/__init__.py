@@ -1,7 +1,12 @@
 """Building blocks of the teachers and the student (keras.ops only, LiteRT builtin ops)."""
 
 from libkd_keras.layers.involution import Involution2D
-from libkd_keras.layers.normalization import CIFAR10_MEAN, CIFAR10_STD, PixelNormalization
+from libkd_keras.layers.normalization import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    LayerNormalization,
+    PixelNormalization,
+)
 from libkd_keras.layers.vit import ClassDistTokens, DropPath, PatchEmbedding, TransformerBlock
 
 __all__ = [
@@ -10,6 +15,7 @@ __all__ = [
     "ClassDistTokens",
     "DropPath",
     "Involution2D",
+    "LayerNormalization",
     "PatchEmbedding",
     "PixelNormalization",
     "TransformerBlock",

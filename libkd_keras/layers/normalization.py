@@ -1,4 +1,4 @@
-"""Per-channel pixel normalisation inside the model (see docs/DESIGN.md, "Pixels")."""
+"""Normalisation layers: raw pixels inside the model (docs/DESIGN.md, "Pixels"), and the student's LayerNorm."""
 
 import keras
 from keras import ops
@@ -51,3 +51,37 @@ class PixelNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
+
+
+@keras.saving.register_keras_serializable(package="libkd_keras")
+class LayerNormalization(keras.layers.LayerNormalization):
+    """`keras.layers.LayerNormalization` computed as `(x - mean) * (gamma / sqrt(var + eps)) + beta`.
+
+    A drop-in subclass: same arguments, weights and outputs as the Keras layer, and the same
+    name, so `.keras` files saved with the Keras layer load into models built with this one. Keras writes the shift as
+    `-mean * inv + beta`; LiteRT has no int8 kernel for that negation, so a full-integer
+    export kept one float island (quantize, NEG, dequantize) per normalisation. This form maps to
+    MEAN, SQUARED_DIFFERENCE, RSQRT, SUB, MUL and ADD, all with int8 kernels: int8 files stay
+    integer end to end, as integer-only accelerators need. RMS scaling, a normalised axis other
+    than the last, or `center=False` / `scale=False` fall back to the Keras computation.
+
+    Example:
+    >>> x = keras.random.normal((2, 5, 8))
+    >>> ours = LayerNormalization(epsilon=1e-6)  # libkd_keras.layers.LayerNormalization
+    >>> theirs = keras.layers.LayerNormalization(epsilon=1e-6)
+    >>> bool(keras.ops.all(keras.ops.abs(ours(x) - theirs(x)) < 1e-5))
+    True
+    """
+
+    def _last_axis_only(self, ndim):
+        axes = self.axis if isinstance(self.axis, (list, tuple)) else [self.axis]
+        return [a % ndim for a in axes] == [ndim - 1]
+
+    def call(self, inputs):
+        if self.rms_scaling or self.gamma is None or self.beta is None or not self._last_axis_only(len(inputs.shape)):
+            return super().call(inputs)
+        x = ops.cast(inputs, "float32")  # at least float32 for the statistics, as Keras does
+        mean, variance = ops.moments(x, axes=[-1], keepdims=True)
+        scale = ops.rsqrt(variance + self.epsilon) * ops.cast(self.gamma, x.dtype)
+        outputs = (x - mean) * scale + ops.cast(self.beta, x.dtype)
+        return ops.cast(outputs, self.compute_dtype)

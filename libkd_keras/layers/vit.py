@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from libkd_keras.layers.normalization import LayerNormalization
+
 
 def _check_rate(name, value):
     if not 0.0 <= float(value) < 1.0:
@@ -163,10 +165,10 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.head_dim = dim // num_heads
         dense = dict(kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), dtype=self.dtype_policy)
-        self.norm1 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="norm1")
+        self.norm1 = LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="norm1")
         self.qkv = keras.layers.Dense(3 * dim, use_bias=self.qkv_bias, name="qkv", **dense)
         self.proj = keras.layers.Dense(dim, name="proj", **dense)
-        self.norm2 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="norm2")
+        self.norm2 = LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="norm2")
         self.fc1 = keras.layers.Dense(int(dim * mlp_ratio), name="fc1", **dense)
         self.fc2 = keras.layers.Dense(dim, name="fc2", **dense)
         self.drop_path = DropPath(self.drop_path_rate, dtype=self.dtype_policy, name="drop_path")

@@ -6,6 +6,7 @@ from libkd_keras.layers import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     ClassDistTokens,
+    LayerNormalization,
     PatchEmbedding,
     PixelNormalization,
     TransformerBlock,
@@ -89,7 +90,7 @@ class DeiT(keras.Model):
             TransformerBlock(dim, num_heads, mlp_ratio, qkv_bias, rate, layer_norm_epsilon, name=f"block{i}")
             for i, rate in enumerate(rates)
         ]
-        self.norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="norm")
+        self.norm = LayerNormalization(epsilon=layer_norm_epsilon, name="norm")
         head = dict(kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), dtype="float32")
         self.head = keras.layers.Dense(num_classes, name="head", **head)
         self.head_dist = keras.layers.Dense(num_classes, name="head_dist", **head) if self.distillation else None

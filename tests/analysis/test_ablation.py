@@ -76,11 +76,13 @@ def test_table4_sets_from_stored_names():
     names = ["rednet26_s0", "resnet26_s1", "resnet26_s0"]
     assert teacher_families(names) == {"resnet": ["resnet26_s0", "resnet26_s1"], "rednet": ["rednet26_s0"]}
     experiments = table4_experiments(names)
-    assert len(experiments) == 18  # 9 teacher sets x (baseline, superior)
+    assert len(experiments) == 20  # 10 teacher sets (the paper's 9 and 1 RedNet + 1 ResNet) x 2 recipes
     by_name = {e.name: e for e in experiments}
     assert by_name["baseline"].distillation == "none" and by_name["baseline"].teachers == ()
     assert by_name["t4-2-resnets-1-rednet"].teachers == ("resnet26_s0", "resnet26_s1", "rednet26_s0")
     assert by_name["t4-single-rednet-superior"].recipe == "superior"
+    assert by_name["t4-1-rednet-1-resnet"].teachers == ("resnet26_s0", "rednet26_s0")
+    assert by_name["t4-1-rednet-1-resnet"].teacher_set == describe_teacher_set(("resnet26_s0", "rednet26_s0"))
     skipped = {e.name: e.skip for e in experiments if e.skip and e.recipe == "baseline"}
     assert sorted(skipped) == ["t4-2-rednets-1-resnet", "t4-3-rednets", "t4-3-resnets", "t4-4-resnets"]
     assert skipped["t4-3-rednets"] == "needs 3 RedNets (the store has 1: rednet26_s0)"

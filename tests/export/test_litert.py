@@ -59,6 +59,13 @@ def test_involution_is_builtin_and_fully_integer(exported):
     assert meta["float_ops"] == []
 
 
+def test_deit_int8_is_fully_integer(exported):
+    """LayerNormalization has no NEG (Keras' LayerNorm has, and it has no int8 kernel)."""
+    meta = exported["deit", "int8"]
+    assert {"MEAN", "RSQRT", "SUB", "BATCH_MATMUL", "SOFTMAX", "GELU"} <= set(meta["op_types"])
+    assert "NEG" not in meta["op_types"] and meta["float_ops"] == []
+
+
 @pytest.mark.parametrize("key, quantization", [v for v in variants(*MODELS) if v.values[1] != "float32"])
 def test_size_shrinks_with_quantization(exported, key, quantization):
     ratio = os.path.getsize(exported[key, quantization]["path"]) / os.path.getsize(exported[key, "float32"]["path"])

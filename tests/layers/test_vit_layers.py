@@ -2,7 +2,14 @@ import keras
 import numpy as np
 import pytest
 
-from libkd_keras.layers import ClassDistTokens, DropPath, PatchEmbedding, PixelNormalization, TransformerBlock
+from libkd_keras.layers import (
+    ClassDistTokens,
+    DropPath,
+    LayerNormalization,
+    PatchEmbedding,
+    PixelNormalization,
+    TransformerBlock,
+)
 
 
 def test_patch_embedding_rejects_indivisible_image():
@@ -44,3 +51,34 @@ def test_pixel_normalization_maps_mean_to_zero():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), 0.0, atol=1e-6)
     with pytest.raises(ValueError, match="std"):
         PixelNormalization(std=(0.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_centered_layer_norm_equals_keras_layer_norm(policy):
+    rng = np.random.default_rng(0)
+    x = (3.0 + 2.0 * rng.standard_normal((2, 7, 16))).astype("float32")
+    ours = LayerNormalization(epsilon=1e-6, dtype=policy)
+    theirs = keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    weights = [rng.standard_normal(16).astype("float32") for _ in range(2)]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    got, want = (keras.ops.convert_to_numpy(keras.ops.cast(layer(x), "float32")) for layer in (ours, theirs))
+    assert got.dtype == want.dtype and ours(x).dtype == theirs(x).dtype
+    np.testing.assert_allclose(got, want, atol=1e-4 if policy == "float32" else 5e-2)
+
+
+def test_centered_layer_norm_round_trips_and_falls_back_for_other_axes(tmp_path):
+    inputs = keras.Input((4, 6))
+    model = keras.Model(inputs, LayerNormalization(axis=1, name="ln")(inputs))
+    x = np.random.default_rng(1).standard_normal((3, 4, 6)).astype("float32")
+    model.get_layer("ln").set_weights([np.full(4, 2.0, "float32"), np.full(4, 0.5, "float32")])
+    reference = keras.layers.LayerNormalization(axis=1)
+    reference.build(x.shape)
+    reference.set_weights(model.get_layer("ln").get_weights())
+    np.testing.assert_allclose(model.predict(x, verbose=0), keras.ops.convert_to_numpy(reference(x)), atol=1e-5)
+    model.save(tmp_path / "ln.keras")
+    loaded = keras.saving.load_model(tmp_path / "ln.keras")
+    assert type(loaded.get_layer("ln")) is LayerNormalization and loaded.get_layer("ln").axis == [1]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -92,6 +92,23 @@ def test_keras_file_round_trip(tmp_path, rng, family):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
 
+def test_deit_saved_with_keras_layer_norm_still_loads(tmp_path, rng, monkeypatch):
+    """Students saved before DeiT used libkd_keras' LayerNormalization (int8-friendly) load unchanged."""
+    import libkd_keras.layers.vit as vit
+    import libkd_keras.models.deit as deit
+
+    with monkeypatch.context() as patch:
+        patch.setattr(vit, "LayerNormalization", keras.layers.LayerNormalization)
+        patch.setattr(deit, "LayerNormalization", keras.layers.LayerNormalization)
+        old = tiny_deit()
+        assert type(old.norm) is keras.layers.LayerNormalization
+        old.save(tmp_path / "old.keras")
+    loaded = keras.saving.load_model(tmp_path / "old.keras")
+    assert type(loaded.norm) is not keras.layers.LayerNormalization  # the int8-friendly subclass
+    x = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), old.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
 def test_one_epoch_lowers_the_loss(rng, family):
     keras.utils.set_random_seed(0)
