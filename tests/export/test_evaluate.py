@@ -6,6 +6,9 @@ import tensorflow as tf
 
 from libkd_keras.export import LiteRTModel, evaluate_keras, evaluate_litert, read_metadata, record_accuracy
 
+# One worker builds the session fixtures (tiny models and their exports) for every export test.
+pytestmark = pytest.mark.xdist_group("export_fixtures")
+
 
 def expected_topk(logits, labels):
     ranked = np.argsort(-logits, axis=1)

@@ -6,6 +6,9 @@ import pytest
 
 from libkd_keras.export import benchmark_litert, compare_latency
 
+# One worker builds the session fixtures (tiny models and their exports) for every export test.
+pytestmark = pytest.mark.xdist_group("export_fixtures")
+
 
 def test_benchmark_numbers(exported):
     path = exported["deit", "int8"]["path"]

@@ -11,6 +11,9 @@ from conftest import CLASS_NAMES, EXPORT_OPTIONS, IMAGE_SIZE, NUM_CLASSES, varia
 from libkd_keras.export import LiteRTModel, UnsupportedOpsError, read_metadata, to_litert
 from libkd_keras.layers import CIFAR10_MEAN, CIFAR10_STD
 
+# One worker builds the session fixtures (tiny models and their exports) for every export test.
+pytestmark = pytest.mark.xdist_group("export_fixtures")
+
 MODELS = ("deit", "rednet")
 
 

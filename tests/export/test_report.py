@@ -8,6 +8,9 @@ from conftest import CLASS_NAMES
 
 from libkd_keras.export import export_report, read_metadata
 
+# One worker builds the session fixtures (tiny models and their exports) for every export test.
+pytestmark = pytest.mark.xdist_group("export_fixtures")
+
 
 def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
     out = tmp_path / "report"
