@@ -24,7 +24,7 @@ def check_classifier_args(num_classes, input_shape, stem):
 def conv_bn(x, filters, kernel_size, strides=1, relu=True, zero_gamma=False, name=None):
     """Conv (no bias) + BatchNorm (+ ReLU). `zero_gamma` starts the BatchNorm scale at 0: the last
     BatchNorm of a residual branch, so that each block starts as the identity (mmcls'
-    `zero_init_residual=True`, which the RedNet and ResNet teachers of the paper were trained with)."""
+    `zero_init_residual=True`; RedNet's default, an option of ResNet)."""
     x = keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False,
         kernel_initializer="he_normal", name=f"{name}_conv",

@@ -20,7 +20,12 @@ DEIT_VARIANTS = {
 
 
 def _image_size(image_size):
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if isinstance(image_size, int):
+        size = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list)):
+        size = tuple(image_size)
+    else:  # None included: DeiT's position embedding needs a static size
+        size = ()
     if len(size) != 2 or any(not isinstance(s, int) or s <= 0 for s in size):
         raise ValueError(f"`image_size` must be a positive int or (height, width); got {image_size!r}.")
     return size
