@@ -24,7 +24,7 @@ from libkd_keras.atomic_files import read_json, write_json_atomic, write_text_at
 from libkd_keras.cli.config import ConfigError, config_differences, parse_config_text, to_toml
 
 RUN_ENTRIES = {"config.toml", "steps", "teachers", "store", "students", "exports", "checkpoints", "logs",
-               "plots", "report.md"}
+               "plots", "report.md", "ablation", "cka"}
 
 
 class RunFolder(RunLayout):
@@ -42,8 +42,7 @@ class RunFolder(RunLayout):
         stored = load_run_config(root)
         if stored is not None:
             differences = config_differences(stored, config)
-            finished = any((root / "steps").glob("*.json"))
-            if differences and not overwrite and finished:
+            if differences and not overwrite and _holds_work(root):
                 raise ConfigError(
                     f"Output folder {str(root)!r} holds a different run (its config.toml differs: "
                     + "; ".join(differences[:8]) + ("; ..." if len(differences) > 8 else "")
@@ -102,6 +101,11 @@ def load_run_config(root):
     if not path.is_file():
         return None
     return parse_config_text(path.read_text(encoding="utf-8"), f"{str(path)!r}")
+
+
+def _holds_work(root):
+    """Whether a run folder holds anything beyond its config: finished steps, checkpoints, logs."""
+    return any(p.is_file() and p.name != "config.toml" for p in Path(root).rglob("*"))
 
 
 def _delete_run(root):

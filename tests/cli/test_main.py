@@ -98,10 +98,24 @@ def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path, tiny
     _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--overwrite", "--dataset",
           str(tmp_path / "x")], capsys, "does not exist")
     assert not (run / "steps").exists() and "epochs = 1" in (run / "config.toml").read_text()
-    # A run that finished no step (it stopped at a data error) is replaced without --overwrite.
+    # A run that wrote nothing but its config (it stopped at a data error) is replaced without --overwrite.
     _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "2", "--dataset",
           str(tmp_path / "y")], capsys, "does not exist")
     assert "epochs = 2" in (run / "config.toml").read_text()
+    # A teacher still training (a checkpoint, no finished step) is work: refused without --overwrite.
+    backup = run / "checkpoints" / "teacher_resnet26_s0"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text("{}")
+    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "3", "--dataset",
+          str(tmp_path / "y")], capsys, "holds a different run", "--overwrite")
+    assert backup.exists() and "epochs = 2" in (run / "config.toml").read_text()
+    # --overwrite deletes every entry libkd writes, the analyses too (no stale report sections).
+    for entry in ("ablation", "cka"):
+        (run / entry).mkdir()
+        (run / entry / "section.md").write_text("old run")
+    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "3", "--overwrite",
+          "--dataset", str(tmp_path / "y")], capsys, "does not exist")
+    assert not any((run / e).exists() for e in ("checkpoints", "ablation", "cka"))
 
 
 def test_mixed_image_sizes_are_resized_with_one_notice(tmp_path, tiny_config, capsys):
