@@ -12,3 +12,14 @@ CIFAR_TARBALL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "d
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def float32_wherever_precision_is_auto(monkeypatch):
+    """Tests compute the same numbers on every machine: "auto" precision means float32 here
+    (it would pick mixed_bfloat16 on AMX CPUs); tests/test_precision.py checks the real choice."""
+    from libkd_keras import precision
+
+    real = precision.fast_bfloat16
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda: False)
+    return real

@@ -107,8 +107,9 @@ def _run_options():
                           help="epochs of each student (default: student.epochs)")
     training.add_argument("--batch-size", type=int, metavar="N",
                           help="batch size of teachers and students (default: 128 in every preset)")
-    training.add_argument("--precision", choices=("float32", "mixed_bfloat16"),
-                          help="compute precision (default: run.precision)")
+    training.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"),
+                          help="compute precision; auto = mixed_bfloat16 where the CPU/GPU has bf16 units "
+                               "(default: run.precision)")
     training.add_argument("--seed", type=int, metavar="N", help="run seed (default: run.seed, 0)")
     output = parent.add_argument_group("output")
     output.add_argument("--out", metavar="DIR",

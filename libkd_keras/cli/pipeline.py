@@ -36,6 +36,7 @@ from libkd_keras.distill import RECIPES, make_student
 from libkd_keras.export import export_report
 from libkd_keras.models import DEIT_VARIANTS, STUDENT_BUILDERS, DeiT, rednet, resnet
 from libkd_keras.store import TeacherStore, analyses, precompute
+from libkd_keras.precision import resolve_precision
 from libkd_keras.teachers import TeacherRecipe, train_teacher
 from libkd_keras.teachers.training import EpochLog
 
@@ -212,7 +213,7 @@ class Pipeline:
                 label_smoothing=settings["label_smoothing"], warmup_epochs=min(settings["warmup_epochs"], epochs - 1),
                 augment=settings["augment"],
             )
-            keras.mixed_precision.set_dtype_policy(self.config["run"]["precision"])
+            keras.mixed_precision.set_dtype_policy(resolve_precision(self.config["run"]["precision"]))
             self.say(f"[....] teacher {name}: {recipe.epochs} epochs on {len(train):,} images")
             started = _clock()
             metadata = train_teacher(
@@ -272,7 +273,7 @@ class Pipeline:
                 store = self.config["store"]
                 precompute({n: self._teacher(n) for n in missing}, split, str(path), dtype=store["dtype"],
                            include_images=store["include_images"], batch_size=store["batch_size"],
-                           teacher_metadata=metadata)
+                           teacher_metadata=metadata, verbose=self.fit_verbose)
             self._done(step, f"store {which}", started, outputs=[f"store/{which}/manifest.json"],
                        detail=f"{len(names)} teachers x {len(split):,} images")
         if "test" in splits:
@@ -512,6 +513,7 @@ class Pipeline:
             model, str(out_dir), test, representative_data=train.images[: settings["representative_images"]],
             quantizations=settings["quantizations"], name=name, class_names=list(test.class_names),
             threads=(settings["threads"],), runs=settings["latency_runs"], dataset_name=self.config["data"]["dataset"],
+            log=lambda line: self.say(f"       export {name} {line}"),
         )
         files = [f"exports/{name}/{row['file']}" for row in rows if row.get("file")]
         best = {row["variant"]: row for row in rows}

@@ -33,8 +33,8 @@ from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.distiller import Distiller
 from libkd_keras.distill.losses import check_distillation_args
 from libkd_keras.models import DeiT, STUDENT_BUILDERS
+from libkd_keras.precision import resolve_precision
 
-PRECISIONS = ("float32", "mixed_bfloat16")
 # timm's AdamW excludes 1-D parameters and these from weight decay; matched on variable names.
 NO_WEIGHT_DECAY = ["bias", "gamma", "beta", "cls_token", "dist_token", "position_embedding"]
 
@@ -52,7 +52,7 @@ class StudentRecipe:
     warmup_learning_rate: float = 1e-6
     min_learning_rate: float = 1e-5
     drop_path_rate: float = 0.1
-    precision: str = "float32"
+    precision: str = "float32"  # or "mixed_bfloat16", or "auto" (resolved at construction: precision.py)
     # loss
     distillation: str = "hard"
     alpha: float = 0.5
@@ -71,8 +71,7 @@ class StudentRecipe:
     repeats: int = 1
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"`precision` must be one of {PRECISIONS}; got {self.precision!r}.")
+        object.__setattr__(self, "precision", resolve_precision(self.precision))
         check_distillation_args(self.alpha, self.distillation, self.temperature, self.label_smoothing)
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
             raise ValueError(f"`batch_size` must be a positive integer; got {self.batch_size!r}.")

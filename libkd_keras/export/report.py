@@ -16,14 +16,15 @@ def _ratio(value, reference):
 
 def export_report(model, out_dir, test_data, representative_data=None, quantizations=QUANTIZATIONS, *,
                   name=None, class_names=None, int8_io_dtype=None, batch_size=1, threads=(1, 2), runs=100,
-                  warmup=10, eval_batch_size=64, dataset_name=None):
+                  warmup=10, eval_batch_size=64, dataset_name=None, log=None):
     """Exports `model` in each of `quantizations` to `out_dir` and measures every file.
 
     For each variant: file size (MB), batch-1 latency (median and p90 ms, interleaved with the
     other variants, for each entry of `threads`), top-1/top-5 with the LiteRT interpreter, and the
     drop in points against the Keras float model on the same `test_data`. Writes
     `export_report.md` (a Markdown table) and `export_report.json` to `out_dir` and returns the
-    rows; the first row is the Keras model itself.
+    rows; the first row is the Keras model itself. `log` (e.g. `print`) gets one line per
+    finished variant and before the latency runs.
 
     Example:
     >>> rows = export_report(student, "exports/", (x_test, y_test), representative_data=x_train[:500])
@@ -35,6 +36,7 @@ def export_report(model, out_dir, test_data, representative_data=None, quantizat
     if "int8" in quantizations and representative_data is None:
         raise ValueError("the int8 variant needs `representative_data` (a few hundred raw-pixel training images).")
     threads = (threads,) if isinstance(threads, int) else tuple(threads)
+    log = log or (lambda line: None)
     model, exported_from = resolve_model(model)
     image_shape = model_image_shape(model)
     name = name or model.name
@@ -53,7 +55,10 @@ def export_report(model, out_dir, test_data, representative_data=None, quantizat
         rows.append({"variant": quantization, "file": os.path.basename(path),
                      "size_mb": os.path.getsize(path) / 1e6, **metrics})
         paths.append(path)
+        log(f"[{len(paths)}/{len(quantizations)}] {quantization}: {rows[-1]['size_mb']:.2f} MB, "
+            f"top-1 {100 * metrics['top1']:.1f}% on {metrics['n']:,} images")
 
+    log(f"latency: {runs} batch-{batch_size} runs per variant after {warmup} warm-up, threads {list(threads)}")
     latency = {t: compare_latency(paths, threads=t, runs=runs, warmup=warmup) for t in threads}
     reference = rows[1 + list(quantizations).index("float32")] if "float32" in quantizations else None
     for i, row in enumerate(rows[1:]):

@@ -29,6 +29,7 @@ def precompute(
     shard_size=DEFAULT_SHARD_SIZE,
     teacher_metadata=None,
     overwrite=False,
+    verbose=0,
 ):
     """Run each teacher once (`predict`, `training=False`) over `split`; store logits, labels, ids (+ images).
 
@@ -42,6 +43,7 @@ def precompute(
         include_images: store PNG images so the store alone can feed training.
         shard_size: examples per TFRecord shard.
         teacher_metadata: optional `{name: dict}` (e.g. `train_teacher`'s metadata) kept in the manifest.
+        verbose: `predict`'s progress bar for each teacher's pass (0: none, "auto"/1: a progbar).
 
     A new store is written under `<path>.incomplete-<token>` and renamed to `path` at the end, so an
     interrupted run leaves nothing that opens as a store.
@@ -59,7 +61,8 @@ def precompute(
     if os.path.isfile(os.path.join(path, MANIFEST_FILE)):
         store = TeacherStore.open(path, expect=split)
         return store.add_teachers(
-            teachers, split, dtype=dtype, batch_size=batch_size, teacher_metadata=teacher_metadata, overwrite=overwrite
+            teachers, split, dtype=dtype, batch_size=batch_size, teacher_metadata=teacher_metadata, overwrite=overwrite,
+            verbose=verbose,
         )
     metadata = check_teachers(teachers, teacher_metadata, dtype)
     if not isinstance(shard_size, int) or shard_size < 1:
@@ -76,7 +79,7 @@ def precompute(
     try:
         entries = {}
         for name, model in teachers.items():
-            logits = teacher_logits(name, model, images, split.num_classes, batch_size, dtype)
+            logits = teacher_logits(name, model, images, split.num_classes, batch_size, dtype, verbose)
             entries[name] = write_teacher_shards(tmp, name, ids, logits, bounds, dtype, metadata.get(name, {}))
         examples = write_example_shards(tmp, ids, labels, images if include_images else None, bounds)
         write_manifest(tmp, {

@@ -307,7 +307,8 @@ class TeacherStore:
 
     # ---------------------------------------------------------------------------------- writing
     def add_teachers(
-        self, teachers, split=None, *, dtype="float16", batch_size=256, teacher_metadata=None, overwrite=False
+        self, teachers, split=None, *, dtype="float16", batch_size=256, teacher_metadata=None, overwrite=False,
+        verbose=0,
     ):
         """Run only the given teachers over the stored data and add their logits; others are untouched.
 
@@ -336,7 +337,7 @@ class TeacherStore:
         written = []
         try:
             for name, model in teachers.items():
-                logits = teacher_logits(name, model, images, self.num_classes, batch_size, dtype)
+                logits = teacher_logits(name, model, images, self.num_classes, batch_size, dtype, verbose)
                 entry = write_teacher_shards(self.path, name, self.ids, logits, bounds, dtype, metadata.get(name, {}))
                 written.append(os.path.dirname(entry["shards"][0]["file"]))
                 manifest["teachers"][name] = entry

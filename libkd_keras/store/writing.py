@@ -46,14 +46,14 @@ def check_teachers(teachers, teacher_metadata, dtype):
     return metadata
 
 
-def teacher_logits(name, model, images, num_classes, batch_size, dtype):
+def teacher_logits(name, model, images, num_classes, batch_size, dtype, verbose=0):
     """Run `model` once over `images` (uint8, store order) with `predict`; refuse non-finite logits.
 
     Returns float32 `(N, num_classes)` holding exactly the values that `dtype` can store.
     """
     ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
     ds = ds.map(lambda x: tf.cast(x, tf.float32), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    logits = model.predict(ds, verbose=0)  # Keras' compiled predict loop, training=False
+    logits = model.predict(ds, verbose=verbose)  # Keras' compiled predict loop, training=False
     if isinstance(logits, (list, tuple, dict)):
         raise StoreError(
             f"Teacher {name!r} returned {type(logits).__name__}; a teacher must return logits (batch, classes)."

@@ -178,6 +178,7 @@ def train_teacher(
         "size_mb": trainable * 4 / 2**20,  # float32 parameters, the paper's "Param Size (MB)"
         "file_size_mb": os.path.getsize(model_path) / 2**20,
         "epochs": recipe.epochs,
+        "precision": model.dtype_policy.name,  # the compute dtype policy it trained under
         "recipe": {**vars(recipe), "scaled_learning_rate": recipe.scaled_learning_rate, "weight_decay_kind": "L2"},
         "history": history,
         "model_file": os.path.basename(model_path),

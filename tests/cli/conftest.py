@@ -5,6 +5,9 @@ import pytest
 from matplotlib.image import imsave
 
 TINY_CONFIG = """
+[run]
+precision = "float32"  # the same numbers on every machine ("auto" picks bf16 on AMX CPUs)
+
 [data]
 image_size = 16
 train_limit = 0
