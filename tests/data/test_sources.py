@@ -122,8 +122,12 @@ def test_tfds_sources_through_mock_data(tmp_path, monkeypatch):
         assert train.fingerprint == load_split("cifar10", "train", limit=20).fingerprint  # deterministic
         test = load_split("tf_flowers", "test", image_size=16)
         rest = load_split("tf_flowers", "train", image_size=16)
+        again = load_split("tf_flowers", "test", image_size=16)
     assert len(test) + len(rest) == 40 and test.image_shape == (16, 16, 3) and test.num_classes == 5
     assert 0 < len(test) < len(rest)
+    assert again.fingerprint == test.fingerprint  # the made-up test split is the same every time
+    train_images = {image.tobytes() for image in rest.images}
+    assert not any(image.tobytes() in train_images for image in test.images)  # and disjoint from train
 
 
 def test_offline_tfds_fails_fast_with_what_to_do(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny DeiT and a tiny RedNet that separate generated images of 4 classes.
+"""Shared fixtures: a tiny DeiT, RedNet and ResNet that separate generated images of 4 classes.
 
 This makes their predictions non-trivial (a random-init model predicts nearly one class),
 so "int8 agrees with Keras" is a real check. Each model is exported once per quantization
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.export import QUANTIZATIONS, to_litert
-from libkd_keras.models import DeiT, rednet
+from libkd_keras.models import DeiT, rednet, resnet
 
 NUM_CLASSES = 4
 IMAGE_SIZE = 16
@@ -51,6 +51,11 @@ def tiny_rednet():
                   input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="tiny_rednet")
 
 
+def tiny_resnet():
+    return resnet(blocks=(1, 1, 1, 1), widths=(8, 16, 16, 16), num_classes=NUM_CLASSES,
+                  input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="tiny_resnet")
+
+
 def train_deit(model, images, labels):
     """A few quick epochs on both heads (training mode returns `(cls_logits, dist_logits)`)."""
     keras.utils.set_random_seed(0)
@@ -60,8 +65,8 @@ def train_deit(model, images, labels):
     return model
 
 
-def fit_rednet_head(model, images, labels, margin=4.0):
-    """Sets the RedNet head to a ridge-regression probe on its frozen random features.
+def fit_head_probe(model, images, labels, margin=4.0):
+    """Sets a CNN's head to a ridge-regression probe on its frozen random features.
 
     Closed form and fast: RedNet's 7x7 involutions (49 strided slices each) make a training
     graph that takes minutes to build on a shared CPU. The probe gives it real decisions.
@@ -89,7 +94,8 @@ def test_data():
 @pytest.fixture(scope="session")
 def models(train_data):
     keras.utils.set_random_seed(0)
-    return {"deit": train_deit(tiny_deit(), *train_data), "rednet": fit_rednet_head(tiny_rednet(), *train_data)}
+    return {"deit": train_deit(tiny_deit(), *train_data), "rednet": fit_head_probe(tiny_rednet(), *train_data),
+            "resnet": fit_head_probe(tiny_resnet(), *train_data)}
 
 
 # int8 files: DeiT with int8 input/output, RedNet with uint8; RedNet float32 with any batch size.

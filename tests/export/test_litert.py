@@ -1,4 +1,4 @@
-"""to_litert: every quantization of a tiny DeiT and RedNet runs and matches Keras; bad input fails cleanly."""
+"""to_litert: every quantization of a tiny DeiT, RedNet and ResNet runs and matches Keras; bad input fails cleanly."""
 
 import json
 import os
@@ -14,7 +14,7 @@ from libkd_keras.layers import CIFAR10_MEAN, CIFAR10_STD
 # One worker builds the session fixtures (tiny models and their exports) for every export test.
 pytestmark = pytest.mark.xdist_group("export_fixtures")
 
-MODELS = ("deit", "rednet")
+MODELS = ("deit", "rednet", "resnet")
 
 
 def keras_logits(model, images):
@@ -130,22 +130,14 @@ def test_dynamic_batch_file_runs_batches(exported, models, test_data):
     assert not fixed.dynamic_batch and fixed.fixed_batch == 1
 
 
-class TinyDistiller(keras.Model):
-    """Stands in for libkd_keras.distill.Distiller: a training wrapper holding `.student`."""
-
-    def __init__(self, student, **kwargs):
-        super().__init__(**kwargs)
-        self.student = student
-
-    def call(self, x, training=False):
-        return self.student(x, training=training)
-
-
 def test_distiller_exports_its_student(models, test_data, tmp_path):
+    from libkd_keras.distill import Distiller
+
     student = models["deit"]
     with pytest.warns(UserWarning, match="student"):
-        meta = to_litert(TinyDistiller(student), tmp_path / "student.tflite")
-    assert meta["source_model"]["exported_from"] == "TinyDistiller.student"
+        meta = to_litert(Distiller(student), tmp_path / "student.tflite")
+    assert meta["source_model"]["exported_from"] == "Distiller.student"
+    assert sorted(os.listdir(tmp_path)) == ["student.tflite", "student.tflite.json"]  # no temporary left
     assert meta["source_model"]["name"] == student.name
     logits = LiteRTModel(meta["path"]).predict(test_data[0][:8])
     np.testing.assert_allclose(logits, keras_logits(student, test_data[0][:8]), atol=1e-4, rtol=1e-4)
