@@ -26,8 +26,10 @@ def test_quick_preset_is_small_and_budget_teachers_see_more_images():
     budget = resolve_config(preset="budget")
     assert budget["teachers"]["train_limit"] > budget["data"]["train_limit"] > 0
     assert len(budget["teachers"]["resnet_seeds"]) == len(budget["teachers"]["rednet_seeds"]) >= 1
-    assert [s["name"] for s in budget["students"]] == ["baseline", "ensemble", "resnet", "rednet"]
-    assert budget["run"]["precision"] == "float32" and cfg.teacher_epochs(budget, "rednet") < budget["teachers"]["epochs"]
+    plain = ["baseline", "ensemble", "resnet", "rednet"]
+    assert [s["name"] for s in budget["students"]] == plain + [f"{n}-superior" for n in plain]
+    assert {s.get("recipe", budget["student"]["recipe"]) for s in budget["students"][4:]} == {"superior"}
+    assert budget["run"]["precision"] == "auto" and cfg.teacher_epochs(budget, "rednet") < budget["teachers"]["epochs"]
     paper = resolve_config(preset="paper-cifar10-superior")
     assert paper["student"]["epochs"] == 1000 and paper["student"]["recipe"] == "superior"
 
