@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 
+from libkd_keras.precision import CHOICES as PRECISION_CHOICES  # no TensorFlow at import
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -70,7 +72,7 @@ SCHEMA = {
             "compute precision of training: float32, mixed_bfloat16, or auto (mixed_bfloat16 on a CPU with "
             "AMX-BF16/AVX512-BF16 or a GPU of compute capability >= 8.0, where it trains convolutions "
             "1.6-2.4x faster; float32 elsewhere, where bf16 is slower)",
-            choices=("auto", "float32", "mixed_bfloat16"),
+            choices=PRECISION_CHOICES,
         ),
         "jit_compile": Option(
             "auto", "auto_bool",

@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 from libkd_keras.cli.config import (
-    ConfigError, available_presets, describe_options, resolve_config, to_toml,
+    PRECISION_CHOICES, ConfigError, available_presets, describe_options, resolve_config, to_toml,
 )
 
 EXIT_BAD_INPUT = 2
@@ -107,7 +107,7 @@ def _run_options():
                           help="epochs of each student (default: student.epochs)")
     training.add_argument("--batch-size", type=int, metavar="N",
                           help="batch size of teachers and students (default: 128 in every preset)")
-    training.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"),
+    training.add_argument("--precision", choices=PRECISION_CHOICES,
                           help="compute precision; auto = mixed_bfloat16 where the CPU/GPU has bf16 units "
                                "(default: run.precision)")
     training.add_argument("--seed", type=int, metavar="N", help="run seed (default: run.seed, 0)")
