@@ -53,7 +53,7 @@ class Option:
     extra: dict = field(default_factory=dict)
 
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")  # = libkd_keras.export.QUANTIZATIONS (no TF here)
 TEACHER_FAMILIES = ("resnet", "rednet")
 STUDENT_ARCHS = ("deit_tiny", "deit_small", "deit_base")
 

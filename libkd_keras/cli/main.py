@@ -128,7 +128,7 @@ COMMANDS = {
     "precompute": "run every teacher once over the train and test splits and store their logits",
     "distill": "train the configured students from the stored teacher labels (and the baseline)",
     "evaluate": "evaluate the trained students on the test split (average, class and distillation heads)",
-    "export": "export a student to LiteRT (float32, float16, dynamic, int8) and measure it",
+    "export": "export a student to LiteRT (float32, float16, dynamic, int8, int8_mixed) and measure it",
     "pipeline": "train teachers, precompute the store, distil, evaluate, export, report; rerun to resume",
     "report": "(re)write report.md, the plots and the summary table from a run folder's artifacts",
     "ablate": "Table 4's teacher sets and Figure 11's hard/soft/temperature runs from the run's one store",

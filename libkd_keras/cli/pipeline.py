@@ -84,22 +84,6 @@ def _trainable_params(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_variables))
 
 
-def _float32_copy(model):
-    """The same model with float32 compute (LiteRT export of a mixed_bfloat16 model)."""
-    if model.dtype_policy.name == "float32":
-        return model
-    config = model.get_config()
-    config.pop("dtype", None)
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("float32")
-    try:
-        copy = model.__class__.from_config(config)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 class Pipeline:
     """Runs the steps of one run folder; each step method skips what is already finished.
 
@@ -506,7 +490,7 @@ class Pipeline:
         self._require([f"student/{name}"], "distill")
         started = _clock()
         self.say(f"[....] export {name}: {', '.join(settings['quantizations'])}")
-        model = _float32_copy(keras.saving.load_model(self.folder.student_model(name), compile=False))
+        model = keras.saving.load_model(self.folder.student_model(name), compile=False)  # export makes it float32
         train, test = self.split("train"), self.split("test")
         out_dir = self.folder.export_dir(name)
         rows = export_report(

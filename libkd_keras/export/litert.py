@@ -1,4 +1,4 @@
-"""Keras model -> LiteRT (.tflite) file with builtin ops only, in one of four precisions.
+"""Keras model -> LiteRT (.tflite) file with builtin ops only, in one of five variants.
 
 Conversion goes through Keras' own path, `model.export(path, format="litert", ...)`
 (ExportArchive -> SavedModel -> `TFLiteConverter`), calling the model with `training=False`:
@@ -12,11 +12,21 @@ LiteRT builtins, so a model that would need a Flex (TensorFlow) op fails with
 | `float16` | float16 | float32 | `Optimize.DEFAULT`, `supported_types=[float16]` |
 | `dynamic` | int8 | float32 (int8 on the fly in matmuls) | `Optimize.DEFAULT` |
 | `int8` | int8 | int8, calibrated | `Optimize.DEFAULT`, representative data, `TFLITE_BUILTINS_INT8` |
+| `int8_mixed` | int8 | int8, calibrated, except `MIXED_FLOAT_OPS` in float32 | as `int8`, those ops denylisted |
+
+`int8` is full-integer (what integer-only accelerators need). On CPUs, LiteRT's XNNPACK delegate
+has no int8 kernels for attention (BATCH_MATMUL, SOFTMAX), GELU and LayerNorm's statistics, so a
+full-integer ViT runs those ops outside the delegate, one partition each, and is slower than
+float32. `int8_mixed` keeps those ops and the adds in float32 (selective quantization with the
+converter's `QuantizationDebugger`): every matmul and convolution with weights stays int8, the
+file is one delegated graph (float32 input and output), and a ViT runs fastest this way on a
+CPU. CNNs (ResNet, RedNet) are fully delegated as `int8` already: use `int8` for them.
 """
 
 import json
 import os
 import re
+import tempfile
 import warnings
 
 import keras
@@ -29,7 +39,10 @@ from libkd_keras.export.inputs import calibration_images
 from libkd_keras.export.metadata import build_metadata, metadata_path
 from libkd_keras.export.runtime import LiteRTModel
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
+# Kept float32 by "int8_mixed": the ops XNNPACK has no int8 kernel for, and ADD (XNNPACK's int8 ADD
+# refuses LayerNorm's `var + eps`, whose constant is tiny; the residual adds go along).
+MIXED_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "GELU", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "ADD")
 IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
 
 
@@ -41,11 +54,42 @@ class UnsupportedOpsError(ValueError):
         self.ops, self.locations = ops, locations
 
 
+def _float32_policies(config):
+    """`config` with every dtype policy (the model's and each layer's) set to float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(config.get("config"), dict):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {k: _float32_policies(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(v) for v in config]
+    return config
+
+
+def float32_copy(model):
+    """`model` itself if it computes in float32, else a float32 copy with the same weights.
+
+    A model trained under `mixed_bfloat16` (or `mixed_float16`) keeps float32 weights but
+    computes in 16 bits; exported as is, the file would carry those casts. LiteRT variants are
+    derived from the float32 graph, so export converts first.
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in [model, *model.layers]):
+        return model
+    config = _float32_policies(model.get_config())
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32")  # sublayers built in __init__ follow the global policy
+    try:
+        copy = model.__class__.from_config(config)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def resolve_model(model):
     """The Keras model to export and how it was found: itself, or a Distiller's `.student`.
 
     A Distiller is recognised by its `.student` attribute (duck-typed: export does not import
-    `libkd_keras.distill`).
+    `libkd_keras.distill`). A mixed-precision model comes back as its float32 copy.
     """
     student = getattr(model, "student", None)
     if isinstance(student, keras.Model) and student is not model:
@@ -55,10 +99,10 @@ def resolve_model(model):
             UserWarning,
             stacklevel=3,
         )
-        return student, f"{type(model).__name__}.student"
+        return float32_copy(student), f"{type(model).__name__}.student"
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model (or a Distiller with a `.student`); got {type(model).__name__}.")
-    return model, "model"
+    return float32_copy(model), "model"
 
 
 def model_image_shape(model):
@@ -97,11 +141,16 @@ def _check_options(quantization, io_dtype, batch_size, representative_data, clas
     io_dtype = "float32" if io_dtype is None else io_dtype
     if io_dtype not in IO_DTYPES:
         raise ValueError(f"`io_dtype` must be one of {tuple(IO_DTYPES)} or None; got {io_dtype!r}.")
+    if io_dtype != "float32" and quantization == "int8_mixed":
+        raise ValueError(
+            f"`io_dtype={io_dtype!r}` needs quantization='int8': 'int8_mixed' files take float32 pixels and return "
+            "float32 logits (their first and last ops are float32 ones)."
+        )
     if io_dtype != "float32" and quantization != "int8":
         raise ValueError(f"`io_dtype={io_dtype!r}` needs quantization='int8'; {quantization!r} models take float32.")
-    if quantization == "int8" and representative_data is None:
+    if quantization.startswith("int8") and representative_data is None:
         raise ValueError(
-            "quantization='int8' needs `representative_data`: a few hundred training images (raw pixels) "
+            f"quantization={quantization!r} needs `representative_data`: a few hundred training images (raw pixels) "
             "to calibrate activation ranges."
         )
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
@@ -127,13 +176,39 @@ def _converter_options(quantization, io_dtype, calibration):
         for i in range(len(calibration)):
             yield [calibration[i : i + 1]]
 
+    int8_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return {
         "optimizations": [tf.lite.Optimize.DEFAULT],
         "representative_dataset": representative_dataset,
-        "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+        "target_spec": {"supported_ops": int8_ops if quantization == "int8" else int8_ops + builtins},
         "inference_input_type": IO_DTYPES[io_dtype],
         "inference_output_type": IO_DTYPES[io_dtype],
     }
+
+
+def _convert_mixed(model, signature, options):
+    """int8 with `MIXED_FLOAT_OPS` kept float32: SavedModel -> converter -> QuantizationDebugger.
+
+    The debugger's denylist is the converter's public route to selective quantization
+    (https://www.tensorflow.org/lite/performance/quantization_debugger); Keras' LiteRT export
+    does not expose it, so this path exports a SavedModel (the same `training=False` graph)
+    and converts it here.
+    """
+    with tempfile.TemporaryDirectory(prefix="libkd_savedmodel_") as saved:
+        model.export(saved, format="tf_saved_model", verbose=False, input_signature=signature)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.experimental_enable_resource_variables = True
+        converter.optimizations = options["optimizations"]
+        converter.representative_dataset = options["representative_dataset"]
+        converter.target_spec.supported_ops = options["target_spec"]["supported_ops"]
+        with warnings.catch_warnings():  # the debugger opens its model with the deprecated tf.lite.Interpreter
+            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=options["representative_dataset"],
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(MIXED_FLOAT_OPS)),
+            )
+        return debugger.get_nondebug_quantized_model()
 
 
 _NOT_BUILTIN = re.compile(r"'(tf\.\w+)' op is neither a custom op nor a flex op")
@@ -157,7 +232,12 @@ def unsupported_ops(error):
 
 def _convert(model, tmp_path, signature, options, quantization):
     try:
-        model.export(tmp_path, format="litert", verbose=False, input_signature=signature, **options)
+        if quantization == "int8_mixed":
+            flatbuffer = _convert_mixed(model, signature, options)
+            with open(tmp_path, "wb") as f:
+                f.write(flatbuffer)
+        else:
+            model.export(tmp_path, format="litert", verbose=False, input_signature=signature, **options)
     except Exception as e:
         ops, locations = unsupported_ops(e)
         if ops:
@@ -181,11 +261,14 @@ def to_litert(model, path, quantization="float32", representative_data=None, io_
         model: a Keras classifier taking raw pixels (a DeiT, a teacher), or a Distiller (its
             `.student` is exported, with a warning).
         path: the `.tflite` file to write; its folder must exist. Written whole or not at all.
-        quantization: "float32", "float16", "dynamic" (int8 weights) or "int8" (full integer).
-        representative_data: for "int8" (required): a few hundred raw-pixel training images, as
-            an array, `(images, labels)`, or a tf.data of images or `(image, label)`; the first
-            1000 are used. Ignored by the other modes.
-        io_dtype: input/output dtype: "float32" (default) or, for "int8", "int8" or "uint8".
+        quantization: "float32", "float16", "dynamic" (int8 weights), "int8" (full integer) or
+            "int8_mixed" (int8 with attention, GELU and LayerNorm statistics in float32: the
+            fastest on CPUs; see the module docstring).
+        representative_data: for "int8" and "int8_mixed" (required): a few hundred raw-pixel
+            training images, as an array, `(images, labels)`, or a tf.data of images or
+            `(image, label)`; the first 1000 are used. Ignored by the other modes.
+        io_dtype: input/output dtype: "float32" (default) or, for "int8", "int8" or "uint8"
+            ("int8_mixed" files take and return float32).
         class_names: optional list of class names for the metadata.
         metadata: optional JSON-able dict stored under "extra" in the metadata.
         batch_size: the batch dimension of the file: 1 (default, what a phone runs; fastest),
@@ -208,7 +291,7 @@ def to_litert(model, path, quantization="float32", representative_data=None, io_
     classes = model_num_classes(model)
     if class_names is not None and classes is not None and len(class_names) != classes:
         raise ValueError(f"got {len(class_names)} class names for a model with {classes} outputs.")
-    calibration = calibration_images(representative_data, image_shape) if quantization == "int8" else None
+    calibration = calibration_images(representative_data, image_shape) if quantization.startswith("int8") else None
 
     signature = [tf.TensorSpec((batch_size, *image_shape), tf.float32, name="pixels")]
     options = _converter_options(quantization, io_dtype, calibration)
@@ -226,12 +309,17 @@ def to_litert(model, path, quantization="float32", representative_data=None, io_
         meta = build_metadata(
             path, model, runner, quantization=quantization, io_dtype=io_dtype, batch_size=batch_size,
             class_names=class_names, exported_from=exported_from, op_types=op_types,
-            float_ops=float_ops if quantization == "int8" else [], extra=metadata,
+            float_ops=float_ops if quantization.startswith("int8") else [], extra=metadata,
         )
         if quantization == "int8" and float_ops:
             meta["float_ops_note"] = (
                 "the converter kept these ops in float32 (no int8 kernel), with (de)quantize around them; "
                 "the file still uses builtin ops only"
+            )
+        elif quantization == "int8_mixed":
+            meta["float_ops_note"] = (
+                f"int8_mixed keeps {', '.join(MIXED_FLOAT_OPS)} in float32 by design (no int8 kernel in LiteRT's "
+                "XNNPACK CPU delegate); weights and the other activations are int8"
             )
         with open(tmp_json, "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)

@@ -132,6 +132,7 @@ def build_metadata(path, model, runner, *, quantization, io_dtype, batch_size, c
         "builtin_ops_only": True,
         "op_types": op_types,
         "float_ops": float_ops,
+        "cpu_delegate": runner.cpu_delegation(),  # XNNPACK partitions and ops left outside, as measured here
         "input": input_info,
         "output": output_info,
         "normalization": normalization_info(model),

@@ -6,6 +6,7 @@ once when the file has a dynamic batch dimension (one chunk of the fixed batch o
 """
 
 import os
+from collections import Counter
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -144,3 +145,45 @@ class LiteRTModel:
             if name not in ("QUANTIZE", "DEQUANTIZE") and any(dtypes.get(i) == np.float32 for i in tensors):
                 float_ops.add(name)
         return sorted(names), sorted(float_ops)
+
+    def cpu_delegation(self):
+        """How the default CPU delegate (XNNPACK) took the graph: `{"partitions", "ops_outside"}`.
+
+        `partitions`: delegated subgraphs (1 = the whole model runs in XNNPACK). `ops_outside`:
+        `{op name: count}` of the ops left to LiteRT's own kernels; each splits the graph, and a
+        file with many is slow. Read from the interpreter's node list, where a delegated node
+        stays listed beside the DELEGATE node that runs it: a node runs outside when a tensor it
+        writes is read by a DELEGATE node or is a model output, or links it to such a node
+        without passing through a delegate. `None` when this runtime lacks the listing.
+        """
+        ops_details = getattr(self.interpreter, "_get_ops_details", None)
+        if ops_details is None:
+            return None
+        nodes = ops_details()
+        delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+        read_by_delegate = {t for n in delegates for t in n["inputs"]}
+        written_by_delegate = {t for n in delegates for t in n["outputs"]}
+        model_io = {d["index"] for d in (*self.interpreter.get_input_details(), *self.interpreter.get_output_details())}
+        plain = {n["index"]: n for n in nodes if n["op_name"] != "DELEGATE"}
+        writer = {t: i for i, n in plain.items() for t in n["outputs"]}
+        outside = {
+            i for i, n in plain.items()
+            if any((t in read_by_delegate or t in model_io) and t not in written_by_delegate for t in n["outputs"])
+        }
+        grew = True
+        while grew:  # close over links that bypass every delegate
+            before = len(outside)
+            for i, n in plain.items():
+                if i not in outside and any(
+                    writer.get(t) in outside and t not in read_by_delegate for t in n["inputs"]
+                ):
+                    outside.add(i)
+            for i in list(outside):
+                for t in plain[i]["inputs"]:
+                    if t in writer and t not in written_by_delegate and t not in model_io:
+                        outside.add(writer[t])
+            grew = len(outside) > before
+        return {
+            "partitions": len(delegates),
+            "ops_outside": dict(sorted(Counter(plain[i]["op_name"] for i in outside).items())),
+        }

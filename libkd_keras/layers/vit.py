@@ -182,10 +182,15 @@ class TransformerBlock(keras.layers.Layer):
         self.fc2.build(tuple(input_shape[:-1]) + (int(self.dim * self.mlp_ratio),))
 
     def attention(self, x):
-        n = x.shape[1]
-        qkv = ops.reshape(self.qkv(x), (-1, n, 3, self.num_heads, self.head_dim))
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, heads, N, head_dim)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        n, d = x.shape[1], self.dim
+        qkv = self.qkv(x)  # (B, N, 3 * dim): q, k and v side by side, each heads x head_dim
+
+        def heads(t):  # (B, N, dim) -> (B, heads, N, head_dim)
+            return ops.transpose(ops.reshape(t, (-1, n, self.num_heads, self.head_dim)), (0, 2, 1, 3))
+
+        # Three 3-D slices, not indexing a (3, B, heads, N, head_dim) tensor: LiteRT's XNNPACK
+        # delegate runs these slices but not axis-dropping ones, which split files into partitions.
+        q, k, v = (heads(qkv[:, :, i * d : (i + 1) * d]) for i in range(3))
         scores = ops.matmul(q * (self.head_dim**-0.5), ops.transpose(k, (0, 1, 3, 2)))
         attn = ops.softmax(scores, axis=-1)
         out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))

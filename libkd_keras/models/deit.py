@@ -1,6 +1,7 @@
 """DeiT student (Touvron et al., 2021) with an optional distillation token."""
 
 import keras
+from keras import ops
 
 from libkd_keras.layers import (
     CIFAR10_MEAN,
@@ -126,9 +127,13 @@ class DeiT(keras.Model):
 
     def heads(self, inputs, training=False):
         """`(cls_logits, dist_logits)`; with no distillation token, `(cls_logits, cls_logits)`."""
-        x = self.norm(self.block_outputs(inputs, training=training)[-1])
-        cls = self.head(x[:, 0])
-        return (cls, self.head_dist(x[:, 1])) if self.distillation else (cls, cls)
+        # LayerNorm is per token, so only the class (and distillation) token need it. Unit slices
+        # and a reshape, not x[:, 0]: LiteRT's XNNPACK delegate does not run axis-dropping slices.
+        x = self.norm(self.block_outputs(inputs, training=training)[-1][:, : self.tokens.num_tokens])
+        cls = self.head(ops.reshape(x[:, 0:1], (-1, self.dim)))
+        if not self.distillation:
+            return cls, cls
+        return cls, self.head_dist(ops.reshape(x[:, 1:2], (-1, self.dim)))
 
     def call(self, inputs, training=None):
         cls, dist = self.heads(inputs, training=bool(training))

@@ -22,7 +22,7 @@ def test_quick_preset_is_small_and_budget_teachers_see_more_images():
     quick = resolve_config(preset="quick")
     assert 0 < quick["data"]["train_limit"] <= 5000 and quick["teachers"]["epochs"] <= 3
     assert [s["name"] for s in quick["students"]] == ["baseline", "ensemble"]
-    assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8"]
+    assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8", "int8_mixed"]
     budget = resolve_config(preset="budget")
     assert budget["teachers"]["train_limit"] > budget["data"]["train_limit"] > 0
     assert len(budget["teachers"]["resnet_seeds"]) == len(budget["teachers"]["rednet_seeds"]) >= 1
@@ -69,7 +69,7 @@ def test_teacher_sets_expand_all_families_and_names():
     (dict(preset="quick", overrides=["student.epochs=three"]), ["student.epochs must be an integer"]),
     (dict(preset="quick", overrides=["student.alpha=1.5"]), ["student.alpha must be <= 1.0"]),
     (dict(preset="quick", overrides=["student.recipe=fancy"]), ["fancy", "baseline, superior"]),
-    (dict(preset="quick", overrides=["export.quantizations=[\"int4\"]"]), ["int4", "float32, float16, dynamic, int8"]),
+    (dict(preset="quick", overrides=["export.quantizations=[\"int4\"]"]), ["int4", "float32, float16, dynamic, int8, int8_mixed"]),
     (dict(preset="quick", overrides=["teachers.resnet.width=[8]"]), ["teachers.resnet.width", "widths"]),
     (dict(preset="quick", overrides=["students.nobody.alpha=0.1"]), ["no student named 'nobody'", "baseline"]),
     (dict(preset="quick", overrides=['students.ensemble.teachers=["resnet7"]']), ["unknown teacher 'resnet7'"]),
@@ -103,6 +103,12 @@ def test_builder_argument_names_exist_in_the_builders():
     assert set(cfg.RESNET_KWARGS) <= set(inspect.signature(resnet).parameters)
     assert set(cfg.REDNET_KWARGS) <= set(inspect.signature(rednet).parameters)
     assert set(cfg.DEIT_KWARGS) <= set(inspect.signature(DeiT).parameters)
+
+
+def test_quantization_choices_are_the_exporters():
+    from libkd_keras.export import QUANTIZATIONS
+
+    assert cfg.QUANTIZATIONS == QUANTIZATIONS  # config keeps its own copy to stay TensorFlow-free
 
 
 def test_differences_name_the_changed_keys():

@@ -64,7 +64,7 @@ def test_pipeline_writes_every_artifact_and_the_report(quick_run):
                 "students/baseline.keras", "students/ensemble.keras", "exports/ensemble/export_report.json",
                 "report.md", "plots/disagreement.png", "plots/teacher_curves.png", "plots/student_curves.png",
                 "plots/students.png", "plots/edge_ensemble.png"]
-    expected += [f"exports/ensemble/ensemble_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8")]
+    expected += [f"exports/ensemble/ensemble_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8", "int8_mixed")]
     for path in expected:
         assert (run / path).is_file(), path
     assert list((run / "logs" / "student_ensemble" / "train").iterdir())  # TensorBoard events

@@ -9,6 +9,7 @@ import pytest
 from conftest import CLASS_NAMES, EXPORT_OPTIONS, IMAGE_SIZE, NUM_CLASSES, variants
 
 from libkd_keras.export import LiteRTModel, UnsupportedOpsError, read_metadata, to_litert
+from libkd_keras.export.litert import MIXED_FLOAT_OPS
 from libkd_keras.layers import CIFAR10_MEAN, CIFAR10_STD
 
 # One worker builds the session fixtures (tiny models and their exports) for every export test.
@@ -67,6 +68,31 @@ def test_deit_int8_is_fully_integer(exported):
     meta = exported["deit", "int8"]
     assert {"MEAN", "RSQRT", "SUB", "BATCH_MATMUL", "SOFTMAX", "GELU"} <= set(meta["op_types"])
     assert "NEG" not in meta["op_types"] and meta["float_ops"] == []
+
+
+def test_deit_int8_mixed_keeps_only_the_xnnpack_less_ops_float(exported):
+    """int8_mixed: attention, GELU, LayerNorm statistics and adds float32; weights and matmuls int8."""
+    meta = exported["deit", "int8_mixed"]
+    assert set(meta["float_ops"]) <= set(MIXED_FLOAT_OPS) | {"SUB", "MUL", "RESHAPE", "TRANSPOSE", "CONCATENATION"}
+    assert {"BATCH_MATMUL", "SOFTMAX", "GELU", "RSQRT"} <= set(meta["float_ops"])
+    assert "FULLY_CONNECTED" not in meta["float_ops"] and "CONV_2D" not in meta["float_ops"]
+    assert "by design" in meta["float_ops_note"]
+    assert meta["input"]["dtype"] == meta["output"]["dtype"] == "float32"
+    runner = LiteRTModel(meta["path"])
+    dtypes = {t["index"]: t["dtype"] for t in runner.interpreter.get_tensor_details()}
+    weights = [op["inputs"][1] for op in runner.interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    assert weights and all(dtypes[w] == np.int8 for w in weights)
+
+
+def test_cpu_delegate_runs_float32_deit_whole_and_int8_mixed_without_attention_islands(exported):
+    """Structure behind the CPU latency: XNNPACK takes float32 in one partition (no axis-dropping
+    slices left), while full-integer int8 leaves attention, GELU and RSQRT to LiteRT's kernels."""
+    assert exported["deit", "float32"]["cpu_delegate"] == {"partitions": 1, "ops_outside": {}}
+    strict, mixed = exported["deit", "int8"]["cpu_delegate"], exported["deit", "int8_mixed"]["cpu_delegate"]
+    assert {"BATCH_MATMUL", "SOFTMAX", "GELU", "RSQRT"} <= set(strict["ops_outside"])
+    assert not {"BATCH_MATMUL", "SOFTMAX", "GELU", "RSQRT"} & set(mixed["ops_outside"])
+    assert mixed["partitions"] < strict["partitions"]
+    assert exported["resnet", "int8"]["cpu_delegate"]["partitions"] == 1
 
 
 @pytest.mark.parametrize("key, quantization", [v for v in variants(*MODELS) if v.values[1] != "float32"])
@@ -152,12 +178,14 @@ class MatrixInverse(keras.layers.Layer):
         return keras.ops.inv(gram)
 
 
-def test_flex_op_fails_naming_the_op_and_layer(tmp_path):
+@pytest.mark.parametrize("quantization", ["float32", "int8_mixed"])  # Keras' LiteRT export; the SavedModel path
+def test_flex_op_fails_naming_the_op_and_layer(tmp_path, quantization):
     inputs = keras.Input((4, 4, 3))
     model = keras.Model(inputs, keras.layers.Flatten()(MatrixInverse(name="my_inverse")(inputs)))
     path = tmp_path / "flex.tflite"
+    calibration = np.random.default_rng(0).uniform(0, 255, (8, 4, 4, 3))
     with pytest.raises(UnsupportedOpsError, match="MatrixInverse") as info:
-        to_litert(model, path)
+        to_litert(model, path, quantization, representative_data=calibration)
     assert info.value.ops == ["tf.MatrixInverse"]
     assert any("my_inverse" in where for where in info.value.locations)
     assert "my_inverse" in str(info.value)
@@ -177,9 +205,10 @@ def no_conversion(monkeypatch):
     monkeypatch.setattr(keras.Model, "export", convert)
 
 
-def test_int8_without_representative_data(models, tmp_path, no_conversion):
+@pytest.mark.parametrize("quantization", ["int8", "int8_mixed"])
+def test_int8_without_representative_data(models, tmp_path, no_conversion, quantization):
     with pytest.raises(ValueError, match="representative_data"):
-        to_litert(models["deit"], tmp_path / "m.tflite", "int8")
+        to_litert(models["deit"], tmp_path / "m.tflite", quantization)
     assert os.listdir(tmp_path) == []
 
 
@@ -188,6 +217,8 @@ def test_int8_without_representative_data(models, tmp_path, no_conversion):
     [
         ({"quantization": "int4"}, ValueError, "quantization"),
         ({"quantization": "float32", "io_dtype": "uint8"}, ValueError, "int8"),
+        ({"quantization": "int8_mixed", "io_dtype": "uint8", "representative_data": np.zeros((2, 16, 16, 3))},
+         ValueError, "take float32 pixels"),
         ({"quantization": "int8", "io_dtype": "int16", "representative_data": np.zeros((2, 16, 16, 3))},
          ValueError, "io_dtype"),
         ({"batch_size": 0}, ValueError, "batch_size"),
@@ -285,3 +316,24 @@ def test_exported_files_get_the_usual_permissions(exported):
     meta = exported["deit", "float32"]
     for path in (meta["path"], meta["metadata_path"]):
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("key, build", [("deit", "tiny_deit"), ("resnet", "tiny_resnet")])
+def test_mixed_precision_model_exports_its_float32_graph(models, test_data, tmp_path, key, build):
+    """A model trained under mixed_bfloat16 exports as float32 (no bf16 casts in the file)."""
+    import conftest
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = getattr(conftest, build)()
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    mixed.set_weights(models[key].get_weights())
+    images = test_data[0][:8]
+    bf16_logits = np.asarray(mixed(images, training=False), np.float32)
+    reference = keras_logits(models[key], images)
+    assert np.abs(bf16_logits - reference).max() > 1e-3  # bfloat16 compute really differs
+    meta = to_litert(mixed, tmp_path / "m.tflite")
+    np.testing.assert_allclose(LiteRTModel(meta["path"]).predict(images), reference, atol=1e-4, rtol=1e-4)
+    assert mixed.dtype_policy.name == "mixed_bfloat16"  # the user's model is left as it was

@@ -17,17 +17,18 @@ def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
     rows = export_report(models["deit"], out, test_data, representative_data=train_data[0][:64],
                          class_names=CLASS_NAMES, threads=(1, 2), runs=4, warmup=1, dataset_name="generated",
                          log=lines.append)
-    assert [r["variant"] for r in rows] == ["keras float32", "float32", "float16", "dynamic", "int8"]
-    keras_row, f32, f16, dyn, int8 = rows
+    assert [r["variant"] for r in rows] == ["keras float32", "float32", "float16", "dynamic", "int8", "int8_mixed"]
+    keras_row, f32, f16, dyn, int8, mixed = rows
     assert f32["top1_drop_points"] == pytest.approx(0.0, abs=1e-9)  # float32 equals Keras
     assert f32["size_vs_float32"] == pytest.approx(1.0)
     assert f16["size_vs_float32"] < 0.7 and dyn["size_vs_float32"] < 0.6 and int8["size_vs_float32"] < 0.6
-    for row in (f16, dyn, int8):  # each quantized variant's drop is measured against the same Keras top-1
+    assert mixed["size_vs_float32"] < 0.6
+    for row in (f16, dyn, int8, mixed):  # each quantized variant's drop is measured against the same Keras top-1
         assert row["top1_drop_points"] == pytest.approx(100 * (keras_row["top1"] - row["top1"]))
         assert set(row["latency_ms"]) == {"1", "2"} and row["latency_ms"]["1"] > 0
-    assert [line.split(":")[0] for line in lines[:4]] == ["[1/4] float32", "[2/4] float16", "[3/4] dynamic",
-                                                         "[4/4] int8"]
-    assert lines[4].startswith("latency: 4 batch-1 runs")
+    assert [line.split(":")[0] for line in lines[:5]] == ["[1/5] float32", "[2/5] float16", "[3/5] dynamic",
+                                                         "[4/5] int8", "[5/5] int8_mixed"]
+    assert lines[5].startswith("latency: 4 batch-1 runs")
     assert f32["latency_vs_float32"]["1"] == pytest.approx(1.0)
     assert keras_row["size_mb"] is None and keras_row["top1"] >= 0.8
     for row in rows[1:]:
@@ -41,8 +42,9 @@ def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
     table = (out / "export_report.md").read_text().splitlines()
     assert table[0].startswith("| variant | file | size MB")
     assert len(table) == 2 + len(rows)
-    assert table[-2].startswith("| dynamic | `tiny_deit_dynamic.tflite` |")
-    assert table[-1].startswith("| int8 | `tiny_deit_int8.tflite` |")
+    assert table[-3].startswith("| dynamic | `tiny_deit_dynamic.tflite` |")
+    assert table[-2].startswith("| int8 | `tiny_deit_int8.tflite` |")
+    assert table[-1].startswith("| int8_mixed | `tiny_deit_int8_mixed.tflite` |")
 
 
 def test_report_needs_calibration_for_int8(models, test_data, tmp_path):
