@@ -55,6 +55,15 @@ def depthwise_taps(self, inputs, weights):
     return x + keras.ops.repeat(keras.ops.sum(weights, axis=-1), self.group_channels, axis=-1)
 
 
+def publish(lines, path=None):
+    """Prints a Markdown section and, given `path`, writes it there (the `--write` option)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if path:
+        with open(path, "w") as f:
+            f.write(text)
+
+
 def train_step_fn(model, x, y, jit_compile):
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
@@ -166,11 +175,7 @@ def main():
         + f" With the taps as one fused 7x7 depthwise convolution (no per-pixel kernels to read), RedNet-26 "
         f"costs {speed['resnet26 training step'] / speed[FUSED_ROW]:.2f}x ResNet-26.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        with open(args.write, "w") as f:
-            f.write(text)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench_models import train_step_fn  # noqa: E402
+from bench_models import publish, train_step_fn  # noqa: E402
 from libkd_keras.models import deit_tiny, rednet26, resnet26  # noqa: E402
 from libkd_keras.precision import BF16_CPU_FLAGS, cpu_flags, resolve_precision  # noqa: E402
 
@@ -76,11 +76,7 @@ def main():
         *[f"| {name} | {speed[name, 'float32']:.1f} | {speed[name, 'mixed_bfloat16']:.1f} | "
           f"{speed[name, 'mixed_bfloat16'] / speed[name, 'float32']:.2f}x |" for name in BUILDERS],
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        with open(args.write, "w") as f:
-            f.write(text)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

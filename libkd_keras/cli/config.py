@@ -71,7 +71,7 @@ SCHEMA = {
             "auto", "str",
             "compute precision of training: float32, mixed_bfloat16, or auto (mixed_bfloat16 on a CPU with "
             "AMX-BF16/AVX512-BF16 or a GPU of compute capability >= 8.0, where it trains convolutions "
-            "1.6-2.4x faster; float32 elsewhere, where bf16 is slower)",
+            "up to 2.4x faster; float32 elsewhere, where bf16 is slower)",
             choices=PRECISION_CHOICES,
         ),
         "jit_compile": Option(
