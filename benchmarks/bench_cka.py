@@ -41,10 +41,23 @@ def main():
 
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(0, 256, size=(args.images, 32, 32, 3)).astype(np.uint8)
-    students = {f"student{i}": DeiT(num_classes=10, image_size=32, patch_size=4, dim=64, depth=4, num_heads=2,
-                                    distillation=True, drop_path_rate=0.0) for i in range(args.students)}
-    teachers = {f"teacher{i}": resnet(blocks=(1, 1, 1, 1), widths=(16, 32, 32, 32), name=f"teacher{i}")
-                for i in range(args.teachers)}
+    students = {
+        f"student{i}": DeiT(
+            num_classes=10,
+            image_size=32,
+            patch_size=4,
+            dim=64,
+            depth=4,
+            num_heads=2,
+            distillation=True,
+            drop_path_rate=0.0,
+        )
+        for i in range(args.students)
+    }
+    teachers = {
+        f"teacher{i}": resnet(blocks=(1, 1, 1, 1), widths=(16, 32, 32, 32), name=f"teacher{i}")
+        for i in range(args.teachers)
+    }
     models = {**students, **teachers}
     pairs = [(m, m) for m in models] + [(s, t) for s in students for t in teachers]
     for model in models.values():  # warm-up: build and trace every model once
@@ -53,8 +66,9 @@ def main():
     def per_pair():
         out = {}
         for a, b in pairs:
-            matrix, _, _ = minibatch_cka_matrix(models[a], images, None if a == b else models[b],
-                                                batch_size=args.batch_size)
+            matrix, _, _ = minibatch_cka_matrix(
+                models[a], images, None if a == b else models[b], batch_size=args.batch_size
+            )
             out[(a, b)] = matrix
         return out
 

@@ -127,16 +127,28 @@ def speeds(configs, args):
         model.fit(data, steps_per_epoch=args.warmup, epochs=1, verbose=0)  # traces the train step
     timers = {c: StepTimer(warmup=0) for c in configs}
     for r in range(args.rounds):
-        for config in configs[r % len(configs):] + configs[: r % len(configs)]:
+        for config in configs[r % len(configs) :] + configs[: r % len(configs)]:
             model, data = runs[config]
             model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[timers[config].callback])
-    return {c: dict(steps_per_s=timers[c].steps_per_second(), timed_steps=len(timers[c].durations))
-            for c in configs}
+    return {c: dict(steps_per_s=timers[c].steps_per_second(), timed_steps=len(timers[c].durations)) for c in configs}
 
 
 def child(args, *flags):
-    command = [sys.executable, __file__, "--batch-size", str(args.batch_size), "--warmup", str(args.warmup),
-               "--steps", str(args.steps), "--rounds", str(args.rounds), "--precision", args.precision, *flags]
+    command = [
+        sys.executable,
+        __file__,
+        "--batch-size",
+        str(args.batch_size),
+        "--warmup",
+        str(args.warmup),
+        "--steps",
+        str(args.steps),
+        "--rounds",
+        str(args.rounds),
+        "--precision",
+        args.precision,
+        *flags,
+    ]
     run = subprocess.run(command, capture_output=True, text=True, check=False)
     if run.returncode:
         sys.exit(f"{' '.join(flags)} failed:\n{run.stderr[-3000:]}")
@@ -163,24 +175,30 @@ def markdown(results, args, seconds):
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['config']} | {CONFIGS[r['config']]} | {r['steps_per_s']:.3f} | "
-                     f"{r['steps_per_s'] * args.batch_size:.1f} | {r['peak_rss_mib']:.0f} | "
-                     f"{r['params'] / 1e6:.2f} |")
+        lines.append(
+            f"| {r['config']} | {CONFIGS[r['config']]} | {r['steps_per_s']:.3f} | "
+            f"{r['steps_per_s'] * args.batch_size:.1f} | {r['peak_rss_mib']:.0f} | "
+            f"{r['params'] / 1e6:.2f} |"
+        )
     lines.append("")
     if "a" in rate and "b" in rate:
         ok = "met" if rate["b"] / rate["a"] >= 0.95 else "NOT met"
         lines.append(f"- (b) / (a) = {rate['b'] / rate['a']:.3f} (goal >= 0.95: {ok}).")
     if "a2" in rate and "b" in rate:
-        lines.append(f"- (b) / (a2) = {rate['b'] / rate['a2']:.3f}: reading the teacher rows vs training "
-                     "both heads on labels, same student.")
+        lines.append(
+            f"- (b) / (a2) = {rate['b'] / rate['a2']:.3f}: reading the teacher rows vs training "
+            "both heads on labels, same student."
+        )
     if "c3" in rate and "b" in rate:
         ok = "met" if rate["b"] / rate["c3"] >= 2 else "NOT met"
         lines.append(f"- (b) / (c3) = {rate['b'] / rate['c3']:.2f}x (goal >= 2x: {ok}).")
     for c in ("c1", "c2"):
         if c in rate and "b" in rate:
             lines.append(f"- (b) / ({c}) = {rate['b'] / rate[c]:.2f}x.")
-    lines.append("- Weights held: parameters in the training process (student, plus online teachers in c1-c3). "
-                 "Stored labels (b) hold no teacher weights.")
+    lines.append(
+        "- Weights held: parameters in the training process (student, plus online teachers in c1-c3). "
+        "Stored labels (b) hold no teacher weights."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -30,9 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
-
 from keras import ops
+from PIL import Image
 
 from libkd_keras.export import QUANTIZATIONS, compare_latency, export_report, to_litert
 from libkd_keras.models import deit_tiny
@@ -83,18 +82,24 @@ def train_student(train, test, minutes, batch_size=64, seed=0):
     )
     steps = len(y) // batch_size
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    schedule = keras.optimizers.schedules.CosineDecay(5e-4, decay_steps=steps * 40, warmup_target=1e-3,
-                                                      warmup_steps=steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        5e-4, decay_steps=steps * 40, warmup_target=1e-3, warmup_steps=steps
+    )
     student.compile(keras.optimizers.AdamW(schedule, weight_decay=0.05), loss=[loss, loss])
     start, epochs = time.time(), 0
     while time.time() - start < minutes * 60:
         student.fit(data, epochs=1, verbose=0)
         epochs += 1
         accuracy = np.mean(np.argmax(student.predict(test[0][:500], verbose=0), 1) == test[1][:500])
-        print(f"  epoch {epochs}: {time.time() - start:.0f} s, top-1 on 500 test images {100 * accuracy:.1f}%",
-              flush=True)
-    return student, {"epochs": epochs, "train_images": len(y), "train_seconds": round(time.time() - start),
-                     "recipe": "cross-entropy on both heads, AdamW 1e-3, flip + translate, batch 64"}
+        print(
+            f"  epoch {epochs}: {time.time() - start:.0f} s, top-1 on 500 test images {100 * accuracy:.1f}%", flush=True
+        )
+    return student, {
+        "epochs": epochs,
+        "train_images": len(y),
+        "train_seconds": round(time.time() - start),
+        "recipe": "cross-entropy on both heads, AdamW 1e-3, flip + translate, batch 64",
+    }
 
 
 def load_or_train(args, data):
@@ -143,8 +148,10 @@ def diagnose_int8(out_dir, runs):
     """
     keras.utils.set_random_seed(0)
     ratios = {}
-    for name, shape, body in [("attention", (3, 66, 64), keras.layers.Lambda(attention_core)),
-                              ("mlp", (66, 192, 1), mlp_core)]:
+    for name, shape, body in [
+        ("attention", (3, 66, 64), keras.layers.Lambda(attention_core)),
+        ("mlp", (66, 192, 1), mlp_core),
+    ]:
         inputs = keras.Input(shape)
         model = keras.Model(inputs, body(inputs), name=f"{name}_core")
         calibration = np.random.default_rng(0).uniform(0, 255, (64, *shape)).astype("float32")
@@ -152,8 +159,11 @@ def diagnose_int8(out_dir, runs):
         to_litert(model, paths[0], "float32")
         to_litert(model, paths[1], "int8", representative_data=calibration)
         f32, int8 = compare_latency(paths, threads=1, runs=runs, warmup=5)
-        ratios[name] = {"float32_ms": f32["median_ms"], "int8_ms": int8["median_ms"],
-                        "ratio": int8["median_ms"] / f32["median_ms"]}
+        ratios[name] = {
+            "float32_ms": f32["median_ms"],
+            "int8_ms": int8["median_ms"],
+            "ratio": int8["median_ms"] / f32["median_ms"],
+        }
         print(f"{name} core: float32 {f32['median_ms']:.2f} ms, int8 {int8['median_ms']:.2f} ms", flush=True)
     return ratios
 
@@ -163,14 +173,25 @@ def goals(rows, threads):
     f32, checks = by["float32"], []
     for variant in ("int8", "int8_mixed"):
         row = by[variant]
-        checks += [(f"{variant} file <= 30% of float32", row["size_vs_float32"], 0.30,
-                    f"{100 * row['size_vs_float32']:.1f}%"),
-                   (f"{variant} top-1 within 1.0 point of Keras float", row["top1_drop_points"], 1.0,
-                    f"{row['top1_drop_points']:+.2f} points")]
+        checks += [
+            (f"{variant} file <= 30% of float32", row["size_vs_float32"], 0.30, f"{100 * row['size_vs_float32']:.1f}%"),
+            (
+                f"{variant} top-1 within 1.0 point of Keras float",
+                row["top1_drop_points"],
+                1.0,
+                f"{row['top1_drop_points']:+.2f} points",
+            ),
+        ]
         for t in threads:
             ratio = row["latency_vs_float32"][str(t)]
-            checks.append((f"{variant} latency <= 0.5x float32, {t} thread(s)", ratio, 0.5,
-                           f"{ratio:.2f}x ({row['latency_ms'][str(t)]:.1f} vs {f32['latency_ms'][str(t)]:.1f} ms)"))
+            checks.append(
+                (
+                    f"{variant} latency <= 0.5x float32, {t} thread(s)",
+                    ratio,
+                    0.5,
+                    f"{ratio:.2f}x ({row['latency_ms'][str(t)]:.1f} vs {f32['latency_ms'][str(t)]:.1f} ms)",
+                )
+            )
     return [(name, value <= limit, shown) for name, value, limit, shown in checks]
 
 
@@ -191,15 +212,27 @@ def main():
 
     start, load_before = time.time(), os.getloadavg()[0]
     data = read_cifar_subset(CIFAR_TAR, args.train_per_class, args.test_per_class)
-    print(f"read {len(data['train'][1])} train / {len(data['test'][1])} test images in {time.time() - start:.0f} s",
-          flush=True)
+    print(
+        f"read {len(data['train'][1])} train / {len(data['test'][1])} test images in {time.time() - start:.0f} s",
+        flush=True,
+    )
     student, info = load_or_train(args, data)
     calibration = data["train"][0][: args.calibration]
     t = time.time()
-    rows = export_report(student, args.out, data["test"], representative_data=calibration,
-                         quantizations=QUANTIZATIONS, name="deit_tiny", class_names=CLASS_NAMES,
-                         int8_io_dtype="uint8", threads=tuple(args.threads), runs=args.runs, warmup=args.warmup,
-                         dataset_name=f"CIFAR-10 test, first {args.test_per_class} per class (JPEG copy)")
+    rows = export_report(
+        student,
+        args.out,
+        data["test"],
+        representative_data=calibration,
+        quantizations=QUANTIZATIONS,
+        name="deit_tiny",
+        class_names=CLASS_NAMES,
+        int8_io_dtype="uint8",
+        threads=tuple(args.threads),
+        runs=args.runs,
+        warmup=args.warmup,
+        dataset_name=f"CIFAR-10 test, first {args.test_per_class} per class (JPEG copy)",
+    )
     report_seconds = time.time() - t
     table = open(os.path.join(args.out, "export_report.md")).read()
     results = goals(rows, args.threads)
@@ -207,7 +240,6 @@ def main():
     for q in QUANTIZATIONS:
         with open(os.path.join(args.out, f"deit_tiny_{q}.tflite.json")) as f:
             metas[q] = json.load(f)
-    int8_meta = metas["int8"]
     print(table)
     for name, ok, shown in results:
         print(f"{'MET ' if ok else 'MISS'} {name}: {shown}")
@@ -228,7 +260,8 @@ def write_results(args, info, rows, table, results, metas, diagnosis, report_sec
         "round, so the ratios are fair even when the absolute times move with other jobs).  ",
         f"Date: {datetime.date.today().isoformat()}. Python {platform.python_version()}, TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}, ai-edge-litert interpreter (XNNPACK default delegate).  ",
-        f"Run time: {total_seconds / 60:.1f} min in all, of which export + evaluation + latency {report_seconds / 60:.1f} min.",
+        f"Run time: {total_seconds / 60:.1f} min in all, of which export + evaluation + latency "
+        f"{report_seconds / 60:.1f} min.",
         "",
         f"Student: DeiT-Tiny (patch 4, 32x32, 10 classes, distillation token; {int8_meta['source_model']['params']:,} "
         + (
@@ -242,7 +275,8 @@ def write_results(args, info, rows, table, results, metas, diagnosis, report_sec
         ),
         f"Test set: {keras_row['n']} CIFAR-10 test images ({args.test_per_class} per class). int8 calibration: "
         f"{args.calibration} training images; `int8` input/output uint8 (input scale "
-        f"{int8_meta['input']['quantization']['scale']:.4f}, zero point {int8_meta['input']['quantization']['zero_point']}: "
+        f"{int8_meta['input']['quantization']['scale']:.4f}, "
+        f"zero point {int8_meta['input']['quantization']['zero_point']}: "
         "pixels map directly); `int8_mixed` takes float32 pixels and returns float32 logits. Files have a fixed "
         f"batch of 1 (what a phone runs). Latency: batch 1, median / p90 of {args.runs} runs after {args.warmup} "
         "warm-up runs.",
@@ -281,7 +315,8 @@ def write_results(args, info, rows, table, results, metas, diagnosis, report_sec
         "",
         "| core | float32 ms | int8 ms | int8 / float32 |",
         "|---|---|---|---|",
-        f"| 12 MLPs (fully-connected layers only) | {mlp['float32_ms']:.2f} | {mlp['int8_ms']:.2f} | {mlp['ratio']:.2f}x |",
+        f"| 12 MLPs (fully-connected layers only) | {mlp['float32_ms']:.2f} | {mlp['int8_ms']:.2f} | "
+        f"{mlp['ratio']:.2f}x |",
         f"| 12 attention products softmax(q k^T) v | {attention['float32_ms']:.2f} | {attention['int8_ms']:.2f} | "
         f"{attention['ratio']:.2f}x |",
         "",

@@ -1,57 +1,47 @@
-"""Speed of Involution2D and of RedNet-26 vs ResNet-26 training on this machine (one run, ratios).
+"""Speed of Involution2D (XLA-fused vs portable taps) and of RedNet-26 vs ResNet-26, in one run.
 
-    python benchmarks/bench_models.py --batch-size 32 --steps 5 --jit-compile false
+    python benchmarks/bench_models.py --batch-size 32 --steps 3 --repeats 3
 
-`--jit-compile` applies to every measured function and both models' `compile()`; "auto" is
-what `model.compile()` picks (no XLA on a CPU-only machine).
+Every row is timed once per repeat, the rows interleaved (so a machine load hits them alike);
+the table gives the median images/s and the ratios are medians of the per-repeat ratios.
+"fused" is what `fit` / `predict` use on the TensorFlow backend; "portable" is the keras.ops
+path (forced with `fused_taps(False)`), what every call used before issue 17 and what LiteRT
+export still traces. Inference is `model.predict` (the teacher-store precompute path) over
+`--predict-batches` batches. `--floor` adds RedNet-26 with its taps replaced by a free
+stand-in: the cost of the rest of the network, which no involution kernel can remove.
 
-Prints a Markdown section; `--write benchmarks/results/models.md` saves it. Goal (issue 2): a
-RedNet-26 training step costs at most 1.5x a ResNet-26 step. Two more RedNet-26 rows replace
-only the involution's K*K taps, by a free stand-in and by one fused 7x7 depthwise conv: what no
-faster involution kernel could remove from the rest of the network.
+Prints a Markdown section; `--write benchmarks/results/involution-fused.md` saves it. Goals
+(issue 17): RedNet-26 training step <= 2.0x ResNet-26; RedNet-26 inference >= 2x portable.
 """
 
 import argparse
 import datetime
 import os
 import platform
+import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from libkd_keras.layers import Involution2D  # noqa: E402
+from libkd_keras.layers.involution_xla import fused_taps  # noqa: E402
 from libkd_keras.models import rednet26, resnet26  # noqa: E402
 
 
-def images_per_second(fn, batch, steps, warmup=2):
-    for _ in range(warmup):
-        fn()
+def seconds(fn, steps):
     start = time.perf_counter()
     for _ in range(steps):
         fn()
-    return batch * steps / (time.perf_counter() - start)
-
-
-FLOOR_ROW = "rednet26 training step, involution taps free (floor)"
+    return (time.perf_counter() - start) / steps
 
 
 def free_taps(self, inputs, weights):
     """Stand-in for `Involution2D._involve`: one elementwise op instead of the K*K taps."""
     x = self.pool(inputs) if self.pool is not None else inputs
-    return x + keras.ops.repeat(keras.ops.sum(weights, axis=-1), self.group_channels, axis=-1)
-
-
-FUSED_ROW = "rednet26 training step, taps as one 7x7 depthwise conv (fused-kernel proxy)"
-
-
-def depthwise_taps(self, inputs, weights):
-    """Stand-in for `Involution2D._involve`: a fixed 7x7 depthwise conv plus the kernel branch."""
-    k, channels = self.kernel_size, inputs.shape[-1]
-    kernel = keras.ops.full((k, k, channels, 1), 1.0 / (k * k))
-    x = keras.ops.depthwise_conv(inputs, kernel, strides=self.strides, padding="same")
     return x + keras.ops.repeat(keras.ops.sum(weights, axis=-1), self.group_channels, axis=-1)
 
 
@@ -64,117 +54,135 @@ def publish(lines, path=None):
             f.write(text)
 
 
-def train_step_fn(model, x, y, jit_compile):
+def in_mode(fused, fn):
+    """`fn` run with the taps forced fused or portable (tracing happens inside, on the first call)."""
+
+    def run():
+        with fused_taps(fused):
+            return fn()
+
+    return run
+
+
+def train_step_fn(model, x, y):
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit_compile,
+        jit_compile=False,
     )
     model.make_train_function()
     data = iter(lambda: (x, y), None)
     return lambda: model.train_function(data)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
-    parser.add_argument("--write", default=None, help="also write the Markdown section to this file")
-    args = parser.parse_args()
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    b = args.batch_size
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (b, 32, 32, 3)).astype("float32")
-    y = rng.integers(0, 10, b)
-
-    rows = []
-    feats = keras.ops.convert_to_tensor(rng.normal(size=(b, 32, 32, 64)).astype("float32"))
+def layer_rows(b, rng):
+    feats = tf.constant(rng.normal(size=(b, 32, 32, 64)).astype("float32"))
     layer = Involution2D(kernel_size=7)
     layer.build(feats.shape)
     conv = keras.layers.Conv2D(64, 3, padding="same")
     conv.build(feats.shape)
-    import tensorflow as tf
 
-    inv_fwd = tf.function(lambda t: layer(t, training=False), jit_compile=jit is True)
-    conv_fwd = tf.function(lambda t: conv(t), jit_compile=jit is True)
-    rows.append(("Involution2D(7) forward, 32x32x64", images_per_second(lambda: inv_fwd(feats), b, args.steps)))
-    rows.append(("Conv2D(3x3) forward, 32x32x64", images_per_second(lambda: conv_fwd(feats), b, args.steps)))
-
-    # Training cost of the layer alone: its hand-written gradient vs TensorFlow's automatic
-    # gradient of the same forward (the K*K slices), and a 3x3 conv for scale.
-    def grad_fn(fn, weights):
+    def grad_step(fn, weights):
+        @tf.function
         def run(t):
             with tf.GradientTape() as tape:
                 tape.watch(t)
                 loss = tf.reduce_sum(fn(t) ** 2)
             return tape.gradient(loss, [t, *weights])
-        return tf.function(run, jit_compile=jit is True)
 
-    def involution_without_custom_gradient(t):
-        """The previous implementation: per-tap kernel slices, TensorFlow's automatic gradient."""
-        w = layer.kernel(t, training=True)
-        k, out = layer.kernel_size, None
-        padded = layer._pad(t)
-        for i in range(k):
-            for j in range(k):
-                patch = keras.ops.reshape(padded[:, i : i + 32, j : j + 32, :], (-1, 32, 32, layer.groups, 16))
-                term = patch * w[..., i * k + j : i * k + j + 1]
-                out = term if out is None else out + term
-        return keras.ops.reshape(out, (-1, 32, 32, 64))
+        return lambda: run(feats)
 
-    for name, fn, weights in (
-        ("Involution2D(7) forward+backward, 32x32x64", lambda t: layer(t, training=True), layer.trainable_weights),
-        ("  same, automatic gradient of the slices (before)", involution_without_custom_gradient, layer.trainable_weights),
-        ("Conv2D(3x3) forward+backward, 32x32x64", lambda t: conv(t), conv.trainable_weights),
-    ):
-        step = grad_fn(fn, weights)
-        rows.append((name, images_per_second(lambda: step(feats), b, args.steps)))
-    for name, build in (("resnet26", resnet26), ("rednet26", rednet26)):
-        model = build(num_classes=10)
-        infer = tf.function(lambda t, m=model: m(t, training=False), jit_compile=jit is True)
-        rows.append((f"{name} inference", images_per_second(lambda: infer(x), b, args.steps)))
-        step = train_step_fn(model, x, y, jit)
-        rows.append((f"{name} training step", images_per_second(step, b, args.steps)))
-    # The floor: RedNet-26 with the K*K taps of every involution made nearly free (an elementwise
-    # stand-in that keeps the kernel-generating branch and its gradient). What is left is what no
-    # faster involution kernel can remove.
-    # And a proxy for a fused involution kernel: the taps as one 7x7 depthwise convolution, the
-    # cheapest fused op doing the same per-channel K*K multiply-adds (it reads no per-pixel kernels).
-    original = Involution2D._involve
-    for row, stand_in in ((FLOOR_ROW, free_taps), (FUSED_ROW, depthwise_taps)):
-        Involution2D._involve = stand_in
+    def forward(fn):
+        f = tf.function(fn)
+        return lambda: f(feats)
+
+    rows = {}
+    for fused, name in ((True, "fused"), (False, "portable")):
+        rows[f"Involution2D(7) forward, 32x32x64, {name}"] = in_mode(fused, forward(lambda t: layer(t, training=False)))
+        rows[f"Involution2D(7) forward+backward, 32x32x64, {name}"] = in_mode(
+            fused, grad_step(lambda t: layer(t, training=True), layer.trainable_weights)
+        )
+    rows["Conv2D(3x3) forward, 32x32x64"] = forward(conv)
+    rows["Conv2D(3x3) forward+backward, 32x32x64"] = grad_step(conv, conv.trainable_weights)
+    return rows
+
+
+def model_rows(b, rng, predict_batches, floor):
+    x = rng.uniform(0, 255, (b, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, b)
+    images = rng.uniform(0, 255, (b * predict_batches, 32, 32, 3)).astype("float32")
+    rows = {}
+    resnet = resnet26(num_classes=10)
+    rows["resnet26 inference (predict)"] = lambda: resnet.predict(images, batch_size=b, verbose=0)
+    rows["resnet26 training step"] = train_step_fn(resnet, x, y)
+    for fused, name in ((True, "fused"), (False, "portable")):
+        red = rednet26(num_classes=10)
+        rows[f"rednet26 inference (predict), {name}"] = in_mode(
+            fused, lambda m=red: m.predict(images, batch_size=b, verbose=0)
+        )
+        rows[f"rednet26 training step, {name}"] = in_mode(fused, train_step_fn(red, x, y))
+    if floor:
+        original = Involution2D._involve
+        Involution2D._involve = free_taps
         try:
-            step = train_step_fn(rednet26(num_classes=10), x, y, jit)
-            rows.append((row, images_per_second(step, b, args.steps)))
+            step = train_step_fn(rednet26(num_classes=10), x, y)
+            step()  # traced now, with the stand-in
         finally:
             Involution2D._involve = original
-    speed = dict(rows)
-    ratio = speed["resnet26 training step"] / speed["rednet26 training step"]
-    floor = speed["resnet26 training step"] / speed[FLOOR_ROW]
-    taps = 1 / speed["rednet26 training step"] - 1 / speed[FLOOR_ROW]  # s per image in the taps
-    budget = 1.5 / speed["resnet26 training step"] - 1 / speed[FLOOR_ROW]  # what 1.5x would leave them
+        rows["rednet26 training step, taps free (floor)"] = step
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3, help="timed calls per row and repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds over all rows")
+    parser.add_argument("--predict-batches", type=int, default=4, help="batches per timed `predict` call")
+    parser.add_argument("--floor", action="store_true", help="add the RedNet-26 row with free taps")
+    parser.add_argument("--load", default="not recorded", help="machine state to print, e.g. 'shared, load 6'")
+    parser.add_argument("--write", default=None, help="also write the Markdown section to this file")
+    args = parser.parse_args()
+    b, rng = args.batch_size, np.random.default_rng(0)
+    rows = {**layer_rows(b, rng), **model_rows(b, rng, args.predict_batches, args.floor)}
+    images = {name: b * (args.predict_batches if "predict" in name else 1) for name in rows}
+    for fn in rows.values():  # trace, compile, warm up
+        fn(), fn()
+    times = {name: [] for name in rows}
+    for _ in range(args.repeats):
+        for name, fn in rows.items():
+            times[name].append(seconds(fn, args.steps))
+
+    def ratio(slow, fast):  # median over repeats of time(slow) / time(fast), per image
+        return statistics.median((s / images[slow]) / (f / images[fast]) for s, f in zip(times[slow], times[fast]))
+
+    train = ratio("rednet26 training step, fused", "resnet26 training step")
+    train_before = ratio("rednet26 training step, portable", "resnet26 training step")
+    infer = ratio("rednet26 inference (predict), portable", "rednet26 inference (predict), fused")
     lines = [
-        "## Models: Involution2D, RedNet-26 vs ResNet-26 (issue 2)",
+        f"## Models: fused involution taps, RedNet-26 vs ResNet-26 (issue 17, {datetime.date.today().isoformat()})",
         "",
-        f"Command: `python benchmarks/bench_models.py --batch-size {b} --steps {args.steps} "
-        f"--jit-compile {args.jit_compile}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
-        f"{datetime.date.today().isoformat()}; Keras {keras.__version__}",
+        f"Command: `python benchmarks/bench_models.py --batch-size {b} --steps {args.steps} --repeats {args.repeats} "
+        f"--predict-batches {args.predict_batches}{' --floor' if args.floor else ''}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, {args.load}; TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}; float32; `jit_compile=False` on the models (only the taps are XLA).",
         "",
-        "| what | images/s |",
+        "| what | images/s (median of repeats) |",
         "|---|---|",
-        *[f"| {name} | {ips:.1f} |" for name, ips in rows],
+        *[f"| {name} | {images[name] / statistics.median(t):.1f} |" for name, t in times.items()],
         "",
-        f"RedNet-26 training step cost / ResNet-26 step cost: **{ratio:.2f}x** (goal <= 1.5x: "
-        f"{'met' if ratio <= 1.5 else 'NOT met'}).",
-        "",
-        f"With the involution taps free, RedNet-26 would cost {floor:.2f}x ResNet-26: the taps take "
-        f"{1000 * taps:.1f} ms per image of the training step; the 1.5x goal leaves them "
-        + (f"{1000 * budget:.1f} ms, {taps / budget:.1f}x less than now." if budget > 0 else "nothing.")
-        + f" With the taps as one fused 7x7 depthwise convolution (no per-pixel kernels to read), RedNet-26 "
-        f"costs {speed['resnet26 training step'] / speed[FUSED_ROW]:.2f}x ResNet-26.",
+        f"RedNet-26 training step / ResNet-26 step: **{train:.2f}x** fused (goal <= 2.0x: "
+        f"{'met' if train <= 2.0 else 'NOT met'}), {train_before:.2f}x portable (before).  ",
+        f"RedNet-26 inference, fused vs portable (before): **{infer:.2f}x** as fast (goal >= 2x: "
+        f"{'met' if infer >= 2.0 else 'NOT met'}).",
     ]
+    if args.floor:
+        lines[-1] += "  "
+        lines.append(
+            "With the taps free RedNet-26 costs "
+            f"{ratio('rednet26 training step, taps free (floor)', 'resnet26 training step'):.2f}x "
+            "ResNet-26: the rest of the network."
+        )
     publish(lines, args.write)
 
 

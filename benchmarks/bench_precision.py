@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from bench_models import publish, train_step_fn  # noqa: E402
+
 from libkd_keras.models import deit_tiny, rednet26, resnet26  # noqa: E402
 from libkd_keras.precision import BF16_CPU_FLAGS, cpu_flags, resolve_precision  # noqa: E402
 
@@ -62,19 +62,22 @@ def main():
 
     flags = sorted(cpu_flags() & set(BF16_CPU_FLAGS)) or ["none"]
     lines = [
-        "## Training precision: float32 vs mixed_bfloat16 (`run.precision = \"auto\"`)",
+        '## Training precision: float32 vs mixed_bfloat16 (`run.precision = "auto"`)',
         "",
         f"Command: `python benchmarks/bench_precision.py --batch-size {args.batch_size} --steps {args.steps} "
         f"--rounds {args.rounds}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, bf16 CPU flags: {', '.join(flags)} "
-        f"(so \"auto\" resolves to {resolve_precision('auto')}); {datetime.date.today().isoformat()}; "
+        f'(so "auto" resolves to {resolve_precision("auto")}); {datetime.date.today().isoformat()}; '
         f"Keras {keras.__version__}. Random weights and images, SGD training steps, no XLA; "
         f"median of {args.rounds} interleaved rounds; run time {time.perf_counter() - started:.0f} s.",
         "",
         "| model | float32 images/s | mixed_bfloat16 images/s | bf16 speed-up |",
         "|---|---|---|---|",
-        *[f"| {name} | {speed[name, 'float32']:.1f} | {speed[name, 'mixed_bfloat16']:.1f} | "
-          f"{speed[name, 'mixed_bfloat16'] / speed[name, 'float32']:.2f}x |" for name in BUILDERS],
+        *[
+            f"| {name} | {speed[name, 'float32']:.1f} | {speed[name, 'mixed_bfloat16']:.1f} | "
+            f"{speed[name, 'mixed_bfloat16'] / speed[name, 'float32']:.2f}x |"
+            for name in BUILDERS
+        ],
     ]
     publish(lines, args.write)
 

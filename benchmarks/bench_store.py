@@ -161,8 +161,7 @@ def main():
         f"| `precompute` (same teacher, images, batch; + PNG encode, shards, sha256, manifest) | "
         f"{n / precompute_s:.1f} img/s | |",
         f"| **precompute / faster predict, throughput (wall clock)** | **{predict_s / precompute_s:.2f}x** | >= 0.9x |",
-        f"| precompute / faster predict, process CPU time (less sensitive to other users' load) | "
-        f"{cpu_ratio:.2f}x | |",
+        f"| precompute / faster predict, process CPU time (less sensitive to other users' load) | {cpu_ratio:.2f}x | |",
         f"| store reading, first epoch (read + parse + PNG decode + vote ensemble + pad-crop/flip), batch 128 | "
         f"{cold:.0f} img/s | |",
         f"| store reading, later epochs (decoded images cached in memory) | {warm:.0f} img/s | |",

@@ -21,8 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-from libkd_keras.analysis.artifacts import RunLayout  # noqa: E402
 from libkd_keras.analysis.report import load_config, load_steps, load_students, write_report  # noqa: E402
+from libkd_keras.run_layout import RunLayout  # noqa: E402
 
 
 def claim_lines(students):
@@ -30,14 +30,18 @@ def claim_lines(students):
     top1 = {s["name"]: s["top1"] for s in students if s.get("top1") is not None}
     teachers = {s["name"]: s.get("teachers") or [] for s in students}
     baseline = next((n for n in top1 if not teachers[n]), None)
-    mixed = [n for n in top1 if any(t.startswith("rednet") for t in teachers[n])
-             and any(t.startswith("resnet") for t in teachers[n])]
+    mixed = [
+        n
+        for n in top1
+        if any(t.startswith("rednet") for t in teachers[n]) and any(t.startswith("resnet") for t in teachers[n])
+    ]
     same = [n for n in top1 if teachers[n] and n not in mixed]
     if baseline is None or not mixed or not same:
         return ["The claim needs a baseline, a mixed-ensemble and a same-bias student; this run lacks one."]
     best_mixed = max(mixed, key=top1.get)
     best_same = max(same, key=top1.get)
     pts = lambda a, b: 100 * (top1[a] - top1[b])  # noqa: E731
+
     def verdict(points, noise=2.0):
         if abs(points) < noise:
             return f"is not separable from noise here (|gap| < {noise:g} points with one seed)"
@@ -100,8 +104,15 @@ def main():
     body = body.replace("](plots/", f"]({args.name}/")
 
     title = args.title or f"Results on real data: `{args.run}`"
-    lines = [f"## {title}", "", *budget_lines(layout, args.command), "", "### The paper's claim, checked", "",
-             *claim_lines(load_students(layout))]
+    lines = [
+        f"## {title}",
+        "",
+        *budget_lines(layout, args.command),
+        "",
+        "### The paper's claim, checked",
+        "",
+        *claim_lines(load_students(layout)),
+    ]
     if args.notes:
         lines += ["", Path(args.notes).read_text(encoding="utf-8").strip()]
     lines += ["", "### The run's report", "", body.strip(), ""]

@@ -31,10 +31,10 @@ def main():
     wall = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"libkd failed with exit code {done.returncode}: {' '.join(command)}")
-    steps = sorted((json.loads(p.read_text()) for p in (out / "steps").glob("*.json")),
-                   key=lambda s: s["finished_at"])
-    print(f"`{' '.join(command[1:])}` ({os.cpu_count()} CPUs visible, load average at the end "
-          f"{os.getloadavg()[0]:.1f})\n")
+    steps = sorted((json.loads(p.read_text()) for p in (out / "steps").glob("*.json")), key=lambda s: s["finished_at"])
+    print(
+        f"`{' '.join(command[1:])}` ({os.cpu_count()} CPUs visible, load average at the end {os.getloadavg()[0]:.1f})\n"
+    )
     print("| step | seconds |\n|---|---|")
     for step in steps:
         print(f"| {step['step']} | {step['seconds']:.1f} |")

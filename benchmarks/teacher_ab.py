@@ -43,11 +43,21 @@ def main():
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        meta = train_teacher(build, train, test, out, seed=0, recipe=TeacherRecipe(epochs=args.epochs, warmup_epochs=1),
-                             verbose=0, name="resnet26")
+        meta = train_teacher(
+            build,
+            train,
+            test,
+            out,
+            seed=0,
+            recipe=TeacherRecipe(epochs=args.epochs, warmup_epochs=1),
+            verbose=0,
+            name="resnet26",
+        )
     history = meta["history"]
-    print(f"precision={args.precision} zero_init_residual={zero} epochs={args.epochs} train={len(train)} "
-          f"test={len(test)} wall={time.perf_counter() - started:.0f}s")
+    print(
+        f"precision={args.precision} zero_init_residual={zero} epochs={args.epochs} train={len(train)} "
+        f"test={len(test)} wall={time.perf_counter() - started:.0f}s"
+    )
     for key in ("loss", "accuracy", "val_accuracy"):
         print(f"  {key:13s}", " ".join(f"{v:.3f}" for v in history[key]))
 

@@ -20,7 +20,8 @@
 #
 # **Settings.** Everything here is tiny so that it runs on a 2-core CPU in two to three
 # minutes (most of it training the RedNet teacher): a few hundred synthetic 16x16 images,
-# narrow teachers trained for a few epochs, and a small DeiT. For a slice of real CIFAR-10 instead, set the environment variable `LIBKD_CIFAR10` to
+# narrow teachers trained for a few epochs, and a small DeiT. For a slice of real CIFAR-10
+# instead, set the environment variable `LIBKD_CIFAR10` to
 # a folder `<root>/{train,test}/<class>/*.jpg` (such as the extracted `cifar10-jpeg.tar.gz`),
 # to that tarball, or to the CIFAR-10 python tarball (32x32 images: expect several minutes).
 # Accuracies are low and noisy at this budget; `libkd pipeline --preset budget` runs the real
@@ -38,9 +39,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 
-from libkd_keras.analysis.ablation import evaluate_heads
 from libkd_keras.data import Split, load_split
 from libkd_keras.distill import baseline, make_student
+from libkd_keras.evaluation import evaluate_heads
 from libkd_keras.models import rednet, resnet
 from libkd_keras.store import TeacherStore, analyses, precompute
 from libkd_keras.teachers import TeacherRecipe, train_teacher
@@ -115,8 +116,10 @@ teacher_metadata = {}
 for name, builder in builders.items():
     meta = train_teacher(builder, train, test, teacher_dir, name=name, recipe=recipe, verbose=0)
     teacher_metadata[name] = {key: meta[key] for key in ("trainable_parameters", "size_mb", "top1_test_accuracy")}
-    print(f"{name}: {meta['trainable_parameters']:,} parameters, "
-          f"test top-1 {100 * meta['top1_test_accuracy']:.1f}% after {TEACHER_EPOCHS} epochs")
+    print(
+        f"{name}: {meta['trainable_parameters']:,} parameters, "
+        f"test top-1 {100 * meta['top1_test_accuracy']:.1f}% after {TEACHER_EPOCHS} epochs"
+    )
 
 # %% [markdown]
 # ## Run every teacher once, store the logits
@@ -132,8 +135,14 @@ for name, builder in builders.items():
 
 # %%
 teachers = {name: keras.saving.load_model(teacher_dir / f"{name}.keras") for name in builders}
-train_store = precompute(teachers, train, WORK_DIR / "store" / "train", dtype="float32", batch_size=BATCH_SIZE,
-                         teacher_metadata=teacher_metadata)
+train_store = precompute(
+    teachers,
+    train,
+    WORK_DIR / "store" / "train",
+    dtype="float32",
+    batch_size=BATCH_SIZE,
+    teacher_metadata=teacher_metadata,
+)
 test_store = precompute(teachers, test, WORK_DIR / "store" / "test", dtype="float32", batch_size=BATCH_SIZE)
 del teachers  # from here on, no teacher is in memory
 print(train_store)
@@ -160,8 +169,9 @@ print("disagreement ResNet vs RedNet:", analyses.disagreement_matrix(test_store,
 # %%
 store = TeacherStore.open(WORK_DIR / "store" / "train", expect=train)
 student_recipe = baseline(batch_size=BATCH_SIZE, warmup_epochs=1)
-batches = store.dataset(teachers=["resnet_s0", "rednet_s0"], ensemble="soft", target="hard",
-                        batch_size=BATCH_SIZE, seed=0)
+batches = store.dataset(
+    teachers=["resnet_s0", "rednet_s0"], ensemble="soft", target="hard", batch_size=BATCH_SIZE, seed=0
+)
 images, targets = next(iter(batches.take(1)))
 print("images", images.shape, "labels", targets["label"].shape, "teacher rows", targets["teacher"].shape)
 train_batches = student_recipe.augment(batches, num_classes=store.num_classes, seed=0)  # flip + crop
@@ -175,10 +185,20 @@ train_batches = student_recipe.augment(batches, num_classes=store.num_classes, s
 # `make_student(..., variant=None, ...)` builds a DeiT of any size; `variant="tiny"` gives
 # DeiT-Tiny.
 
+
 # %%
 def tiny_deit(distillation_token):
-    return make_student(student_recipe, num_classes=store.num_classes, image_size=IMAGE_SIZE, patch_size=4,
-                        variant=None, dim=64, depth=4, num_heads=2, distillation_token=distillation_token)
+    return make_student(
+        student_recipe,
+        num_classes=store.num_classes,
+        image_size=IMAGE_SIZE,
+        patch_size=4,
+        variant=None,
+        dim=64,
+        depth=4,
+        num_heads=2,
+        distillation_token=distillation_token,
+    )
 
 
 steps_per_epoch = int(np.ceil(len(store) / BATCH_SIZE))
@@ -196,7 +216,7 @@ history = distiller.fit(train_batches, epochs=STUDENT_EPOCHS, verbose=2)
 # %%
 scores = evaluate_heads(student, test.images, test.labels)
 for head in ("cls", "dist", "both"):
-    print(f"{head:>4} head: test top-1 {scores['top1'][head]:.1f}%")
+    print(f"{head:>4} head: test top-1 {100 * scores[head]['top1']:.1f}%")
 
 # %% [markdown]
 # ## The same budget without a teacher
@@ -209,9 +229,11 @@ plain = tiny_deit(distillation_token=False)
 plain_distiller = student_recipe.replace(distillation="none").distiller(plain)
 plain_distiller.compile(optimizer=student_recipe.optimizer(steps_per_epoch, STUDENT_EPOCHS))
 plain_distiller.fit(train_batches, epochs=STUDENT_EPOCHS, verbose=0)
-plain_top1 = evaluate_heads(plain, test.images, test.labels)["top1"]["cls"]
-print(f"student alone: {plain_top1:.1f}%   distilled: {scores['top1']['both']:.1f}%  "
-      f"(tiny budget: expect noise of several points)")
+plain_top1 = evaluate_heads(plain, test.images, test.labels)["cls"]["top1"]
+print(
+    f"student alone: {100 * plain_top1:.1f}%   distilled: {100 * scores['both']['top1']:.1f}%  "
+    f"(tiny budget: expect noise of several points)"
+)
 
 # %% [markdown]
 # Distillation helps when the teachers know something the student does not learn alone:
@@ -230,7 +252,6 @@ path = WORK_DIR / "student.keras"
 student.save(path)
 reloaded = keras.saving.load_model(path)
 sample = test.images[:8].astype("float32")
-same = np.allclose(keras.ops.convert_to_numpy(student(sample)), keras.ops.convert_to_numpy(reloaded(sample)),
-                   atol=1e-5)
+same = np.allclose(keras.ops.convert_to_numpy(student(sample)), keras.ops.convert_to_numpy(reloaded(sample)), atol=1e-5)
 print(f"saved {path.name}: {path.stat().st_size / 1024:.0f} KiB, reloaded predictions identical: {same}")
 assert same

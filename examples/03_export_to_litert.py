@@ -49,6 +49,7 @@ keras.utils.set_random_seed(0)
 # trained briefly through the `Distiller` on the true labels alone (`distillation="none"`
 # trains both heads on the labels); any trained student exports the same way.
 
+
 # %%
 def toy_split(n, split, seed, num_classes=4):
     rng = np.random.default_rng(seed)
@@ -61,8 +62,18 @@ def toy_split(n, split, seed, num_classes=4):
 
 train, test = toy_split(256, "train", 0), toy_split(128, "test", 1)
 recipe = baseline(distillation="none", batch_size=BATCH_SIZE, warmup_epochs=0, base_learning_rate=4e-3)
-student = make_student(recipe, num_classes=train.num_classes, image_size=IMAGE_SIZE, patch_size=4, variant=None,
-                       dim=32, depth=2, num_heads=2, distillation_token=True, name="student")
+student = make_student(
+    recipe,
+    num_classes=train.num_classes,
+    image_size=IMAGE_SIZE,
+    patch_size=4,
+    variant=None,
+    dim=32,
+    depth=2,
+    num_heads=2,
+    distillation_token=True,
+    name="student",
+)
 trainer = recipe.distiller(student)
 trainer.compile(optimizer=recipe.optimizer(steps_per_epoch=len(train) // BATCH_SIZE, epochs=3))
 trainer.fit(train.dataset(BATCH_SIZE, shuffle=True), epochs=3, verbose=2)
@@ -87,8 +98,10 @@ print(f"{student.name}: {student.count_params():,} parameters")
 files = {}
 for quantization in QUANTIZATIONS:
     path = WORK_DIR / f"student_{quantization}.tflite"
-    options = {"int8": dict(representative_data=train.images[:200], io_dtype="uint8"),
-               "int8_mixed": dict(representative_data=train.images[:200])}.get(quantization, {})
+    options = {
+        "int8": dict(representative_data=train.images[:200], io_dtype="uint8"),
+        "int8_mixed": dict(representative_data=train.images[:200]),
+    }.get(quantization, {})
     to_litert(student, path, quantization, class_names=list(train.class_names), **options)
     files[quantization] = path
     print(f"{path.name:>24}: {path.stat().st_size / 1e6:.3f} MB")
@@ -108,8 +121,10 @@ print(f"{'keras':>8}: top-1 {100 * keras_scores['top1']:.1f}%")
 for quantization, path in files.items():
     scores = evaluate_litert(path, test)
     latency = benchmark_litert(path, threads=1, runs=LATENCY_RUNS, warmup=3)
-    print(f"{quantization:>8}: top-1 {100 * scores['top1']:.1f}%, {latency['size_mb']:.3f} MB, "
-          f"batch-1 latency {latency['median_ms']:.2f} ms")
+    print(
+        f"{quantization:>8}: top-1 {100 * scores['top1']:.1f}%, {latency['size_mb']:.3f} MB, "
+        f"batch-1 latency {latency['median_ms']:.2f} ms"
+    )
 
 # %% [markdown]
 # ## Classify an image file

@@ -2,13 +2,15 @@
 
 Each writer works on a temporary name in the target folder and renames it over the target only
 when the file is complete, so an interrupted run never leaves a half-written file under the real
-name (and a reader never takes one for whole).
+name (and a reader never takes one for whole). A kill can still leave the temporary itself
+(`.<name>.<random>.tmp[<suffix>]`); `remove_stale_temporaries` deletes them when a folder is reopened.
 """
 
 import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,30 @@ def temporary_sibling(path, suffix=""):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+# mkstemp's names: "." + target name + "." + 8 random characters + ".tmp" + optional suffix.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def is_temporary(name):
+    """Whether a file name is one `temporary_sibling` makes."""
+    return bool(_TEMPORARY.match(name))
+
+
+def remove_stale_temporaries(folder):
+    """Deletes the temporaries an interrupted writer left under `folder`; returns how many.
+
+    Call it only while no other process writes there (the run folder's lock guarantees that).
+    """
+    removed = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if is_temporary(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(root, name))
+                    removed += 1
+    return removed
 
 
 def write_bytes_atomic(path, data):

@@ -1,9 +1,8 @@
 """Compute precision of training: "float32", "mixed_bfloat16", or "auto" (bf16 where it is fast).
 
-bfloat16 only pays where the hardware has bf16 matrix units: measured on a 2-core x86 CPU with
-AMX-BF16 (benchmarks/results/precision.md), a ResNet-26 training step ran 1.7-2.4x, DeiT-Tiny 1.0-1.2x
-and RedNet-26 0.97-1.6x as fast under mixed_bfloat16 as in float32; on a CPU without bf16 instructions
-the same step was 2.7x *slower*. "auto" therefore picks mixed_bfloat16 on a CPU with AMX-BF16 or
+bfloat16 only pays where the hardware has bf16 matrix units: on a CPU with AMX-BF16 it trains the
+convolutional teachers faster, on a CPU without bf16 instructions it is slower (the measurements:
+benchmarks/RESULTS.md, "Training precision"). "auto" therefore picks mixed_bfloat16 on a CPU with AMX-BF16 or
 AVX512-BF16 and on a GPU of compute capability 8.0 or newer (Ampere, Hopper), float32 elsewhere.
 
 Under mixed_bfloat16 the weights stay float32 and the classifier heads and losses compute in

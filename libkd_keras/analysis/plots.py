@@ -44,11 +44,21 @@ def plot_curves(histories, path, title=""):
         loss = history.get("loss") or []
         accuracy = history.get("val_accuracy") or []
         if loss:
-            loss_ax.plot(range(1, len(loss) + 1), [float("nan") if v is None else v for v in loss],
-                         marker="o", markersize=3, label=name)
+            loss_ax.plot(
+                range(1, len(loss) + 1),
+                [float("nan") if v is None else v for v in loss],
+                marker="o",
+                markersize=3,
+                label=name,
+            )
         if accuracy:
-            acc_ax.plot(range(1, len(accuracy) + 1), [float("nan") if v is None else v for v in _percent(accuracy)],
-                        marker="o", markersize=3, label=name)
+            acc_ax.plot(
+                range(1, len(accuracy) + 1),
+                [float("nan") if v is None else v for v in _percent(accuracy)],
+                marker="o",
+                markersize=3,
+                label=name,
+            )
     loss_ax.set(title="training loss", xlabel="epoch", ylabel="loss")
     acc_ax.set(title="test accuracy", xlabel="epoch", ylabel="top-1 (%)")
     for ax in (loss_ax, acc_ax):
@@ -72,8 +82,15 @@ def plot_heatmap(matrix, labels, path, title="", value_format="{:.3f}"):
     peak = max((v for row in matrix for v in row), default=0.0) or 1.0
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
-            ax.text(j, i, value_format.format(value), ha="center", va="center", fontsize=7,
-                    color="white" if value < 0.6 * peak else "black")
+            ax.text(
+                j,
+                i,
+                value_format.format(value),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 0.6 * peak else "black",
+            )
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title)
@@ -102,8 +119,11 @@ def plot_edge(rows, path, title="LiteRT variants"):
     figure = Figure(figsize=(12, 3.5))
     axes = figure.subplots(1, 3)
     names = [r["quantization"] for r in rows]
-    panels = (("size_mb", "file size (MB)", 1.0), ("latency_ms", "latency, batch 1 (ms)", 1.0),
-              ("top1", "test top-1 (%)", 100.0))
+    panels = (
+        ("size_mb", "file size (MB)", 1.0),
+        ("latency_ms", "latency, batch 1 (ms)", 1.0),
+        ("top1", "test top-1 (%)", 100.0),
+    )
     for ax, (key, label, scale) in zip(axes, panels):
         values = [0.0 if r.get(key) is None else scale * r[key] for r in rows]
         ax.bar(range(len(names)), values, color="tab:green")
@@ -111,7 +131,8 @@ def plot_edge(rows, path, title="LiteRT variants"):
         ax.set_title(label, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         for i, r in enumerate(rows):
-            ax.text(i, values[i], "n/a" if r.get(key) is None else f"{values[i]:.3g}", ha="center",
-                    va="bottom", fontsize=8)
+            ax.text(
+                i, values[i], "n/a" if r.get(key) is None else f"{values[i]:.3g}", ha="center", va="bottom", fontsize=8
+            )
     figure.suptitle(title)
     return _save(figure, path)

@@ -1,5 +1,6 @@
-"""The `libkd` command line: config presets, the resumable pipeline, the run folder.
+"""The `libkd` command line: parses flags, loads the config, calls the pipeline library.
 
-This is the only part of the package that reads flags or config files. Importing it does not
-import TensorFlow; `libkd_keras.cli.pipeline` does.
+`parser.py` builds the argument parser, `main.py` maps each command to a `libkd_keras.pipeline`
+call, `config.py` gathers the config names, `quiet.py` hides TensorFlow's start-up noise.
+Importing it does not import TensorFlow.
 """

@@ -4,14 +4,15 @@ Deterministic order: `data_batch_1` ... `data_batch_5` for train, `test_batch` f
 file order (the order of the original release, also used by tfds' `cifar10`).
 """
 
+import io
 import os
 import pickle
-import tarfile
 
 import numpy as np
 
 from libkd_keras.data.catalog import Catalog
 from libkd_keras.data.errors import DataError, DataNotFoundError
+from libkd_keras.data.folder import open_tar_stream
 from libkd_keras.data.images import as_size, center_crop_resize
 
 BATCH_FOLDER = "cifar-10-batches-py"
@@ -21,7 +22,7 @@ META_FILE = "batches.meta"
 
 def is_cifar_python_tarball(path):
     """True for a tarball whose first member lies under `cifar-10-batches-py/`."""
-    with tarfile.open(path, mode="r|*") as archive:
+    with open_tar_stream(path) as archive:
         first = next(iter(archive), None)
     return first is not None and first.name.strip("./").startswith(BATCH_FOLDER)
 
@@ -34,11 +35,67 @@ def batches_folder(path):
     return None
 
 
+# What a CIFAR batch pickle may name: numpy's array, dtype and scalar reconstruction (as numpy 1.x
+# and 2.x pickle them), and `_codecs.encode` (how protocol-2 pickles of Python 3 hold bytes).
+# Dicts, lists, bytes, str and ints need no lookup. Anything else is refused, never called.
+SAFE_GLOBALS = {
+    (module, name)
+    for core in ("numpy.core", "numpy._core")
+    for module, name in [
+        (f"{core}.multiarray", "_reconstruct"),
+        (f"{core}.multiarray", "scalar"),
+        (f"{core}.numeric", "_frombuffer"),
+    ]
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR batch does not contain")
+        return super().find_class(module, name)
+
+
 def _unpickle(data, where):
+    """Unpickles a CIFAR batch with an allow-list: only numpy arrays and builtin containers."""
     try:
-        return pickle.loads(data, encoding="bytes")
-    except Exception as error:  # a truncated or foreign file
-        raise DataError(f"{where} is not a readable CIFAR-10 python batch ({error}).") from None
+        return _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as error:  # a truncated, foreign or malicious file
+        raise DataError(
+            f"{where} is not a readable CIFAR-10 python batch ({error}); it was not loaded. Use the original "
+            "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html."
+        ) from None
+
+
+def _entry(content, key, where):
+    if not isinstance(content, dict) or key not in content:
+        found = sorted(map(repr, content)) if isinstance(content, dict) else type(content).__name__
+        raise DataError(f"{where} is not a CIFAR-10 python batch: it has no {key!r} entry (found {found}).")
+    return content[key]
+
+
+def _class_names(meta):
+    names = _entry(meta, b"label_names", META_FILE)
+    if not isinstance(names, (list, tuple)) or len(names) < 2 or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataError(f"{META_FILE}: `label_names` must be a list of at least 2 names; got {names!r:.200}.")
+    return tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+
+
+def _batch_arrays(batch, name, num_classes):
+    data, labels = _entry(batch, b"data", name), _entry(batch, b"labels", name)
+    try:
+        data = np.asarray(data)
+        labels = np.asarray(labels, np.int64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name}: `data` or `labels` is not numeric ({error}).") from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise DataError(
+            f"{name}: expected uint8 `data` of shape (N, 3072) and N labels; got {data.dtype} {data.shape} "
+            f"and {len(labels)} labels."
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{name}: labels must lie in [0, {num_classes - 1}]; got {labels.min()}..{labels.max()}.")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
 def cifar_python_catalog(path, split, image_size=None):
@@ -55,7 +112,7 @@ def cifar_python_catalog(path, split, image_size=None):
             with open(file, "rb") as f:
                 blobs[name] = f.read()
     else:
-        with tarfile.open(path, mode="r|*") as archive:
+        with open_tar_stream(path) as archive:
             for member in archive:
                 name = os.path.basename(member.name)
                 if member.isfile() and name in wanted:
@@ -63,13 +120,12 @@ def cifar_python_catalog(path, split, image_size=None):
         missing = [n for n in wanted if n not in blobs]
         if missing:
             raise DataNotFoundError(f"CIFAR-10 tarball {path!r} lacks {missing}.")
-    meta = _unpickle(blobs[META_FILE], META_FILE)
-    class_names = tuple(n.decode() for n in meta[b"label_names"])
+    class_names = _class_names(_unpickle(blobs[META_FILE], META_FILE))
     data, labels = [], []
     for name in BATCH_FILES[split]:
-        batch = _unpickle(blobs[name], name)
-        data.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        labels.append(np.asarray(batch[b"labels"], np.int64))
+        images, batch_labels = _batch_arrays(_unpickle(blobs[name], name), name, len(class_names))
+        data.append(images)
+        labels.append(batch_labels)
     images, labels = np.concatenate(data), np.concatenate(labels)
     size = as_size(image_size)
 

@@ -4,8 +4,10 @@ Deterministic order: classes sorted by folder name (label = rank), files sorted 
 class. The CIFAR-10 JPEG tarball (`cifar10-jpeg.tar.gz`) is read as it is, without extracting it.
 """
 
+import contextlib
 import os
 import tarfile
+import zlib
 
 import numpy as np
 
@@ -46,6 +48,8 @@ def folder_catalog(root, split, image_size=None):
         paths += [os.path.join(class_dir, f) for f in files]
         labels += [label] * len(files)
     _check_class_count(class_names, split_dir)
+    others = {d: _subfolders(os.path.join(root, d)) for d in os.listdir(root) if d != split and not d.startswith(".")}
+    check_same_classes(root, split, class_names, {d: c for d, c in others.items() if c})
 
     def load_images(positions):
         return decode_images([paths[i] for i in positions], image_size=image_size, from_paths=True, source=split_dir)
@@ -57,15 +61,16 @@ def folder_catalog(root, split, image_size=None):
 def tar_folder_catalog(tar_path, split, image_size=None):
     """Catalog of a tarball holding `[<top>/]<split>/<class>/<image>` members, streamed once."""
     found = {}  # (class, file name) -> bytes
-    splits_seen = set()
-    with tarfile.open(tar_path, mode="r|*") as archive:
+    classes_of = {}  # split folder -> its class folders
+    with open_tar_stream(tar_path) as archive:
         for member in archive:
             parts = member.name.strip("/").split("/")
             if not member.isfile() or len(parts) < 3 or not _is_image(parts[-1]):
                 continue
-            splits_seen.add(parts[-3])
+            classes_of.setdefault(parts[-3], set()).add(parts[-2])
             if parts[-3] == split:
                 found[(parts[-2], parts[-1])] = archive.extractfile(member).read()
+    splits_seen = set(classes_of)
     if not found:
         raise DataNotFoundError(
             f"Tarball {tar_path!r} has no images under <split>/<class>/ for split {split!r}; "
@@ -74,6 +79,7 @@ def tar_folder_catalog(tar_path, split, image_size=None):
     keys = sorted(found)
     class_names = sorted({class_name for class_name, _ in keys})
     _check_class_count(class_names, f"{tar_path}:{split}")
+    check_same_classes(tar_path, split, class_names, {d: sorted(c) for d, c in classes_of.items() if d != split})
     label_of = {c: i for i, c in enumerate(class_names)}
     labels = np.asarray([label_of[c] for c, _ in keys], np.int64)
     name = os.path.basename(tar_path).split(".")[0]
@@ -87,3 +93,50 @@ def tar_folder_catalog(tar_path, split, image_size=None):
 def _check_class_count(class_names, where):
     if len(class_names) < 2:
         raise DataError(f"{where!r} has {len(class_names)} class folder(s) ({class_names}); a classifier needs >= 2.")
+
+
+def _subfolders(path):
+    if not os.path.isdir(path):
+        return []
+    return sorted(d for d in os.listdir(path) if not d.startswith(".") and os.path.isdir(os.path.join(path, d)))
+
+
+def check_same_classes(where, split, class_names, others):
+    """Refuses a split whose class folders differ from those of another split (`others`: split -> names).
+
+    Labels are the ranks of the sorted class-folder names, so a renamed or missing folder in one
+    split would silently shift its labels against the others.
+    """
+    for other, names in sorted(others.items()):
+        only_here, only_there = sorted(set(class_names) - set(names)), sorted(set(names) - set(class_names))
+        if not (only_here or only_there):
+            continue
+        listed = "; ".join(
+            [f"only in {split}/: {', '.join(only_here)}"] * bool(only_here)
+            + [f"only in {other}/: {', '.join(only_there)}"] * bool(only_there)
+        )
+        rename = (
+            f" (e.g. rename {split}/{only_here[0]} to {split}/{only_there[0]})"
+            if len(only_here) == len(only_there) == 1
+            else ""
+        )
+        raise DataError(
+            f"The class folders of split {split!r} and split {other!r} in {where!r} differ: {listed}. Labels are "
+            "the ranks of the sorted class-folder names, so every split needs the same class folders; rename, add or "
+            f"remove folders until they match{rename}. A folder beside the splits that is not a split must be moved "
+            "out of the data root."
+        )
+
+
+@contextlib.contextmanager
+def open_tar_stream(path):
+    """`tarfile.open(path, "r|*")`, with a truncated or corrupt archive raised as a `DataError`."""
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            yield archive
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise DataError(
+            f"Tarball {path!r} is truncated or corrupt ({type(error).__name__}: {error}); download or copy it again."
+        ) from None

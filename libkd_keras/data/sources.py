@@ -7,10 +7,12 @@ from libkd_keras.data.catalog import balanced_limit
 from libkd_keras.data.cifar_python import batches_folder, cifar_python_catalog, is_cifar_python_tarball
 from libkd_keras.data.errors import DataError, DataNotFoundError
 from libkd_keras.data.folder import folder_catalog, tar_folder_catalog
+from libkd_keras.data.sample import SAMPLE_NAME, sample_catalog
 from libkd_keras.data.split import Split
 from libkd_keras.data.tfds_sources import TFDS_SOURCES, tfds_catalog
 
 SOURCES_HELP = (
+    f"{SAMPLE_NAME!r} (the CIFAR-10 sample shipped with the package, offline), "
     f"a tfds name ({', '.join(TFDS_SOURCES)}), a folder <root>/<split>/<class>/*.jpg|png, a tarball of such "
     "a folder (e.g. cifar10-jpeg.tar.gz), cifar-10-python.tar.gz, or an extracted cifar-10-batches-py folder"
 )
@@ -20,7 +22,8 @@ def load_split(source, split, *, data_dir=None, limit=None, image_size=None, see
     """Read one split of `source` into memory as a `Split`.
 
     Args:
-        source: a tfds name (`"cifar10"`, `"tf_flowers"`), a class-folder tree `<root>/<split>/<class>/`,
+        source: `"cifar10-sample"` (5,000 train / 1,000 test CIFAR-10 images shipped with the package,
+            no network), a tfds name (`"cifar10"`, `"tf_flowers"`), a class-folder tree `<root>/<split>/<class>/`,
             a tarball of one, `cifar-10-python.tar.gz` or an extracted `cifar-10-batches-py` folder.
         split: `"train"` or `"test"` (any split folder name for folder sources).
         data_dir: tfds data dir for named sources.
@@ -45,6 +48,8 @@ def _catalog(source, split, data_dir, image_size, seed):
     if not isinstance(source, (str, os.PathLike)):
         raise DataError(f"`source` must be a name or a path; got {type(source).__name__}. Sources: {SOURCES_HELP}.")
     source = os.fspath(source)
+    if source == SAMPLE_NAME:
+        return sample_catalog(split, image_size)
     if source in TFDS_SOURCES:
         return tfds_catalog(source, split, data_dir, image_size, seed)
     path = os.path.expanduser(source)

@@ -27,11 +27,19 @@ def split_fingerprint(images, labels, ids):
     return digest.hexdigest()
 
 
+def _read_only(array):
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
     """A split held in memory: `images` uint8 `(N, H, W, 3)`, `labels` / `ids` int64 `(N,)`.
 
-    `fingerprint` is computed from the arrays when not given.
+    `fingerprint` is always computed from the arrays and cannot be passed: a split made with other
+    images (e.g. `dataclasses.replace(split, images=flipped)`) gets its own. The arrays are
+    read-only views, so the fingerprint cannot go stale through `split.images[...] = ...`.
 
     Example:
     >>> split = Split(np.zeros((2, 8, 8, 3), "uint8"), np.array([0, 1]), np.array([0, 1]), ("a", "b"))
@@ -46,16 +54,14 @@ class Split:
     class_names: tuple
     name: str = "unnamed"
     split: str = "train"
-    fingerprint: str = None
+    fingerprint: str = dataclasses.field(init=False)  # derived from the arrays in __post_init__
 
     def __post_init__(self):
         images = np.asarray(self.images)
         labels = np.asarray(self.labels).astype(np.int64, copy=False).reshape(-1)
         ids = np.asarray(self.ids).astype(np.int64, copy=False).reshape(-1)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise DataError(
-                f"Split images must be uint8 shaped (N, H, W, 3); got {images.dtype} {images.shape}."
-            )
+            raise DataError(f"Split images must be uint8 shaped (N, H, W, 3); got {images.dtype} {images.shape}.")
         if not len(labels) == len(ids) == len(images):
             raise DataError(
                 f"Split arrays disagree in length: {len(images)} images, {len(labels)} labels, {len(ids)} ids."
@@ -70,12 +76,12 @@ class Split:
                 f"Labels must lie in [0, {len(class_names) - 1}] for {len(class_names)} classes; "
                 f"got values from {labels.min()} to {labels.max()}."
             )
+        images, labels, ids = (_read_only(a) for a in (images, labels, ids))
         object.__setattr__(self, "images", images)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "class_names", class_names)
-        if self.fingerprint is None:
-            object.__setattr__(self, "fingerprint", split_fingerprint(images, labels, ids))
+        object.__setattr__(self, "fingerprint", split_fingerprint(images, labels, ids))
 
     def __len__(self):
         return len(self.labels)
@@ -104,8 +110,7 @@ class Split:
         missing = wanted[~np.isin(wanted, self.ids)]
         if len(missing):
             raise DataError(
-                f"{len(missing)} requested ids are not in split {self.name}/{self.split} "
-                f"(e.g. {missing[:5].tolist()})."
+                f"{len(missing)} requested ids are not in split {self.name}/{self.split} (e.g. {missing[:5].tolist()})."
             )
         sorter = np.argsort(self.ids)
         return sorter[np.searchsorted(self.ids, wanted, sorter=sorter)]

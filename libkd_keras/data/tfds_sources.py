@@ -61,8 +61,11 @@ def _load(name, split, data_dir):
 
 def _read_all(ds, image_size):
     if image_size is not None:
-        ds = ds.map(lambda image, label: (center_crop_resize(image, image_size), label),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(
+            lambda image, label: (center_crop_resize(image, image_size), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     images, labels = [], []
     for image_batch, label_batch in ds.batch(READ_BATCH).as_numpy_iterator():
         images.append(image_batch)

@@ -55,9 +55,12 @@ def _colour_jitter(strength, seed):
     # Keras' brightness is additive (+-s of the value range); saturation factor f means a
     # multiplier f / (1 - f), so [1-s, 1+s] maps to [(1-s)/(2-s), (1+s)/(2+s)].
     return keras.layers.RandomColorJitter(
-        value_range=(0, 255), brightness_factor=strength, contrast_factor=strength,
+        value_range=(0, 255),
+        brightness_factor=strength,
+        contrast_factor=strength,
         saturation_factor=((1 - strength) / (2 - strength), (1 + strength) / (2 + strength)),
-        seed=seed, dtype="float32",
+        seed=seed,
+        dtype="float32",
     )
 
 
@@ -91,6 +94,7 @@ def student_augmentation(
         raise ValueError(f"`random_erasing` (a probability) must be in [0, 1]; got {random_erasing!r}.")
     if not 0.0 <= color_jitter < 1.0:
         raise ValueError(f"`color_jitter` must be in [0, 1); got {color_jitter!r}.")
+
     def seed_for(k):  # a distinct seed per random layer
         return None if seed is None else seed + k
 
@@ -103,13 +107,19 @@ def student_augmentation(
     if flip_crop:
         per_image.append(_flip_and_crop(crop_padding, seed_for(0)))
     if rand_augment_ops:
-        per_image.append(keras.layers.RandAugment(
-            value_range=(0, 255), num_ops=rand_augment_ops, factor=rand_augment_factor, seed=seed_for(1),
-            dtype="float32",
-        ))
+        per_image.append(
+            keras.layers.RandAugment(
+                value_range=(0, 255),
+                num_ops=rand_augment_ops,
+                factor=rand_augment_factor,
+                seed=seed_for(1),
+                dtype="float32",
+            )
+        )
     if color_jitter:
         per_image.append(_colour_jitter(color_jitter, seed_for(2)))
     if per_image:
+
         def augment_image(image, targets):
             image = tf.cast(image, tf.float32)
             for op in per_image:

@@ -3,32 +3,9 @@
 import keras
 from keras import ops
 
-from libkd_keras.distill import losses
-from libkd_keras.store.ensembles import ENSEMBLE_RULES, ensemble_target
-
-STORE_HINT = (
-    "Build the training data with the store reader, which yields (image, {'label', 'teacher'}): "
-    "`TeacherStore.open(path).dataset(teachers=[...], target='hard' or 'soft', temperature=T, ...)`; "
-    "or pass `teachers=[model, ...]` to run the teachers online; "
-    "or use distillation='none' to train the plain student."
-)
-
-
-def _scale_for_replicas(loss):
-    """Divide by the replica count under `tf.distribute`, as Keras does for compiled losses."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            loss = loss / replicas
-    return loss
-
-
-def _batch_mean(values, sample_weight):
-    if sample_weight is None:
-        return ops.mean(values)
-    return ops.mean(values * ops.reshape(ops.cast(sample_weight, "float32"), (-1,)))
+from libkd_keras.distill import losses, targets
+from libkd_keras.distribute import MultiWorkerFit
+from libkd_keras.ensembles import ENSEMBLE_RULES, ensemble_target
 
 
 def _as_teacher_list(teachers):
@@ -47,14 +24,14 @@ def _as_teacher_list(teachers):
 
 
 @keras.saving.register_keras_serializable(package="libkd_keras")
-class Distiller(keras.Model):
+class Distiller(MultiWorkerFit, keras.Model):
     """Train a DeiT student with one distillation token from teacher targets, with `fit`.
 
-    Each batch is `(images, {"label": ..., "teacher": ...})`, as `TeacherStore.dataset` yields:
+    Each batch is `(images, {"label", "teacher", "target_kind"})`, as `TeacherStore.dataset` yields:
     `label` is int `(B,)` or probability rows `(B, C)` (mixed labels), `teacher` is a probability
     row `(B, C)` (one-hot of the ensemble decision for a hard target, probabilities at `T` for a
-    soft one). No teacher runs and no teacher is in memory. The loss (see `losses.py`, which holds
-    the formulas and their notes) is, as in the LIB-KD paper:
+    soft one), `target_kind` says which (see `targets.py`). No teacher runs and no teacher is in
+    memory. The loss (see `losses.py`, which holds the formulas and their notes) is, as in the LIB-KD paper:
 
         hard: alpha * CE_ls(cls, y) + (1 - alpha) * CE(dist, teacher_hard)
         soft: alpha * CE_ls(cls, y) + (1 - alpha) * T^2 * KL(teacher_T || softmax(dist / T))
@@ -66,10 +43,12 @@ class Distiller(keras.Model):
     Modes:
     - `distillation="hard"|"soft"`, `teachers=None` (stored mode): targets from the store. The
       store's `target` must match (`target="hard"` rows for hard, `target="soft"` at the same
-      `temperature` for soft); a soft row fed to hard mode is used as given.
+      `temperature` for soft): `fit` and `evaluate` raise `ValueError` on batches whose
+      `target_kind` says otherwise, unless `check_target_kind=False` (deliberate mixes). Batches
+      without `target_kind` (built by hand) are used as given.
     - `teachers=[model, ...]` (online mode): the frozen teachers run inside the step on the
       (augmented) batch images (`training=False`, no gradient), their ensemble target is built by
-      `store.ensembles.ensemble_target` (`teacher_ensemble` "soft" or "vote") and the same loss
+      `libkd_keras.ensembles.ensemble_target` (`teacher_ensemble` "soft" or "vote") and the same loss
       applies. Batches may then be `(images, labels)`; a stored `"teacher"` entry is ignored. The
       teachers are not tracked: they are not part of `distiller.weights` and are never saved.
     - `distillation="none"`: the plain student baseline through the same entry point. A student
@@ -81,8 +60,9 @@ class Distiller(keras.Model):
     Logs: `loss`, `label_loss`, `distill_loss`, top-1 and top-5 of the class head (`cls_acc`,
     `cls_top5`), of the distillation head (`dist_acc`, `dist_top5`) and of their average, the
     inference output (`acc`, `top5`). Validation data may be `(images, labels)` or the store
-    format; without teacher rows the validation loss is the true-label term alone and
-    `val_distill_loss` stays 0. With mixed labels, accuracy counts the argmax of the mixed row.
+    format; without teacher rows `val_loss` is the true-label term alone (`loss` is the weighted
+    sum), so a callback should monitor `val_label_loss` against `label_loss`, or `val_acc`.
+    With mixed labels, accuracy counts the argmax of the mixed row.
 
     `distiller.call(x)` returns the student's two heads `(cls_logits, dist_logits)`;
     `distiller.predict(x)` returns the student's inference output. `distiller.student` is a plain
@@ -90,8 +70,8 @@ class Distiller(keras.Model):
     `distiller.save(...)` also works and stores the student and the loss settings only (no
     teacher); reloading gives a Distiller for stored-mode training.
 
-    Works under `tf.distribute.MirroredStrategy` (create it, the student and any online teachers
-    inside `strategy.scope()`).
+    Works under `tf.distribute.MirroredStrategy` and `MultiWorkerMirroredStrategy` (create it, the
+    student and any online teachers inside `strategy.scope()`; see `libkd_keras.distribute`).
 
     Example:
     >>> student = DeiT(num_classes=10, image_size=32, patch_size=4, dim=192, depth=12, num_heads=3)
@@ -110,6 +90,7 @@ class Distiller(keras.Model):
         teachers=None,
         label_smoothing=0.1,
         teacher_ensemble="soft",
+        check_target_kind=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -148,6 +129,7 @@ class Distiller(keras.Model):
         self.temperature = float(temperature)
         self.label_smoothing = float(label_smoothing)
         self.teacher_ensemble = teacher_ensemble
+        self.check_target_kind = bool(check_target_kind)
         # Bypass Keras' attribute tracking: online teachers are neither trained nor saved.
         object.__setattr__(self, "_teachers", teachers)
 
@@ -156,9 +138,7 @@ class Distiller(keras.Model):
         # One per (kind, head): heads are the class head, the distillation head, their average.
         self.accuracy_metrics = [
             keras.metrics.CategoricalAccuracy(name=f"{prefix}acc") for prefix in ("cls_", "dist_", "")
-        ] + [
-            keras.metrics.TopKCategoricalAccuracy(k=5, name=f"{prefix}top5") for prefix in ("cls_", "dist_", "")
-        ]
+        ] + [keras.metrics.TopKCategoricalAccuracy(k=5, name=f"{prefix}top5") for prefix in ("cls_", "dist_", "")]
         self.built = True
 
     @property
@@ -180,10 +160,14 @@ class Distiller(keras.Model):
         logits = [ops.cast(ops.stop_gradient(t(images, training=False)), "float32") for t in self._teachers]
         for teacher, out in zip(self._teachers, logits):
             if out.shape[-1] != self.num_classes:
-                raise ValueError(f"`teachers`: {teacher.name} predicts {out.shape[-1]} classes but the student "
-                                 f"predicts {self.num_classes}; they must match.")
+                raise ValueError(
+                    f"`teachers`: {teacher.name} predicts {out.shape[-1]} classes but the student "
+                    f"predicts {self.num_classes}; they must match."
+                )
         return ensemble_target(
-            ops.stack(logits, axis=1), rule=self.teacher_ensemble, target=self.distillation,
+            ops.stack(logits, axis=1),
+            rule=self.teacher_ensemble,
+            target=self.distillation,
             temperature=self.temperature,
         )
 
@@ -191,49 +175,41 @@ class Distiller(keras.Model):
 
     def check_targets(self, y, training=True):
         """Check batch targets (tensors or `TensorSpec`s); returns `(labels, teacher_or_None)`."""
-        if y is None:
-            raise ValueError("The Distiller needs targets: batches of (images, labels) or (images, "
-                             "{'label', 'teacher'}). " + STORE_HINT)
-        if isinstance(y, dict):
-            if "label" not in y:
-                raise ValueError(f"Batch targets need a 'label' entry; got keys {sorted(y)}. " + STORE_HINT)
-            labels, teacher = y["label"], y.get("teacher")
-        else:
-            labels, teacher = y, None
-        if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1, self.num_classes):
-            raise ValueError(
-                f"The student predicts {self.num_classes} classes but the label rows have "
-                f"{labels.shape[-1]}; build the student with num_classes={labels.shape[-1]}."
-            )
-        if teacher is not None and teacher.shape[-1] not in (None, self.num_classes):
-            raise ValueError(
-                f"The student predicts {self.num_classes} classes but the teacher targets (the store) "
-                f"have {teacher.shape[-1]}; build the student with num_classes={teacher.shape[-1]} "
-                "or use a store of the same data set."
-            )
-        if training and not self._teachers and self.distillation != "none" and teacher is None:
-            raise ValueError(
-                f'Distiller(distillation="{self.distillation}") reads the teacher target from each batch, '
-                "but the batch targets have no 'teacher' entry. " + STORE_HINT
-            )
-        return labels, teacher
+        needs_teacher = training and not self._teachers and self.distillation != "none"
+        return targets.split_targets(y, self.num_classes, needs_teacher, self.distillation)
 
-    def _check_dataset(self, data, training):
+    def _checks_kind(self):
+        return self.check_target_kind and not self._teachers and self.distillation != "none"
+
+    def _prepare(self, data, y, training):
+        """Check the targets' structure now; check their kind batch by batch (`targets.kind_checked`)."""
         spec = getattr(data, "element_spec", None)
         if isinstance(spec, tuple) and len(spec) >= 2:
             self.check_targets(spec[1], training=training)
+        if not self._checks_kind():
+            return data
+        if isinstance(data, tuple) and len(data) >= 2:  # validation_data=(x, y)
+            targets.check_kind_arrays(data[1], self.distillation, self.temperature)
+        targets.check_kind_arrays(y, self.distillation, self.temperature)
+        return targets.kind_checked(data, self.distillation, self.temperature)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         # Fail before the first step (and before any callback) on a dataset of the wrong shape.
-        self._check_dataset(x, training=True)
+        x = self._prepare(x, y, training=True)
         if kwargs.get("validation_data") is not None:
-            self._check_dataset(kwargs["validation_data"], training=False)
-        return super().fit(x, y, *args, **kwargs)
+            kwargs["validation_data"] = self._prepare(kwargs["validation_data"], None, training=False)
+        with targets.kind_errors(self.distillation, self.temperature):
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation reuses the data `fit` prepared
+            x = self._prepare(x, y, training=False)
+        with targets.kind_errors(self.distillation, self.temperature):
+            return super().evaluate(x, y, *args, **kwargs)
 
     # -- loss and metrics ----------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None, **kwargs):
         if loss is not None or loss_weights is not None or metrics or weighted_metrics:
             raise ValueError(
                 "The Distiller computes its own loss and metrics (set alpha, distillation, temperature, "
@@ -258,23 +234,30 @@ class Distiller(keras.Model):
             label_loss = losses.cross_entropy(
                 cls_logits, losses.label_rows(labels, self.num_classes), self.label_smoothing
             )
-            total = _batch_mean(label_loss, sample_weight)
+            total = losses.batch_mean(label_loss, sample_weight)
             self.label_loss_tracker.update_state(total, sample_weight=batch_size)
         else:
             terms = losses.distillation_loss(
-                cls_logits, dist_logits if self.has_dist_head else None, labels, teacher,
-                alpha=self.alpha, distillation=self.distillation, temperature=self.temperature,
+                cls_logits,
+                dist_logits if self.has_dist_head else None,
+                labels,
+                teacher,
+                alpha=self.alpha,
+                distillation=self.distillation,
+                temperature=self.temperature,
                 label_smoothing=self.label_smoothing,
             )
-            total = _batch_mean(terms["loss"], sample_weight)
-            self.label_loss_tracker.update_state(_batch_mean(terms["label_loss"], sample_weight),
-                                                 sample_weight=batch_size)
+            total = losses.batch_mean(terms["loss"], sample_weight)
+            self.label_loss_tracker.update_state(
+                losses.batch_mean(terms["label_loss"], sample_weight), sample_weight=batch_size
+            )
             if self.has_dist_head:
-                self.distill_loss_tracker.update_state(_batch_mean(terms["distill_loss"], sample_weight),
-                                                       sample_weight=batch_size)
+                self.distill_loss_tracker.update_state(
+                    losses.batch_mean(terms["distill_loss"], sample_weight), sample_weight=batch_size
+                )
         for extra in self.losses:  # regularisers, add_loss
             total = total + ops.cast(ops.sum(extra), "float32")
-        return _scale_for_replicas(total)
+        return losses.scale_for_replicas(total)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels = y["label"] if isinstance(y, dict) else y
@@ -296,6 +279,7 @@ class Distiller(keras.Model):
             "temperature": self.temperature,
             "label_smoothing": self.label_smoothing,
             "teacher_ensemble": self.teacher_ensemble,
+            "check_target_kind": self.check_target_kind,
         }
 
     @classmethod

@@ -1,7 +1,8 @@
 """The LIB-KD loss: where it is computed, as pure functions of logits and targets (keras.ops).
 
 Every function works in float32 whatever the dtype policy (logits and targets are cast first) and
-returns one value per example, shape `(batch,)`; the mean over the batch is the paper's loss.
+returns one value per example, shape `(batch,)`; the mean over the batch is the paper's loss
+(`batch_mean`; `scale_for_replicas` then divides it by the replica count under `tf.distribute`).
 
 Targets are probability rows `(batch, classes)`: one-hot labels, MixUp/CutMix-mixed labels, the
 store's teacher rows (one-hot of the ensemble decision for a hard target, probabilities at the
@@ -34,6 +35,7 @@ Example:
 ['distill_loss', 'label_loss', 'loss']
 """
 
+import keras
 from keras import ops
 
 DISTILLATION_TYPES = ("hard", "soft", "none")
@@ -99,13 +101,13 @@ def check_distillation_args(alpha, distillation, temperature, label_smoothing):
     if distillation not in DISTILLATION_TYPES:
         raise ValueError(f"`distillation` must be one of {DISTILLATION_TYPES}; got {distillation!r}.")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(
-            f"`alpha` (weight of the true-label term) must be a number in [0, 1]; got {alpha!r}."
-        )
+        raise ValueError(f"`alpha` (weight of the true-label term) must be a number in [0, 1]; got {alpha!r}.")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not (
-        0.0 <= label_smoothing < 1.0
+    if (
+        isinstance(label_smoothing, bool)
+        or not isinstance(label_smoothing, (int, float))
+        or not (0.0 <= label_smoothing < 1.0)
     ):
         raise ValueError(f"`label_smoothing` must be a number in [0, 1); got {label_smoothing!r}.")
 
@@ -145,3 +147,21 @@ def distillation_loss(
     else:
         distill = soft_distillation_loss(dist_logits, teacher, temperature)
     return {"loss": alpha * label_loss + (1.0 - alpha) * distill, "label_loss": label_loss, "distill_loss": distill}
+
+
+def batch_mean(values, sample_weight):
+    """The mean of per-example `values` over the batch, each weighted by `sample_weight` when given."""
+    if sample_weight is None:
+        return ops.mean(values)
+    return ops.mean(values * ops.reshape(ops.cast(sample_weight, "float32"), (-1,)))
+
+
+def scale_for_replicas(loss):
+    """Divide by the replica count under `tf.distribute`, as Keras does for compiled losses."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss

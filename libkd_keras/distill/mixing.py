@@ -59,7 +59,8 @@ class LabelConsistentMix:
         cutmix_seed = None if seed is None else seed + 1
         self.cutmix = (
             ExactCutMix(factor=(cutmix_alpha, cutmix_alpha), seed=cutmix_seed, dtype="float32")
-            if cutmix_alpha else None
+            if cutmix_alpha
+            else None
         )
         self.seed = seed
 
@@ -84,9 +85,7 @@ class LabelConsistentMix:
         else:
             use_cutmix = tf.random.uniform((), seed=self.seed) < self.switch_prob  # one coin per batch
             images, rows = tf.cond(
-                use_cutmix,
-                lambda: self._mix(self.cutmix, images, rows),
-                lambda: self._mix(self.mixup, images, rows),
+                use_cutmix, lambda: self._mix(self.cutmix, images, rows), lambda: self._mix(self.mixup, images, rows)
             )
 
         mixed_label, mixed_teacher = rows[:, : self.num_classes], rows[:, self.num_classes :]

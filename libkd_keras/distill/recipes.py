@@ -32,7 +32,7 @@ import keras
 from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.distiller import Distiller
 from libkd_keras.distill.losses import check_distillation_args
-from libkd_keras.models import DeiT, STUDENT_BUILDERS
+from libkd_keras.models import STUDENT_BUILDERS, DeiT
 from libkd_keras.precision import resolve_precision
 
 # timm's AdamW excludes 1-D parameters and these from weight decay; matched on variable names.
@@ -124,17 +124,32 @@ class StudentRecipe:
     def distiller(self, student, teachers=None, **kwargs):
         """A `Distiller` with this recipe's loss settings."""
         return Distiller(
-            student, alpha=self.alpha, distillation=self.distillation, temperature=self.temperature,
-            teachers=teachers, label_smoothing=self.label_smoothing, **kwargs,
+            student,
+            alpha=self.alpha,
+            distillation=self.distillation,
+            temperature=self.temperature,
+            teachers=teachers,
+            label_smoothing=self.label_smoothing,
+            **kwargs,
         )
 
     def augment(self, dataset, num_classes, seed=None):
         """The recipe's augmentation applied to batched store (or `(image, label)`) data."""
         return student_augmentation(
-            dataset, num_classes, self.batch_size, flip_crop=self.flip_crop, crop_padding=self.crop_padding,
-            rand_augment_ops=self.rand_augment_ops, rand_augment_factor=self.rand_augment_factor,
-            color_jitter=self.color_jitter, random_erasing=self.random_erasing, mixup_alpha=self.mixup_alpha,
-            cutmix_alpha=self.cutmix_alpha, mix_switch_prob=self.mix_switch_prob, repeats=self.repeats, seed=seed,
+            dataset,
+            num_classes,
+            self.batch_size,
+            flip_crop=self.flip_crop,
+            crop_padding=self.crop_padding,
+            rand_augment_ops=self.rand_augment_ops,
+            rand_augment_factor=self.rand_augment_factor,
+            color_jitter=self.color_jitter,
+            random_erasing=self.random_erasing,
+            mixup_alpha=self.mixup_alpha,
+            cutmix_alpha=self.cutmix_alpha,
+            mix_switch_prob=self.mix_switch_prob,
+            repeats=self.repeats,
+            seed=seed,
         )
 
     def replace(self, **changes):
@@ -149,27 +164,44 @@ def baseline(**overrides):
 def superior(**overrides):
     """The paper's "KD superior" recipe (see the module docstring)."""
     return StudentRecipe(
-        name="superior", mixup_alpha=0.8, cutmix_alpha=1.0, mix_switch_prob=0.5, repeats=3, color_jitter=0.3,
-        random_erasing=0.25, rand_augment_ops=2,
+        name="superior",
+        mixup_alpha=0.8,
+        cutmix_alpha=1.0,
+        mix_switch_prob=0.5,
+        repeats=3,
+        color_jitter=0.3,
+        random_erasing=0.25,
+        rand_augment_ops=2,
     ).replace(**overrides)
 
 
 RECIPES = {"baseline": baseline, "superior": superior}
 
 
-def make_student(recipe, num_classes, image_size=32, patch_size=4, variant="tiny", distillation_token=True,
-                 **deit_kwargs):
+def make_student(
+    recipe, num_classes, image_size=32, patch_size=4, variant="tiny", distillation_token=True, **deit_kwargs
+):
     """Set the recipe's precision, then build the DeiT student with its drop-path rate.
 
-    `variant` is "tiny", "small" or "base" (depth 12), or None to build `DeiT(**deit_kwargs)` with
-    any size (e.g. `variant=None, dim=32, depth=2, num_heads=2` for a test model).
+    `variant` is "micro", "tiny", "small" or "base" (`models.DEIT_VARIANTS`), or None to build
+    `DeiT(**deit_kwargs)` with any size (e.g. `variant=None, dim=32, depth=2, num_heads=2` for a test model).
     """
+    from libkd_keras.distill.students import student_builder  # the one DeiT-from-config builder
+
     recipe.apply_precision()
-    common = dict(num_classes=num_classes, image_size=image_size, patch_size=patch_size,
-                  distillation=distillation_token, drop_path_rate=recipe.drop_path_rate)
     if variant is None:
-        return DeiT(**common, **deit_kwargs)
-    builder = STUDENT_BUILDERS.get(f"deit_{variant}")
-    if builder is None:
-        raise ValueError(f"`variant` must be one of 'tiny', 'small', 'base' or None; got {variant!r}.")
-    return builder(**common, **deit_kwargs)
+        return DeiT(
+            num_classes=num_classes,
+            image_size=image_size,
+            patch_size=patch_size,
+            distillation=distillation_token,
+            drop_path_rate=recipe.drop_path_rate,
+            **deit_kwargs,
+        )
+    if f"deit_{variant}" not in STUDENT_BUILDERS:
+        variants = ", ".join(repr(a.removeprefix("deit_")) for a in STUDENT_BUILDERS)
+        raise ValueError(f"`variant` must be one of {variants} or None; got {variant!r}.")
+    build = student_builder(
+        f"deit_{variant}", num_classes, image_size, patch_size, recipe.drop_path_rate, deit_kwargs or None
+    )
+    return build(distillation_token)

@@ -1,31 +1,13 @@
-"""Top-1 / top-5 accuracy of an exported file, and of the Keras model on the same data."""
+"""Top-1 / top-5 accuracy of an exported file, and of the Keras model on the same data.
+
+Both count with `libkd_keras.evaluation.TopK`, the library's one accuracy implementation.
+"""
 
 import numpy as np
 
+from libkd_keras.evaluation import TopK
 from libkd_keras.export.inputs import labelled_batches
 from libkd_keras.export.runtime import LiteRTModel
-
-
-class TopK:
-    """Running top-1 and top-k counts over batches of logits."""
-
-    def __init__(self, k=5):
-        self.k, self.top1, self.topk, self.n = k, 0, 0, 0
-
-    def update(self, logits, labels):
-        logits, labels = np.asarray(logits), np.asarray(labels)
-        if logits.shape[-1] and labels.size and labels.max() >= logits.shape[-1]:
-            raise ValueError(f"label {int(labels.max())} is out of range for a model with {logits.shape[-1]} classes.")
-        k = min(self.k, logits.shape[-1])  # with fewer than 5 classes top-5 counts every class
-        ranked = np.argsort(-logits, axis=-1, kind="stable")
-        self.top1 += int(np.sum(ranked[:, 0] == labels))
-        self.topk += int(np.sum(np.any(ranked[:, :k] == labels[:, None], axis=-1)))
-        self.n += len(labels)
-
-    def result(self):
-        if self.n == 0:
-            raise ValueError("the data set is empty; nothing to evaluate.")
-        return {"top1": self.top1 / self.n, "top5": self.topk / self.n, "n": self.n}
 
 
 def evaluate_litert(path, data, batch_size=64, threads=1):

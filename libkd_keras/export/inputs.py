@@ -73,7 +73,9 @@ def labelled_batches(data, image_shape, batch_size=64):
 def _dataset_batches(dataset, image_shape, batch_size):
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) < 2:
-        raise TypeError(f"the dataset must yield (image, label) or (image, {{'label': ...}}) pairs; its elements are {spec}.")
+        raise TypeError(
+            f"the dataset must yield (image, label) or (image, {{'label': ...}}) pairs; its elements are {spec}."
+        )
     if spec[0].shape.rank == 3:  # unbatched
         dataset = dataset.batch(batch_size)
     first = True

@@ -21,118 +21,27 @@ float32. `int8_mixed` keeps those ops and the adds in float32 (selective quantiz
 converter's `QuantizationDebugger`): every matmul and convolution with weights stays int8, the
 file is one delegated graph (float32 input and output), and a ViT runs fastest this way on a
 CPU. CNNs (ResNet, RedNet) are fully delegated as `int8` already: use `int8` for them.
+
+`to_litert` checks its options, resolves the model (`model_info.py`), converts (`converter.py`),
+then loads and runs the file once before writing it and its metadata (`metadata.py`).
 """
 
 import json
 import os
-import re
-import tempfile
-import warnings
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from libkd_keras.atomic_files import temporary_sibling
+from libkd_keras.choices import QUANTIZATIONS
+from libkd_keras.export.converter import IO_DTYPES, MIXED_FLOAT_OPS, UnsupportedOpsError, convert, converter_options
 from libkd_keras.export.files import check_output_path
 from libkd_keras.export.inputs import calibration_images
 from libkd_keras.export.metadata import build_metadata, metadata_path
+from libkd_keras.export.model_info import model_image_shape, model_num_classes, resolve_model
 from libkd_keras.export.runtime import LiteRTModel
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
-# Kept float32 by "int8_mixed": the ops XNNPACK has no int8 kernel for, and ADD (XNNPACK's int8 ADD
-# refuses LayerNorm's `var + eps`, whose constant is tiny; the residual adds go along).
-MIXED_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "GELU", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "ADD")
-IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
-
-
-class UnsupportedOpsError(ValueError):
-    """The model needs ops with no LiteRT builtin kernel. `.ops`: the TF op names; `.locations`: where."""
-
-    def __init__(self, message, ops, locations):
-        super().__init__(message)
-        self.ops, self.locations = ops, locations
-
-
-def _float32_policies(config):
-    """`config` with every dtype policy (the model's and each layer's) set to float32."""
-    if isinstance(config, dict):
-        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(config.get("config"), dict):
-            return {**config, "config": {**config["config"], "name": "float32"}}
-        return {k: _float32_policies(v) for k, v in config.items()}
-    if isinstance(config, list):
-        return [_float32_policies(v) for v in config]
-    return config
-
-
-def float32_copy(model):
-    """`model` itself if it computes in float32, else a float32 copy with the same weights.
-
-    A model trained under `mixed_bfloat16` (or `mixed_float16`) keeps float32 weights but
-    computes in 16 bits; exported as is, the file would carry those casts. LiteRT variants are
-    derived from the float32 graph, so export converts first.
-    """
-    if all(layer.dtype_policy.name == "float32" for layer in [model, *model.layers]):
-        return model
-    config = _float32_policies(model.get_config())
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("float32")  # sublayers built in __init__ follow the global policy
-    try:
-        copy = model.__class__.from_config(config)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def resolve_model(model):
-    """The Keras model to export and how it was found: itself, or a Distiller's `.student`.
-
-    A Distiller is recognised by its `.student` attribute (duck-typed: export does not import
-    `libkd_keras.distill`). A mixed-precision model comes back as its float32 copy.
-    """
-    student = getattr(model, "student", None)
-    if isinstance(student, keras.Model) and student is not model:
-        warnings.warn(
-            f"to_litert got a {type(model).__name__} (it has a `.student` model); exporting its student "
-            f"{student.name!r}, the inference network, not the training wrapper.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return float32_copy(student), f"{type(model).__name__}.student"
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"`model` must be a keras.Model (or a Distiller with a `.student`); got {type(model).__name__}.")
-    return float32_copy(model), "model"
-
-
-def model_image_shape(model):
-    """`(height, width, channels)` of the model's single image input; must be static."""
-    inputs = getattr(model, "inputs", None)  # functional and Sequential models; subclassed ones have none
-    if inputs:
-        if len(inputs) != 1:
-            raise ValueError(f"{model.name!r} has {len(inputs)} inputs; export handles single-image-input models.")
-        shape = tuple(inputs[0].shape[1:])
-    elif hasattr(model, "image_size"):  # subclassed models of this package (DeiT)
-        channels = len(getattr(model, "mean", (0, 0, 0)))
-        shape = (*model.image_size, channels)
-    else:
-        raise ValueError(
-            f"cannot tell the input shape of {type(model).__name__} {model.name!r}: export a functional model "
-            "or one with an `image_size` attribute."
-        )
-    if len(shape) != 3 or any(d is None for d in shape):
-        raise ValueError(f"{model.name!r} needs a static (height, width, channels) input to export; got {shape}.")
-    return tuple(int(d) for d in shape)
-
-
-def model_num_classes(model):
-    """The number of output classes when the model tells it (DeiT attribute or functional output)."""
-    if isinstance(getattr(model, "num_classes", None), int):
-        return model.num_classes
-    outputs = getattr(model, "outputs", None)
-    if outputs and len(outputs) == 1 and outputs[0].shape[-1] is not None:
-        return int(outputs[0].shape[-1])
-    return None
+__all__ = ["MIXED_FLOAT_OPS", "QUANTIZATIONS", "UnsupportedOpsError", "to_litert"]
 
 
 def _check_options(quantization, io_dtype, batch_size, representative_data, class_names):
@@ -154,107 +63,24 @@ def _check_options(quantization, io_dtype, batch_size, representative_data, clas
             "to calibrate activation ranges."
         )
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
-        raise ValueError(f"`batch_size` must be a positive integer (fixed batch) or None (any batch); got {batch_size!r}.")
+        raise ValueError(
+            f"`batch_size` must be a positive integer (fixed batch) or None (any batch); got {batch_size!r}."
+        )
     if class_names is not None and (isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names)):
         raise TypeError("`class_names` must be a list of strings, one per class.")
     return io_dtype
 
 
-def _converter_options(quantization, io_dtype, calibration):
-    builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization == "float32":
-        return {"target_spec": {"supported_ops": builtins}}
-    if quantization == "float16":
-        return {
-            "optimizations": [tf.lite.Optimize.DEFAULT],
-            "target_spec": {"supported_ops": builtins, "supported_types": [tf.float16]},
-        }
-    if quantization == "dynamic":
-        return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_ops": builtins}}
-
-    def representative_dataset():
-        for i in range(len(calibration)):
-            yield [calibration[i : i + 1]]
-
-    int8_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return {
-        "optimizations": [tf.lite.Optimize.DEFAULT],
-        "representative_dataset": representative_dataset,
-        "target_spec": {"supported_ops": int8_ops if quantization == "int8" else int8_ops + builtins},
-        "inference_input_type": IO_DTYPES[io_dtype],
-        "inference_output_type": IO_DTYPES[io_dtype],
-    }
-
-
-def _convert_mixed(model, signature, options):
-    """int8 with `MIXED_FLOAT_OPS` kept float32: SavedModel -> converter -> QuantizationDebugger.
-
-    The debugger's denylist is the converter's public route to selective quantization
-    (https://www.tensorflow.org/lite/performance/quantization_debugger); Keras' LiteRT export
-    does not expose it, so this path exports a SavedModel (the same `training=False` graph)
-    and converts it here.
-    """
-    with tempfile.TemporaryDirectory(prefix="libkd_savedmodel_") as saved:
-        model.export(saved, format="tf_saved_model", verbose=False, input_signature=signature)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.experimental_enable_resource_variables = True
-        converter.optimizations = options["optimizations"]
-        converter.representative_dataset = options["representative_dataset"]
-        converter.target_spec.supported_ops = options["target_spec"]["supported_ops"]
-        with warnings.catch_warnings():  # the debugger opens its model with the deprecated tf.lite.Interpreter
-            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter,
-                debug_dataset=options["representative_dataset"],
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(MIXED_FLOAT_OPS)),
-            )
-        return debugger.get_nondebug_quantized_model()
-
-
-_NOT_BUILTIN = re.compile(r"'(tf\.\w+)' op is neither a custom op nor a flex op")
-
-
-def unsupported_ops(error):
-    """`(op names, locations)` of ops without a builtin kernel named by a converter error."""
-    ops, locations = [], []
-    for item in getattr(error, "errors", None) or []:
-        name = getattr(getattr(item, "operator", None), "name", "")
-        if name and name not in ops and "neither a custom op nor a flex op" in getattr(item, "error_message", ""):
-            ops.append(name)
-            calls = [c.name for c in getattr(getattr(item, "location", None), "call", [])]
-            if calls:
-                locations.append(calls[0].split("@")[0])
-    for name in _NOT_BUILTIN.findall(str(error)):  # older converters: only the message
-        if name not in ops:
-            ops.append(name)
-    return ops, locations
-
-
-def _convert(model, tmp_path, signature, options, quantization):
-    try:
-        if quantization == "int8_mixed":
-            flatbuffer = _convert_mixed(model, signature, options)
-            with open(tmp_path, "wb") as f:
-                f.write(flatbuffer)
-        else:
-            model.export(tmp_path, format="litert", verbose=False, input_signature=signature, **options)
-    except Exception as e:
-        ops, locations = unsupported_ops(e)
-        if ops:
-            where = f" (in {', '.join(locations)})" if locations else ""
-            raise UnsupportedOpsError(
-                f"{model.name!r} cannot be exported with LiteRT builtin ops only: it needs {', '.join(ops)}{where}, "
-                "which has no builtin kernel (it would need the Flex delegate, absent on phones). Rewrite that "
-                "layer with keras.ops that map to builtins.",
-                ops,
-                locations,
-            ) from e
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RuntimeError(f"LiteRT conversion of {model.name!r} ({quantization}) failed: {first_line}") from e
-
-
-def to_litert(model, path, quantization="float32", representative_data=None, io_dtype=None, class_names=None,
-              metadata=None, batch_size=1):
+def to_litert(
+    model,
+    path,
+    quantization="float32",
+    representative_data=None,
+    io_dtype=None,
+    class_names=None,
+    metadata=None,
+    batch_size=1,
+):
     """Exports `model` to a LiteRT file at `path` and writes its metadata to `<path>.json`.
 
     Args:
@@ -294,9 +120,9 @@ def to_litert(model, path, quantization="float32", representative_data=None, io_
     calibration = calibration_images(representative_data, image_shape) if quantization.startswith("int8") else None
 
     signature = [tf.TensorSpec((batch_size, *image_shape), tf.float32, name="pixels")]
-    options = _converter_options(quantization, io_dtype, calibration)
+    options = converter_options(quantization, io_dtype, calibration)
     with temporary_sibling(path, ".tflite") as tmp_path, temporary_sibling(path, ".json") as tmp_json:
-        _convert(model, tmp_path, signature, options, quantization)
+        convert(model, tmp_path, signature, options, quantization)
         try:  # a file that does not load and run is never renamed into place
             runner = LiteRTModel(tmp_path, threads=1)
             runner.invoke(runner.prepare(np.zeros((runner.batch, *image_shape), np.float32)))
@@ -307,9 +133,17 @@ def to_litert(model, path, quantization="float32", representative_data=None, io_
             ) from e
         op_types, float_ops = runner.op_types()
         meta = build_metadata(
-            path, model, runner, quantization=quantization, io_dtype=io_dtype, batch_size=batch_size,
-            class_names=class_names, exported_from=exported_from, op_types=op_types,
-            float_ops=float_ops if quantization.startswith("int8") else [], extra=metadata,
+            path,
+            model,
+            runner,
+            quantization=quantization,
+            io_dtype=io_dtype,
+            batch_size=batch_size,
+            class_names=class_names,
+            exported_from=exported_from,
+            op_types=op_types,
+            float_ops=float_ops if quantization.startswith("int8") else [],
+            extra=metadata,
         )
         if quantization == "int8" and float_ops:
             meta["float_ops_note"] = (
@@ -330,4 +164,3 @@ def to_litert(model, path, quantization="float32", representative_data=None, io_
             os.remove(path)  # never leave a file without its metadata
             raise
     return {**meta, "path": path, "metadata_path": metadata_path(path)}
-

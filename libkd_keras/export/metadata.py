@@ -41,7 +41,9 @@ def record_accuracy(path, metrics, dataset=None):
     """
     missing = {"top1", "top5", "n"} - set(metrics)
     if missing:
-        raise ValueError(f"`metrics` must hold 'top1', 'top5' and 'n' (as evaluate_litert returns); missing {sorted(missing)}.")
+        raise ValueError(
+            f"`metrics` must hold 'top1', 'top5' and 'n' (as evaluate_litert returns); missing {sorted(missing)}."
+        )
     meta = read_metadata(path)
     meta["accuracy"] = {
         "top1": float(metrics["top1"]),
@@ -79,9 +81,12 @@ def _tensor_info(detail):
 
 
 def normalization_info(model):
-    layer = next((l for l in model.layers if isinstance(l, PixelNormalization)), None)
+    layer = next((layer for layer in model.layers if isinstance(layer, PixelNormalization)), None)
     if layer is None:
-        return {"inside_model": False, "note": "no PixelNormalization layer found; check what input range the model expects"}
+        return {
+            "inside_model": False,
+            "note": "no PixelNormalization layer found; check what input range the model expects",
+        }
     return {
         "inside_model": True,
         "layer": layer.name,
@@ -105,17 +110,17 @@ def source_info(model, exported_from):
     }
 
 
-def build_metadata(path, model, runner, *, quantization, io_dtype, batch_size, class_names, exported_from,
-                   op_types, float_ops, extra):
+def build_metadata(
+    path, model, runner, *, quantization, io_dtype, batch_size, class_names, exported_from, op_types, float_ops, extra
+):
     """The metadata dict for a freshly converted file (`runner`: a LiteRTModel on it)."""
     input_info = _tensor_info(runner.input)
     input_info["pixel_range"] = [0, 255]
     input_info["note"] = PIXEL_NOTE
     q = input_info["quantization"]
     if q is not None:
-        input_info["note"] += (
-            f"; quantize as round(pixel / {q['scale']:.6g} + {q['zero_point']})"
-            + (" (uint8 pixels map directly)" if abs(q["scale"] - 1) < 1e-3 and q["zero_point"] == 0 else "")
+        input_info["note"] += f"; quantize as round(pixel / {q['scale']:.6g} + {q['zero_point']})" + (
+            " (uint8 pixels map directly)" if abs(q["scale"] - 1) < 1e-3 and q["zero_point"] == 0 else ""
         )
     output_info = _tensor_info(runner.output)
     output_info["kind"] = "logits"

@@ -3,20 +3,36 @@
 import datetime
 import os
 
-from libkd_keras.export.evaluate import evaluate_keras, evaluate_litert
 from libkd_keras.atomic_files import write_json_atomic, write_text_atomic
+from libkd_keras.export.evaluate import evaluate_keras, evaluate_litert
 from libkd_keras.export.latency import compare_latency
-from libkd_keras.export.litert import QUANTIZATIONS, model_image_shape, resolve_model, to_litert
+from libkd_keras.export.litert import QUANTIZATIONS, to_litert
 from libkd_keras.export.metadata import record_accuracy, source_info
+from libkd_keras.export.model_info import model_image_shape, resolve_model
 
 
 def _ratio(value, reference):
     return None if value is None or not reference else value / reference
 
 
-def export_report(model, out_dir, test_data, representative_data=None, quantizations=QUANTIZATIONS, *,
-                  name=None, class_names=None, int8_io_dtype=None, batch_size=1, threads=(1, 2), runs=100,
-                  warmup=10, eval_batch_size=64, dataset_name=None, log=None):
+def export_report(
+    model,
+    out_dir,
+    test_data,
+    representative_data=None,
+    quantizations=QUANTIZATIONS,
+    *,
+    name=None,
+    class_names=None,
+    int8_io_dtype=None,
+    batch_size=1,
+    threads=(1, 2),
+    runs=100,
+    warmup=10,
+    eval_batch_size=64,
+    dataset_name=None,
+    log=None,
+):
     """Exports `model` in each of `quantizations` to `out_dir` and measures every file.
 
     For each variant: file size (MB), batch-1 latency (median and p90 ms, interleaved with the
@@ -47,16 +63,25 @@ def export_report(model, out_dir, test_data, representative_data=None, quantizat
     paths = []
     for quantization in quantizations:
         path = os.path.join(out_dir, f"{name}_{quantization}.tflite")
-        to_litert(model, path, quantization, representative_data=representative_data,
-                  io_dtype=int8_io_dtype if quantization == "int8" else None, class_names=class_names,
-                  batch_size=batch_size)
+        to_litert(
+            model,
+            path,
+            quantization,
+            representative_data=representative_data,
+            io_dtype=int8_io_dtype if quantization == "int8" else None,
+            class_names=class_names,
+            batch_size=batch_size,
+        )
         metrics = evaluate_litert(path, test_data, batch_size=eval_batch_size)
         record_accuracy(path, metrics, dataset=dataset_name)
-        rows.append({"variant": quantization, "file": os.path.basename(path),
-                     "size_mb": os.path.getsize(path) / 1e6, **metrics})
+        rows.append(
+            {"variant": quantization, "file": os.path.basename(path), "size_mb": os.path.getsize(path) / 1e6, **metrics}
+        )
         paths.append(path)
-        log(f"[{len(paths)}/{len(quantizations)}] {quantization}: {rows[-1]['size_mb']:.2f} MB, "
-            f"top-1 {100 * metrics['top1']:.1f}% on {metrics['n']:,} images")
+        log(
+            f"[{len(paths)}/{len(quantizations)}] {quantization}: {rows[-1]['size_mb']:.2f} MB, "
+            f"top-1 {100 * metrics['top1']:.1f}% on {metrics['n']:,} images"
+        )
 
     log(f"latency: {runs} batch-{batch_size} runs per variant after {warmup} warm-up, threads {list(threads)}")
     latency = {t: compare_latency(paths, threads=t, runs=runs, warmup=warmup) for t in threads}
@@ -77,8 +102,13 @@ def export_report(model, out_dir, test_data, representative_data=None, quantizat
         "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": source_info(model, exported_from),
         "test_data": {"name": dataset_name, "n": keras_metrics["n"]},
-        "settings": {"batch_size": batch_size, "threads": list(threads), "runs": runs, "warmup": warmup,
-                     "int8_io_dtype": int8_io_dtype or "float32"},
+        "settings": {
+            "batch_size": batch_size,
+            "threads": list(threads),
+            "runs": runs,
+            "warmup": warmup,
+            "int8_io_dtype": int8_io_dtype or "float32",
+        },
         "rows": rows,
     }
     write_json_atomic(os.path.join(out_dir, "export_report.json"), summary)
@@ -98,14 +128,24 @@ def markdown_table(rows, threads):
     header += ["top-1 %", "top-5 %", "top-1 drop (pts)", "top-5 drop (pts)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["variant"], _fmt(row["file"], "`{}`"), _fmt(row["size_mb"], "{:.2f}"),
-                 _fmt(row["size_vs_float32"], "{:.2f}x")]
+        cells = [
+            row["variant"],
+            _fmt(row["file"], "`{}`"),
+            _fmt(row["size_mb"], "{:.2f}"),
+            _fmt(row["size_vs_float32"], "{:.2f}x"),
+        ]
         for t in threads:
             median = row.get("latency_ms", {}).get(str(t))
             p90 = row.get("latency_p90_ms", {}).get(str(t))
-            cells += ["-" if median is None else f"{median:.2f} / {p90:.2f}",
-                      _fmt(row["latency_vs_float32"][str(t)], "{:.2f}x")]
-        cells += [f"{100 * row['top1']:.2f}", f"{100 * row['top5']:.2f}",
-                  f"{row['top1_drop_points']:+.2f}", f"{row['top5_drop_points']:+.2f}"]
+            cells += [
+                "-" if median is None else f"{median:.2f} / {p90:.2f}",
+                _fmt(row["latency_vs_float32"][str(t)], "{:.2f}x"),
+            ]
+        cells += [
+            f"{100 * row['top1']:.2f}",
+            f"{100 * row['top5']:.2f}",
+            f"{row['top1_drop_points']:+.2f}",
+            f"{row['top5_drop_points']:+.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -167,7 +167,8 @@ class LiteRTModel:
         plain = {n["index"]: n for n in nodes if n["op_name"] != "DELEGATE"}
         writer = {t: i for i, n in plain.items() for t in n["outputs"]}
         outside = {
-            i for i, n in plain.items()
+            i
+            for i, n in plain.items()
             if any((t in read_by_delegate or t in model_io) and t not in written_by_delegate for t in n["outputs"])
         }
         grew = True

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from libkd_keras.layers import involution_xla
+
 
 def _positive_int(name, value, odd=False):
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or (odd and value % 2 == 0):
@@ -23,7 +25,10 @@ class Involution2D(keras.layers.Layer):
 
     The neighbourhood is gathered with K*K unit-step slices of the padded input (no
     `extract_patches`), which keeps the layer backend-agnostic and every op a LiteRT builtin;
-    the gradient is written by hand in the same style (see `_involve`). Spatial input
+    the gradient is written by hand in the same style (see `_involve`). On the TensorFlow
+    backend, inside Keras' `fit` / `evaluate` / `predict` steps and in eager calls, the same
+    sums run XLA-fused instead (`involution_xla`: same numbers, several times faster); every
+    other trace, LiteRT and SavedModel export included, gets the portable graph. Spatial input
     dimensions must be static.
 
     Example:
@@ -154,6 +159,9 @@ class Involution2D(keras.layers.Layer):
         ho, wo, g, gc = self.out_height, self.out_width, self.groups, self.group_channels
         k, k2 = self.kernel_size, self.kernel_size * self.kernel_size
         height, width = inputs.shape[1], inputs.shape[2]
+        if involution_xla.fused_taps_enabled():
+            weights = ops.reshape(weights, (-1, ho, wo, g, k2))
+            return involution_xla.involve(inputs, weights, k, self.strides, gc)
 
         @ops.custom_gradient
         def involve(x, w):

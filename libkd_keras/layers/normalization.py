@@ -25,8 +25,7 @@ class PixelNormalization(keras.layers.Layer):
         std = tuple(float(s) for s in std)
         if len(mean) != len(std):
             raise ValueError(
-                f"`mean` and `std` must have one value per channel; got {len(mean)} means "
-                f"and {len(std)} stds."
+                f"`mean` and `std` must have one value per channel; got {len(mean)} means and {len(std)} stds."
             )
         if any(s <= 0 for s in std):
             raise ValueError(f"`std` values must be positive; got {std}.")

@@ -108,9 +108,7 @@ class ClassDistTokens(keras.layers.Layer):
         init = keras.initializers.TruncatedNormal(stddev=0.02)
         self.cls_token = self.add_weight(shape=(1, 1, dim), initializer=init, name="cls_token")
         self.dist_token = (
-            self.add_weight(shape=(1, 1, dim), initializer=init, name="dist_token")
-            if self.distillation
-            else None
+            self.add_weight(shape=(1, 1, dim), initializer=init, name="dist_token") if self.distillation else None
         )
         self.position_embedding = self.add_weight(
             shape=(1, n + self.num_tokens, dim), initializer=init, name="position_embedding"
@@ -145,14 +143,7 @@ class TransformerBlock(keras.layers.Layer):
     """
 
     def __init__(
-        self,
-        dim=768,
-        num_heads=12,
-        mlp_ratio=4.0,
-        qkv_bias=True,
-        drop_path_rate=0.0,
-        layer_norm_epsilon=1e-6,
-        **kwargs,
+        self, dim=768, num_heads=12, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0, layer_norm_epsilon=1e-6, **kwargs
     ):
         super().__init__(**kwargs)
         if not isinstance(dim, int) or not isinstance(num_heads, int) or num_heads <= 0 or dim % num_heads:

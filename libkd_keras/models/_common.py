@@ -26,8 +26,13 @@ def conv_bn(x, filters, kernel_size, strides=1, relu=True, zero_gamma=False, nam
     BatchNorm of a residual branch, so that each block starts as the identity (mmcls'
     `zero_init_residual=True`; RedNet's default, an option of ResNet)."""
     x = keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding="same", use_bias=False,
-        kernel_initializer="he_normal", name=f"{name}_conv",
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
     )(x)
     x = keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones", name=f"{name}_bn"

@@ -76,6 +76,17 @@ def rednet26(
     (1, 10)
     """
     return rednet(
-        (1, 2, 4, 1), 64, 64, 4, (1, 2, 2, 2), num_classes, input_shape, include_top, stem, mean, std,
-        zero_init_residual, name="rednet26",
+        (1, 2, 4, 1),
+        64,
+        64,
+        4,
+        (1, 2, 2, 2),
+        num_classes,
+        input_shape,
+        include_top,
+        stem,
+        mean,
+        std,
+        zero_init_residual,
+        name="rednet26",
     )

@@ -63,6 +63,14 @@ def resnet26(
     (1, 10)
     """
     return resnet(
-        (1, 2, 4, 1), (64, 128, 256, 512), num_classes, input_shape, include_top, stem, mean, std,
-        zero_init_residual, name="resnet26",
+        (1, 2, 4, 1),
+        (64, 128, 256, 512),
+        num_classes,
+        input_shape,
+        include_top,
+        stem,
+        mean,
+        std,
+        zero_init_residual,
+        name="resnet26",
     )

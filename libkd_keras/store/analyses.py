@@ -17,7 +17,8 @@ import fnmatch
 import keras
 import numpy as np
 
-from libkd_keras.store.ensembles import soft_average, vote_counts
+from libkd_keras.ensembles import soft_average, vote_counts
+from libkd_keras.evaluation import TopK
 from libkd_keras.store.errors import StoreError
 
 ENSEMBLE_PREFIXES = {"ensemble": "soft", "soft": "soft", "vote": "vote"}
@@ -46,10 +47,9 @@ def scores(store, spec):
     return store.logits([spec])[:, 0]
 
 
-def top_k_accuracy(scores, labels, k):
-    """Fraction of rows whose label is among the `k` highest scores (ties: lower class index first)."""
-    top = np.argsort(-np.asarray(scores), axis=1, kind="stable")[:, :k]
-    return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=1)))
+def _accuracy(scores, labels):
+    result = TopK(5).update(scores, labels).result()  # top-5 is top-C with fewer classes
+    return {"top1": result["top1"], "top5": result["top5"]}
 
 
 def teacher_accuracy(store, names=None, ensemble=None):
@@ -66,19 +66,16 @@ def teacher_accuracy(store, names=None, ensemble=None):
     plain = [n for n in names if ":" not in n]
     rules = ("soft", "vote") if ensemble is None and len(plain) > 1 else ensemble or ()
     rules = (rules,) if isinstance(rules, str) else tuple(rules)
-    k = min(5, store.num_classes)
     labels = store.labels
     results = {}
     for spec in names:
-        s = scores(store, spec)
-        results[spec] = {"top1": top_k_accuracy(s, labels, 1), "top5": top_k_accuracy(s, labels, k)}
+        results[spec] = _accuracy(scores(store, spec), labels)
     for rule in rules:
         if rule not in ("soft", "vote"):
             raise StoreError(f"`ensemble` rules are 'soft' and 'vote'; got {rule!r}.")
         if not plain:
             raise StoreError("Ensembles need plain teacher names in `names`.")
-        s = ensemble_scores(store.logits(plain), rule)
-        results[f"{rule} ensemble"] = {"top1": top_k_accuracy(s, labels, 1), "top5": top_k_accuracy(s, labels, k)}
+        results[f"{rule} ensemble"] = _accuracy(ensemble_scores(store.logits(plain), rule), labels)
     return results
 
 

@@ -14,6 +14,10 @@ A store is a folder:
             id     int64
             logits bytes     `num_classes` little-endian float16 or float32 values (the teacher's `dtype`)
 
+      shares/share-00000-of-00002.json    only in a store written by several workers (`shares.py`):
+          which shards each worker wrote; provenance, never read once the manifest exists
+
+The folder may live on any `tf.io.gfile` filesystem (local, `gs://`, `ram://`, ...).
 Each teacher has its own shard set, so adding a teacher writes only its folder and a new manifest,
 never rewriting the others. `<token>` is random: a teacher rewritten with `overwrite=True` gets a
 new folder and the old one is deleted only after the new manifest is in place. Files the manifest
@@ -43,12 +47,12 @@ size (and, by default, its sha256), and, when reading, that every shard yields e
 `num_examples` records whose ids match the example shards.
 """
 
-import hashlib
 import re
 
 import numpy as np
 import tensorflow as tf
 
+from libkd_keras.store import files
 from libkd_keras.store.errors import StoreError
 
 STORE_FORMAT = "libkd_keras.teacher_store"
@@ -56,6 +60,7 @@ STORE_FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 EXAMPLES_DIR = "examples"
 TEACHERS_DIR = "teachers"
+SHARES_DIR = "shares"  # only in stores written by several workers (`shares.py`)
 DEFAULT_SHARD_SIZE = 5000
 LOGIT_DTYPES = ("float16", "float32")
 TEACHER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # no '/', ':' or '*' (used by analyses specs)
@@ -67,9 +72,19 @@ EXAMPLE_FEATURES_WITH_IMAGE = {**EXAMPLE_FEATURES, IMAGE: tf.io.FixedLenFeature(
 LOGITS_FEATURES = {ID: tf.io.FixedLenFeature([], tf.int64), LOGITS: tf.io.FixedLenFeature([], tf.string)}
 
 MANIFEST_KEYS = {
-    "format": str, "format_version": int, "dataset": str, "split": str, "num_examples": int,
-    "fingerprint": str, "num_classes": int, "class_names": list, "image_shape": list,
-    "includes_images": bool, "shard_size": int, "examples": list, "teachers": dict,
+    "format": str,
+    "format_version": int,
+    "dataset": str,
+    "split": str,
+    "num_examples": int,
+    "fingerprint": str,
+    "num_classes": int,
+    "class_names": list,
+    "image_shape": list,
+    "includes_images": bool,
+    "shard_size": int,
+    "examples": list,
+    "teachers": dict,
 }
 SHARD_KEYS = {"file": str, "num_examples": int, "num_bytes": int, "sha256": str}
 TEACHER_KEYS = {"dtype": str, "num_classes": int, "metadata": dict, "shards": list}
@@ -114,12 +129,9 @@ def shard_bounds(num_examples, shard_size):
     return [(start, min(start + shard_size, num_examples)) for start in starts]
 
 
-def file_sha256(path, chunk=1 << 22):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def file_sha256(path):
+    """sha256 hex of a file on any `tf.io.gfile` path."""
+    return files.sha256(path)
 
 
 def _check_keys(record, keys, where):

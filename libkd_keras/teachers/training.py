@@ -5,61 +5,33 @@ Files for a teacher called `<name>` (default `<arch>_seed<seed>`) in `out_dir`:
     <name>.keras           the trained model, uncompiled (loads without this package's optimizer)
     <name>.json            metadata: the columns of the paper's Tables 2 and 3, plus the history
     logs/<name>/           TensorBoard logs
-    <name>.backup/         BackupAndRestore state while training (deleted when training ends)
+    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted when training ends)
     <name>.history.json    per-epoch logs while training (folded into <name>.json at the end)
 
 Both final files are written under temporary names and renamed, `.json` last, so a teacher whose
 `.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged.
+A backup cut off by a kill is repaired before training (`resumable.repair_backup`), and a teacher
+whose loss went NaN is not saved (`resumable.TrainingDiverged`).
 """
 
 import datetime
 import json
 import math
 import os
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import libkd_keras
+from libkd_keras import distribute
 from libkd_keras.atomic_files import save_model_atomic, write_json_atomic
 from libkd_keras.data import teacher_augmentation
 from libkd_keras.models import TEACHER_BUILDERS
+from libkd_keras.resumable import EpochLog, TrainingDiverged, backup_callback, check_finite, repair_backup
 from libkd_keras.teachers.recipe import TeacherRecipe
 
-
-class EpochLog(keras.callbacks.Callback):
-    """Writes every finished epoch's logs and wall time to a JSON file, keyed by epoch number.
-
-    It sits before `BackupAndRestore` in the callback list, so an epoch the backup counts as done is
-    always in the file; an epoch that is rerun after an interruption simply overwrites its entry.
-    """
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-        self.epochs = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                self.epochs = {int(k): v for k, v in json.load(f).items()}
-        self._started = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs = {k: v for k, v in self.epochs.items() if k < epoch}
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        entry = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
-        entry["time_s"] = time.perf_counter() - self._started
-        self.epochs[epoch] = entry
-        write_json_atomic(self.path, {str(k): v for k, v in sorted(self.epochs.items())})
-
-    def history(self):
-        """`{metric: [value per epoch]}` over the epochs recorded so far."""
-        keys = sorted({k for entry in self.epochs.values() for k in entry})
-        ordered = [self.epochs[e] for e in sorted(self.epochs)]
-        return {"epoch": sorted(self.epochs), **{k: [entry.get(k) for entry in ordered] for k in keys}}
+__all__ = ["EpochLog", "train_teacher"]
 
 
 def _resolve_arch(arch):
@@ -71,7 +43,7 @@ def _resolve_arch(arch):
         return arch, TEACHER_BUILDERS[arch]
     if callable(arch):
         return getattr(arch, "__name__", type(arch).__name__), arch
-    raise ValueError(f"`arch` must be 'resnet26', 'rednet26' or a callable building a model; got {arch!r}.")
+    raise ValueError(f"`arch` must be one of {sorted(TEACHER_BUILDERS)} or a callable building a model; got {arch!r}.")
 
 
 def _dataset_record(split):
@@ -83,18 +55,20 @@ def _one_hot(num_classes):
 
 
 def train_teacher(
-    arch, train_split, test_split, out_dir, *, seed=0, recipe=None, callbacks=None, verbose="auto", name=None
+    arch, train_split, test_split, out_dir, *, seed=0, recipe=None, callbacks=None, verbose="auto", name=None, say=print
 ):
     """Train a teacher on `train_split`, evaluate it on `test_split`, save `.keras` + `.json` in `out_dir`.
 
     Args:
-        arch: `"resnet26"`, `"rednet26"`, or a callable `builder(num_classes=..., input_shape=...)`
-            returning a `keras.Model` that maps raw pixels in [0, 255] to logits.
+        arch: a name of `models.TEACHER_BUILDERS` ("resnet26", "resnet_cifar", ...), or a callable
+            `builder(num_classes=..., input_shape=...)` returning a `keras.Model` that maps raw pixels in
+            [0, 255] to logits.
         seed: seeds weights, data order and augmentation (`keras.utils.set_random_seed`); the paper
             trains three seeds per architecture.
         recipe: a `TeacherRecipe` (default: the paper's recipe, 200 epochs).
         callbacks: extra Keras callbacks for `fit`.
         name: file stem; default `<arch>_seed<seed>`.
+        say: called with a notice line (e.g. a backup that had to be repaired).
 
     Returns the metadata dict (also in `<out_dir>/<name>.json`). If `.keras` and `.json` already
     exist, returns the stored metadata without training (after checking the training data matches).
@@ -121,9 +95,10 @@ def train_teacher(
     keras.utils.set_random_seed(seed)
     num_classes = train_split.num_classes
     model = build(num_classes=num_classes, input_shape=train_split.image_shape)
+    trained = distribute.fit_view(model)  # `model` itself, except under multi-worker MWMS (see distribute.py)
     steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
     top_k = min(5, num_classes)
-    model.compile(
+    trained.compile(
         optimizer=recipe.optimizer(steps_per_epoch),
         loss=recipe.loss(),
         metrics=[
@@ -136,28 +111,35 @@ def train_teacher(
     train_ds = train_ds.map(_one_hot(num_classes))
     test_ds = test_split.dataset(recipe.batch_size).map(_one_hot(num_classes))
 
-    backup_dir = os.path.join(out_dir, f"{name}.backup")
+    backup_dir = distribute.worker_dir(os.path.join(out_dir, f"{name}.backup"))  # chief: the real one
     progress_path = os.path.join(out_dir, f"{name}.history.json")
+    repair_backup(backup_dir, say=say)
     if not os.path.exists(os.path.join(backup_dir, "training_metadata.json")) and os.path.exists(progress_path):
         os.remove(progress_path)  # a fresh start: no backed-up epochs, so no history either
     epoch_log = EpochLog(progress_path)
     tensorboard_dir = os.path.join(out_dir, "logs", name)
     fit_callbacks = [
         epoch_log,  # before BackupAndRestore, see EpochLog
-        keras.callbacks.BackupAndRestore(backup_dir),
+        backup_callback(backup_dir),
         keras.callbacks.TensorBoard(tensorboard_dir),
+        keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
-    model.fit(
+    trained.fit(
         train_ds, validation_data=test_ds, epochs=recipe.epochs, callbacks=fit_callbacks, verbose=verbose, shuffle=False
     )  # train_ds is shuffled by tf.data
 
     history = epoch_log.history()
+    try:
+        check_finite(history, f"teacher {name}")
+    except TrainingDiverged:
+        os.remove(progress_path)  # the backup is gone too: a rerun starts afresh
+        raise
     # The last epoch's validation already scored these weights on the test split: reuse it
-    # (a second pass costs minutes for RedNet-26 on a CPU).
+    # (a second pass over the test split is slow for an involution teacher on a CPU).
     scores = {k: (history.get(f"val_{k}") or [None])[-1] for k in ("accuracy", "top5_accuracy")}
     if None in scores.values():
-        scores = model.evaluate(test_ds, return_dict=True, verbose=0)
+        scores = trained.evaluate(test_ds, return_dict=True, verbose=0)
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     _save_uncompiled(model, model_path)
     metadata = {

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from keras import ops
 
-from libkd_keras.analysis import ablation
 from libkd_keras.analysis.ablation import (
     Experiment,
     describe_teacher_set,
@@ -17,6 +16,7 @@ from libkd_keras.analysis.ablation import (
     table4_experiments,
     teacher_families,
 )
+from libkd_keras.analysis.ablation import runner as ablation_runner
 from libkd_keras.data import Split
 from libkd_keras.models import DeiT, rednet, resnet
 from libkd_keras.store import precompute
@@ -51,25 +51,42 @@ def tiny_store(tmp_path_factory):
     train, test = make_split(48, "train", 0), make_split(24, "test", 1)
 
     def tiny_resnet(name):
-        return resnet(blocks=(1, 1, 1, 1), widths=(8, 8, 8, 8), num_classes=CLASSES,
-                      input_shape=(SIZE, SIZE, 3), name=name)
+        return resnet(
+            blocks=(1, 1, 1, 1), widths=(8, 8, 8, 8), num_classes=CLASSES, input_shape=(SIZE, SIZE, 3), name=name
+        )
 
     teachers = {
         "resnet26_s0": CountingTeacher(tiny_resnet("r0")),
         "resnet26_s1": CountingTeacher(tiny_resnet("r1")),
-        "rednet26_s0": CountingTeacher(rednet(blocks=(1, 1, 1, 1), base_channels=16, stem_channels=32,
-                                              num_classes=CLASSES, input_shape=(SIZE, SIZE, 3))),
+        "rednet26_s0": CountingTeacher(
+            rednet(
+                blocks=(1, 1, 1, 1),
+                base_channels=16,
+                stem_channels=32,
+                num_classes=CLASSES,
+                input_shape=(SIZE, SIZE, 3),
+            )
+        ),
     }
-    metadata = {name: {"trainable_parameters": 1000 * (i + 1), "size_mb": 0.5 * (i + 1)}
-                for i, name in enumerate(teachers)}
+    metadata = {
+        name: {"trainable_parameters": 1000 * (i + 1), "size_mb": 0.5 * (i + 1)} for i, name in enumerate(teachers)
+    }
     store = precompute(teachers, train, tmp_path_factory.mktemp("store") / "train", teacher_metadata=metadata)
     assert all(int(t.images_seen.numpy()) == len(train) for t in teachers.values())  # each ran once
     return store, test, teachers
 
 
 def tiny_student(distillation_token):
-    return DeiT(num_classes=CLASSES, image_size=SIZE, patch_size=8, dim=16, depth=1, num_heads=2,
-                distillation=distillation_token, drop_path_rate=0.0)
+    return DeiT(
+        num_classes=CLASSES,
+        image_size=SIZE,
+        patch_size=8,
+        dim=16,
+        depth=1,
+        num_heads=2,
+        distillation=distillation_token,
+        drop_path_rate=0.0,
+    )
 
 
 def test_table4_sets_from_stored_names():
@@ -93,7 +110,11 @@ def test_figure11_experiments_and_bad_input():
     names = ["resnet26_s0", "rednet26_s0"]
     experiments = figure11_experiments(names, temperatures=(1, 4))
     assert [(e.distillation, e.temperature) for e in experiments] == [
-        ("none", 1.0), ("hard", 1.0), ("soft", 1.0), ("soft", 4.0)]
+        ("none", 1.0),
+        ("hard", 1.0),
+        ("soft", 1.0),
+        ("soft", 4.0),
+    ]
     assert all(e.teachers == ("resnet26_s0", "rednet26_s0") for e in experiments[1:])
     with pytest.raises(ValueError, match="stored teachers"):
         figure11_experiments(names, teachers=["resnet26_s7"])
@@ -109,10 +130,14 @@ def test_summarize_gain_and_spread_over_seeds():
     base = Experiment("baseline", distillation="none")
     kd = Experiment("kd", teachers=("resnet26_s0",))
     records = {
-        "baseline": {0: {"top1": {"cls": 50.0}, "top5": {"cls": 90.0}},
-                     1: {"top1": {"cls": 54.0}, "top5": {"cls": 92.0}}},
-        "kd": {0: {"top1": {"cls": 60.0, "dist": 58.0, "both": 61.0}, "top5": {"both": 95.0}},
-               1: {"top1": {"cls": 57.0, "dist": 56.0, "both": 56.0}, "top5": {"both": 93.0}}},
+        "baseline": {
+            0: {"top1": {"cls": 50.0}, "top5": {"cls": 90.0}},
+            1: {"top1": {"cls": 54.0}, "top5": {"cls": 92.0}},
+        },
+        "kd": {
+            0: {"top1": {"cls": 60.0, "dist": 58.0, "both": 61.0}, "top5": {"both": 95.0}},
+            1: {"top1": {"cls": 57.0, "dist": 56.0, "both": 56.0}, "top5": {"both": 93.0}},
+        },
     }
     rows = {r["experiment"]: r for r in summarize([base, kd], records, epochs=3)}
     assert rows["baseline"]["gain"] == 0.0 and rows["baseline"]["top1"] == 52.0
@@ -128,12 +153,19 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     wanted = ("baseline", "t4-single-resnet", "t4-single-rednet", "t4-2-resnets-1-rednet", "t4-4-resnets")
     wanted += ("t4-single-rednet-superior",)  # MixUp/CutMix, RandAugment, ... on the stored targets too
     experiments = [e for e in table4_experiments(store.teacher_names) if e.name in wanted]
-    experiments += figure11_experiments(store.teacher_names, teachers=["resnet26_s0", "rednet26_s0"],
-                                        temperatures=(4,))[::2]  # the baseline again, and soft at T=4
+    experiments += figure11_experiments(
+        store.teacher_names, teachers=["resnet26_s0", "rednet26_s0"], temperatures=(4,)
+    )[::2]  # the baseline again, and soft at T=4
     lines = []
     # Eager steps: tracing a train step costs more than 3 tiny steps on a shared 2-core machine.
-    kwargs = dict(make_student=tiny_student, epochs=1, batch_size=16, recipe_overrides={"warmup_epochs": 0},
-                  compile_options={"run_eagerly": True}, log=lines.append)
+    kwargs = dict(
+        make_student=tiny_student,
+        epochs=1,
+        batch_size=16,
+        recipe_overrides={"warmup_epochs": 0},
+        compile_options={"run_eagerly": True},
+        log=lines.append,
+    )
     rows = run_ablation(store, test, experiments, tmp_path, **kwargs)
 
     # No teacher ran: the targets came from the store.
@@ -141,15 +173,36 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     by_name = {row["experiment"]: row for row in rows}
     assert list(by_name) == [e.name for e in experiments if e.name != "baseline" or e.group == "table4"]
     done = [name for name, row in by_name.items() if row["status"] == "done"]
-    assert done == ["baseline", "t4-single-resnet", "t4-single-rednet", "t4-2-resnets-1-rednet",
-                    "t4-single-rednet-superior", "f11-soft-t4"]
+    assert done == [
+        "baseline",
+        "t4-single-resnet",
+        "t4-single-rednet",
+        "t4-2-resnets-1-rednet",
+        "t4-single-rednet-superior",
+        "f11-soft-t4",
+    ]
     superior = by_name["t4-single-rednet-superior"]
     assert superior["mixup_cutmix"] and superior["gain"] is None and "no superior baseline" in superior["note"]
     assert sum("already done" in line for line in lines) == 0 and any("skipped" in line for line in lines)
     assert by_name["t4-4-resnets"]["status"] == "skipped" and "needs 4 ResNets" in by_name["t4-4-resnets"]["note"]
 
-    expected_fields = {"experiment", "teacher_set", "distillation", "mixup_cutmix", "alpha", "params", "size_mb",
-                       "epochs", "top1", "top5", "top1_cls", "top1_dist", "gain", "gain_std", "student_params"}
+    expected_fields = {
+        "experiment",
+        "teacher_set",
+        "distillation",
+        "mixup_cutmix",
+        "alpha",
+        "params",
+        "size_mb",
+        "epochs",
+        "top1",
+        "top5",
+        "top1_cls",
+        "top1_dist",
+        "gain",
+        "gain_std",
+        "student_params",
+    }
     for name in done:
         row = by_name[name]
         assert expected_fields <= set(row)
@@ -167,12 +220,15 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     assert "| t4-single-rednet | single RedNet | hard |" in table and "soft (T=4)" in table
     assert json.loads((tmp_path / "ablation.json").read_text())["rows"][0]["experiment"] == "baseline"
     assert len(list((tmp_path / "experiments").glob("*.json"))) == len(done)
+    trained = json.loads((tmp_path / "models" / "t4-single-resnet__seed0.json").read_text())  # train_student's
+    assert trained["teachers"] == ["resnet26_s0"] and trained["trainable_parameters"] == single["student_params"]
+    assert len(list((tmp_path / "models").glob("*.keras"))) == len(done)
 
     # Rerun: every finished experiment is read back, none is trained again.
     def no_training(*args, **kwargs):
         raise AssertionError("a finished experiment was trained again")
 
-    monkeypatch.setattr(ablation, "_train_and_evaluate", no_training)
+    monkeypatch.setattr(ablation_runner, "_train_and_evaluate", no_training)
     again = run_ablation(store, test, experiments, tmp_path, **kwargs)
     assert [r["top1"] for r in again] == [r["top1"] for r in rows]
     with pytest.raises(AssertionError, match="trained again"):  # other settings: not reused

@@ -40,8 +40,9 @@ def direct_unbiased_hsic(k, ell):
     np.fill_diagonal(lt, 0.0)
     trace = sum(kt[i, j] * lt[j, i] for i in range(n) for j in range(n))
     ones = np.ones(n)
-    return (trace + (ones @ kt @ ones) * (ones @ lt @ ones) / ((n - 1) * (n - 2))
-            - 2.0 / (n - 2) * (ones @ kt @ lt @ ones)) / (n * (n - 3))
+    return (
+        trace + (ones @ kt @ ones) * (ones @ lt @ ones) / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ones @ kt @ lt @ ones)
+    ) / (n * (n - 3))
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def test_minibatch_cka_approximates_full_cka_on_a_large_sample(rng):
     full = cka_matrix([x, y, z])
     accumulator = MinibatchCKA()
     for start in range(0, n, 200):
-        accumulator.update([x[start:start + 200], y[start:start + 200], z[start:start + 200]])
+        accumulator.update([x[start : start + 200], y[start : start + 200], z[start : start + 200]])
     approx = accumulator.result()
     assert accumulator.batches == 12 and accumulator.examples == n
     np.testing.assert_allclose(approx, full, atol=0.03)
@@ -133,8 +134,16 @@ def test_bad_inputs_are_refused(rng):
 
 def tiny_deit(distillation=True, seed=0):
     keras.utils.set_random_seed(seed)
-    return DeiT(num_classes=4, image_size=16, patch_size=4, dim=16, depth=3, num_heads=2,
-                distillation=distillation, drop_path_rate=0.0)
+    return DeiT(
+        num_classes=4,
+        image_size=16,
+        patch_size=4,
+        dim=16,
+        depth=3,
+        num_heads=2,
+        distillation=distillation,
+        drop_path_rate=0.0,
+    )
 
 
 def tiny_resnet():
@@ -142,8 +151,9 @@ def tiny_resnet():
 
 
 def tiny_rednet():
-    return rednet(blocks=(1, 1, 1, 1), base_channels=16, stem_channels=32, num_classes=4,
-                  input_shape=(16, 16, 3), name="rednet_t")
+    return rednet(
+        blocks=(1, 1, 1, 1), base_channels=16, stem_channels=32, num_classes=4, input_shape=(16, 16, 3), name="rednet_t"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +191,15 @@ def test_minibatch_cka_matrix_on_models(images):
     reps_a = layer_representations(student, images)
     accumulator = MinibatchCKA()
     for start in (0, 12):
-        accumulator.update([a[start:start + 12] for _, a in reps_a])
+        accumulator.update([a[start : start + 12] for _, a in reps_a])
     np.testing.assert_allclose(within, accumulator.result(), rtol=1e-6)
 
 
 def test_minibatch_cka_matrices_share_one_pass_per_model(images):
     student, teacher = tiny_deit(), tiny_resnet()
-    matrices, names = minibatch_cka_matrices({"s": student, "t": teacher}, images,
-                                             pairs=[("s", "s"), ("s", "t")], batch_size=12)
+    matrices, names = minibatch_cka_matrices(
+        {"s": student, "t": teacher}, images, pairs=[("s", "s"), ("s", "t")], batch_size=12
+    )
     within, _, _ = minibatch_cka_matrix(student, images, batch_size=12)
     cross, rows, cols = minibatch_cka_matrix(student, images, teacher, batch_size=12)
     np.testing.assert_allclose(matrices[("s", "s")], within, rtol=1e-6)
@@ -199,8 +210,9 @@ def test_minibatch_cka_matrices_share_one_pass_per_model(images):
 
 
 def test_plot_cka_heatmap_writes_a_png(tmp_path, rng):
-    path = plot_cka_heatmap(rng.uniform(size=(3, 4)), tmp_path / "map.png", title="t",
-                            xlabels=list("abcd"), ylabels=list("xyz"))
+    path = plot_cka_heatmap(
+        rng.uniform(size=(3, 4)), tmp_path / "map.png", title="t", xlabels=list("abcd"), ylabels=list("xyz")
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["map.png"]  # no temporary left behind
     with pytest.raises(ValueError, match="labels"):
@@ -215,13 +227,21 @@ def test_analyze_run_finds_models_and_writes_heatmaps(tmp_path, images):
     tiny_deit(distillation=True, seed=1).save(tmp_path / "students" / "student.keras")
     tiny_resnet().save(tmp_path / "teachers" / "resnet26_s0.keras")
     tiny_resnet().save(tmp_path / "checkpoints" / "epoch1.keras")  # ignored
+    (tmp_path / "ablation" / "models").mkdir(parents=True)
+    tiny_deit(distillation=False).save(tmp_path / "ablation" / "models" / "baseline__seed0.keras")  # ignored
     found = find_run_models(tmp_path)
     assert list(found) == ["baseline", "student", "resnet26_s0"]  # students/ sorts before teachers/
 
     section = analyze_run(tmp_path, images, batch_size=8)
     out = tmp_path / "cka"
-    expected = {"baseline.png", "student.png", "resnet26_s0.png",
-                "baseline_vs_resnet26_s0.png", "student_vs_resnet26_s0.png", "cka.json"}
+    expected = {
+        "baseline.png",
+        "student.png",
+        "resnet26_s0.png",
+        "baseline_vs_resnet26_s0.png",
+        "student_vs_resnet26_s0.png",
+        "cka.json",
+    }
     assert {p.name for p in out.iterdir()} == expected
     assert "](cka/student_vs_resnet26_s0.png)" in section and "| resnet26_s0 | teacher | 5 |" in section
     assert section.startswith("## Representation similarity")

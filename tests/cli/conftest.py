@@ -14,9 +14,13 @@ train_limit = 0
 test_limit = 0
 
 [teachers]
+resnet_arch = "resnet26"  # tiny builder arguments below (the quick preset's CIFAR archs take depth/width)
+rednet_arch = "rednet26"
 resnet_seeds = [0]
 rednet_seeds = [0]
 epochs = 1
+resnet_epochs = 0  # = teachers.epochs
+rednet_epochs = 0
 batch_size = 32
 learning_rate = 0.02  # one epoch of a tiny RedNet at 0.1 can blow its logits past float16
 
@@ -37,6 +41,9 @@ epochs = 1
 batch_size = 32
 patch_size = 4
 warmup_epochs = 0
+distillation = "hard"
+temperature = 1.0
+learning_rate = 0.0  # the recipe's rate
 
 [student.model]
 dim = 32

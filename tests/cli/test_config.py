@@ -9,8 +9,13 @@ from libkd_keras.cli.config import ConfigError, resolve_config
 
 
 def test_every_preset_resolves_and_round_trips_through_toml():
-    assert set(cfg.available_presets()) >= {"quick", "budget", "paper-cifar10-baseline", "paper-cifar10-superior",
-                                             "paper-flowers"}
+    assert set(cfg.available_presets()) >= {
+        "quick",
+        "budget",
+        "paper-cifar10-baseline",
+        "paper-cifar10-superior",
+        "paper-flowers",
+    }
     for name in cfg.available_presets():
         config = resolve_config(preset=name)
         assert config["run"]["name"] == name
@@ -20,7 +25,12 @@ def test_every_preset_resolves_and_round_trips_through_toml():
 
 def test_quick_preset_is_small_and_budget_teachers_see_more_images():
     quick = resolve_config(preset="quick")
-    assert 0 < quick["data"]["train_limit"] <= 5000 and quick["teachers"]["epochs"] <= 3
+    assert quick["data"]["dataset"] == "cifar10-sample"  # offline: the sample shipped in the package
+    assert (quick["teachers"]["resnet_arch"], quick["teachers"]["rednet_arch"]) == ("resnet_cifar", "rednet_cifar")
+    assert quick["student"]["arch"] == "deit_micro" and quick["student"]["distillation"] == "soft"
+    assert all(cfg.teacher_epochs(quick, family) <= 10 for family in ("resnet", "rednet"))
+    assert quick["student"]["epochs"] <= 5
+    assert quick["teachers"]["train_limit"] >= quick["data"]["train_limit"] > 0
     assert [s["name"] for s in quick["students"]] == ["baseline", "ensemble"]
     assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8", "int8_mixed"]
     budget = resolve_config(preset="budget")
@@ -36,18 +46,22 @@ def test_quick_preset_is_small_and_budget_teachers_see_more_images():
 
 def test_layers_apply_in_order(tmp_path):
     user = tmp_path / "mine.toml"
-    user.write_text('[student]\nepochs = 7\nalpha = 0.25\n[teachers.resnet]\nwidths = [8, 16, 16, 16]\n')
+    user.write_text(
+        "[student]\nepochs = 7\nalpha = 0.25\n"
+        '[teachers]\nresnet_arch = "resnet26"\n[teachers.resnet]\nwidths = [8, 16, 16, 16]\n'
+    )
     config = resolve_config(preset="quick", config_file=user, overrides=["student.epochs=9", "data.dataset=/x/y"])
     assert config["student"]["epochs"] == 9 and config["student"]["alpha"] == 0.25
     assert config["data"]["dataset"] == "/x/y"  # a bare word is a string
     assert config["run"]["name"] == "mine"  # the user's file names the run
     assert config["teachers"]["resnet"] == {"widths": [8, 16, 16, 16]}
-    assert [t[0] for t in cfg.teacher_specs(config)] == ["resnet_s0", "rednet26_s0"]
+    assert [t[0] for t in cfg.teacher_specs(config)] == ["resnet_s0", "rednet8_s0"]  # a new arch: a fresh table
 
 
 def test_student_entries_are_addressed_by_name():
-    config = resolve_config(preset="quick", overrides=["students.ensemble.alpha=0.3",
-                                                       "students.ensemble.recipe=superior"])
+    config = resolve_config(
+        preset="quick", overrides=["students.ensemble.alpha=0.3", "students.ensemble.recipe=superior"]
+    )
     entry = config["students"][1]
     assert cfg.student_settings(config, entry)["alpha"] == 0.3
     assert cfg.student_settings(config, entry)["recipe"] == "superior"
@@ -62,21 +76,28 @@ def test_teacher_sets_expand_all_families_and_names():
     assert all(n.startswith("resnet") for n in by_name["resnet"])
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(preset="quik"), ["Unknown preset 'quik'", "did you mean 'quick'", "budget"]),
-    (dict(preset="quick", overrides=["student.epoch=3"]), ["student.epoch", "did you mean 'epochs'", "batch_size"]),
-    (dict(preset="quick", overrides=["studnet.epochs=3"]), ["[studnet]", "Valid sections"]),
-    (dict(preset="quick", overrides=["student.epochs=three"]), ["student.epochs must be an integer"]),
-    (dict(preset="quick", overrides=["student.alpha=1.5"]), ["student.alpha must be <= 1.0"]),
-    (dict(preset="quick", overrides=["student.recipe=fancy"]), ["fancy", "baseline, superior"]),
-    (dict(preset="quick", overrides=["export.quantizations=[\"int4\"]"]), ["int4", "float32, float16, dynamic, int8, int8_mixed"]),
-    (dict(preset="quick", overrides=["teachers.resnet.width=[8]"]), ["teachers.resnet.width", "widths"]),
-    (dict(preset="quick", overrides=["students.nobody.alpha=0.1"]), ["no student named 'nobody'", "baseline"]),
-    (dict(preset="quick", overrides=['students.ensemble.teachers=["resnet7"]']), ["unknown teacher 'resnet7'"]),
-    (dict(preset="quick", overrides=["student.patch_size=5"]), ["does not divide", "[1, 2, 4, 8, 16, 32]"]),
-    (dict(preset="quick", overrides=["export.student=nobody"]), ["export.student", "baseline, ensemble"]),
-    (dict(preset="quick", overrides=["epochs"]), ["section.key=value"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(preset="quik"), ["Unknown preset 'quik'", "did you mean 'quick'", "budget"]),
+        (dict(preset="quick", overrides=["student.epoch=3"]), ["student.epoch", "did you mean 'epochs'", "batch_size"]),
+        (dict(preset="quick", overrides=["studnet.epochs=3"]), ["[studnet]", "Valid sections"]),
+        (dict(preset="quick", overrides=["student.epochs=three"]), ["student.epochs must be an integer"]),
+        (dict(preset="quick", overrides=["student.alpha=1.5"]), ["student.alpha must be <= 1.0"]),
+        (dict(preset="quick", overrides=["student.recipe=fancy"]), ["fancy", "baseline, superior"]),
+        (
+            dict(preset="quick", overrides=['export.quantizations=["int4"]']),
+            ["int4", "float32, float16, dynamic, int8, int8_mixed"],
+        ),
+        (dict(preset="quick", overrides=["teachers.resnet.widht=2"]), ["teachers.resnet.widht", "width"]),
+        (dict(preset="quick", overrides=["teachers.resnet.width=[8]"]), ["teachers.resnet.width", "positive number"]),
+        (dict(preset="quick", overrides=["students.nobody.alpha=0.1"]), ["no student named 'nobody'", "baseline"]),
+        (dict(preset="quick", overrides=['students.ensemble.teachers=["resnet7"]']), ["unknown teacher 'resnet7'"]),
+        (dict(preset="quick", overrides=["student.patch_size=5"]), ["does not divide", "[1, 2, 4, 8, 16, 32]"]),
+        (dict(preset="quick", overrides=["export.student=nobody"]), ["export.student", "baseline, ensemble"]),
+        (dict(preset="quick", overrides=["epochs"]), ["section.key=value"]),
+    ],
+)
 def test_bad_config_names_what_is_valid(kwargs, words):
     with pytest.raises(ConfigError) as error:
         resolve_config(**kwargs)
@@ -105,13 +126,117 @@ def test_builder_argument_names_exist_in_the_builders():
     assert set(cfg.DEIT_KWARGS) <= set(inspect.signature(DeiT).parameters)
 
 
-def test_quantization_choices_are_the_exporters():
-    from libkd_keras.export import QUANTIZATIONS
+def test_choice_lists_come_from_their_one_owner():
+    from libkd_keras import choices
 
-    assert cfg.QUANTIZATIONS == QUANTIZATIONS  # config keeps its own copy to stay TensorFlow-free
+    schema = cfg.SCHEMA
+    assert schema["export"]["quantizations"].choices is choices.QUANTIZATIONS
+    assert schema["student"]["arch"].choices is choices.STUDENT_ARCHS
+    assert schema["student"]["recipe"].choices is choices.RECIPES
+    assert schema["student"]["distillation"].choices is choices.DISTILLATIONS
+    assert schema["student"]["ensemble"].choices is choices.ENSEMBLES
+    assert schema["store"]["dtype"].choices is choices.STORE_DTYPES
+    assert schema["run"]["precision"].choices is choices.PRECISIONS
+    assert schema["teachers"]["resnet_arch"].choices is choices.TEACHER_ARCHS["resnet"]
+    assert schema["teachers"]["rednet_arch"].choices is choices.TEACHER_ARCHS["rednet"]
 
 
 def test_differences_name_the_changed_keys():
     a = resolve_config(preset="quick")
     b = resolve_config(preset="quick", overrides=["student.epochs=4", "run.name=other"])
     assert cfg.config_differences(a, b) == [f"student.epochs: {a['student']['epochs']} -> 4"]
+
+
+def test_cifar_architectures_name_their_teachers_by_depth():
+    config = resolve_config(
+        preset="budget",
+        overrides=[
+            "teachers.resnet_arch=resnet_cifar",
+            "teachers.rednet_arch=rednet_cifar",
+            "teachers.rednet.depth=14",
+            "teachers.resnet_seeds=[0, 1]",
+        ],
+    )
+    assert [t[0] for t in cfg.teacher_specs(config)] == ["resnet20_s0", "resnet20_s1", "rednet14_s0"]
+    from libkd_keras.pipeline.settings import Config
+
+    typed = Config.from_dict(config)
+    assert typed.teachers.resnet_arch == "resnet_cifar" and typed.teacher_specs[2].kwargs == {"depth": 14}
+    assert typed.students[1].teachers == ("resnet20_s0", "resnet20_s1", "rednet14_s0")
+    wide = resolve_config(preset="budget", overrides=["teachers.resnet_arch=resnet_cifar", "teachers.resnet.width=2"])
+    assert cfg.teacher_specs(wide)[0][0] == "resnet20x2_s0"
+    assert cfg.teacher_specs(resolve_config(preset="budget"))[0][0] == "resnet26_s0"  # the paper's stay as named
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (
+            ["teachers.resnet_arch=resnet_cifra"],
+            ["resnet_cifra", "did you mean 'resnet_cifar'", "resnet26, resnet_cifar"],
+        ),
+        (["teachers.rednet_arch=resnet_cifar"], ["rednet26, rednet_cifar"]),
+        (["student.arch=deit_mikro"], ["deit_mikro", "deit_micro"]),
+        (
+            ["teachers.resnet_arch=resnet_cifar", "teachers.resnet.blocks=[1, 1, 1, 1]"],
+            ["teachers.resnet.blocks is not an argument", "depth, width"],
+        ),
+        (["teachers.resnet.depth=20"], ["teachers.resnet.depth is not an argument", "resnet26"]),
+        (["teachers.rednet_arch=rednet_cifar", "teachers.rednet.depth=21"], ["6n+2", "20, 32"]),
+    ],
+)
+def test_bad_architectures_are_refused_before_anything_runs(overrides, words):
+    with pytest.raises(ConfigError) as error:
+        resolve_config(preset="budget", overrides=overrides)  # the paper's archs
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_typed_sections_carry_every_key_of_the_schema():
+    from libkd_keras.pipeline.settings import Config
+
+    raw = resolve_config(preset="budget")
+    typed = Config.from_dict(raw)
+    for section, options in cfg.SCHEMA.items():
+        assert {key: getattr(getattr(typed, section), key) for key in options} == raw[section]
+    superior = typed.student_entry("ensemble-superior")
+    assert superior.settings.recipe == "superior" and typed.student.recipe == "baseline"
+
+
+def test_student_seeds_name_one_student_per_seed():
+    from libkd_keras.pipeline.settings import Config
+
+    one = Config.from_dict(resolve_config(preset="quick", overrides=["run.seed=3"]))
+    assert [(s.name, s.entry, s.seed) for s in one.students] == [
+        ("baseline", "baseline", 3),
+        ("ensemble", "ensemble", 3),
+    ]
+    typed = Config.from_dict(resolve_config(preset="quick", overrides=["students.baseline.seeds=[0, 1]"]))
+    assert [(s.name, s.entry, s.seed) for s in typed.students] == [
+        ("baseline_s0", "baseline", 0),
+        ("baseline_s1", "baseline", 1),
+        ("ensemble", "ensemble", 0),
+    ]
+    assert [s.name for s in typed.select_students(["baseline"])] == ["baseline_s0", "baseline_s1"]
+    every = Config.from_dict(resolve_config(preset="quick", overrides=["student.seeds=[4, 5]"]))
+    assert every.student_names == ["baseline_s4", "baseline_s5", "ensemble_s4", "ensemble_s5"]
+    config = resolve_config(preset="quick", overrides=["students.ensemble.seeds=[2, 0]"])
+    assert cfg.parse_config_text(cfg.to_toml(config), "x") == config
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["students.baseline.seeds=[]"], ["students.baseline.seeds = [] trains no student", "seeds = [0, 1, 2]"]),
+        (["students.baseline.seeds=[0, 1, 0]"], ["holds seed(s) [0] twice"]),
+        (["student.seeds=[2, 2]"], ["student.seeds = [2, 2] holds seed(s) [2] twice"]),
+        (["student.seeds=[-1]"], ["student.seeds must be >= 0"]),
+        (['students.baseline.seeds=["a"]'], ["must be a list of integers"]),
+        (['students=[{name = "a", seeds = [0, 1]}, {name = "a_s1"}]'], ["a_s1", "given twice"]),
+    ],
+)
+def test_bad_student_seeds_are_refused(overrides, words):
+    with pytest.raises(ConfigError) as error:
+        resolve_config(preset="quick", overrides=overrides)
+    for word in words:
+        assert word in str(error.value)

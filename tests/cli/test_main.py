@@ -18,8 +18,17 @@ def test_help_of_every_subcommand_explains_its_options(command, capsys):
     text = capsys.readouterr().out
     assert f"usage: libkd {command}" in text and "--verbose" in text
     if command not in ("report", "analyze"):
-        for option in ("--preset", "--config", "--set", "--dataset", "--data-dir", "--epochs", "--out",
-                       "--overwrite", "--print-config"):
+        for option in (
+            "--preset",
+            "--config",
+            "--set",
+            "--dataset",
+            "--data-dir",
+            "--epochs",
+            "--out",
+            "--overwrite",
+            "--print-config",
+        ):
             assert option in text
         assert text.count("(default:") >= 15  # every option states its default
         assert "student.alpha = 0.5" in text  # the config keys with their defaults
@@ -34,8 +43,22 @@ def test_top_level_help_runs_as_a_module():
 
 
 def test_print_config_applies_flags_in_order(tiny_config, capsys):
-    code = main(["pipeline", "--preset", "quick", "--config", str(tiny_config), "--epochs", "4",
-                 "--set", "teachers.epochs=2", "--dataset", "/data/flowers", "--print-config"])
+    code = main(
+        [
+            "pipeline",
+            "--preset",
+            "quick",
+            "--config",
+            str(tiny_config),
+            "--epochs",
+            "4",
+            "--set",
+            "teachers.epochs=2",
+            "--dataset",
+            "/data/flowers",
+            "--print-config",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert 'dataset = "/data/flowers"' in text
@@ -55,8 +78,13 @@ def _bad(argv, capsys, *words):
 
 
 def test_unknown_preset_and_key_name_the_valid_ones(tmp_path, capsys):
-    _bad(["pipeline", "--preset", "budgt", "--out", str(tmp_path / "r")], capsys, "budgt", "did you mean 'budget'",
-         "paper-flowers")
+    _bad(
+        ["pipeline", "--preset", "budgt", "--out", str(tmp_path / "r")],
+        capsys,
+        "budgt",
+        "did you mean 'budget'",
+        "paper-flowers",
+    )
     _bad(["distill", "--set", "student.alfa=0.3", "--out", str(tmp_path / "r")], capsys, "student.alfa", "'alpha'")
     user = tmp_path / "user.toml"
     user.write_text("[data]\ndatset = 'x'\n")
@@ -66,8 +94,7 @@ def test_unknown_preset_and_key_name_the_valid_ones(tmp_path, capsys):
 
 def test_bad_data_paths(tmp_path, tiny_config, capsys):
     out = ["--config", str(tiny_config), "--out"]
-    _bad(["pipeline", *out, str(tmp_path / "r1"), "--dataset", str(tmp_path / "nowhere")], capsys,
-         "does not exist")
+    _bad(["pipeline", *out, str(tmp_path / "r1"), "--dataset", str(tmp_path / "nowhere")], capsys, "does not exist")
     empty = tmp_path / "empty"
     (empty / "train").mkdir(parents=True)
     (empty / "test").mkdir()
@@ -84,47 +111,157 @@ def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path, tiny
     (run / "config.toml").write_text(to_toml(other_config))
     (run / "steps").mkdir()
     (run / "steps" / "teacher-resnet_s0.json").write_text("{}")
-    err = _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--dataset", str(tmp_path / "x")],
-               capsys, "holds a different run", "student.epochs: 9 -> 1", "--overwrite")
+    err = _bad(
+        ["pipeline", "--config", str(tiny_config), "--out", str(run), "--dataset", str(tmp_path / "x")],
+        capsys,
+        "holds a different run",
+        "student.epochs: 9 -> 1",
+        "--overwrite",
+    )
     assert "does not exist" not in err  # refused before anything else
     assert (run / "steps").exists()
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    _bad(["pipeline", "--config", str(tiny_config), "--out", str(other), "--overwrite"], capsys,
-         "not a libkd run folder")
+    _bad(
+        ["pipeline", "--config", str(tiny_config), "--out", str(other), "--overwrite"], capsys, "not a libkd run folder"
+    )
     assert (other / "notes.txt").exists()  # never deleted, even with --overwrite
     # --overwrite deletes the other run and starts this one (here it stops at the missing data).
-    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--overwrite", "--dataset",
-          str(tmp_path / "x")], capsys, "does not exist")
+    _bad(
+        ["pipeline", "--config", str(tiny_config), "--out", str(run), "--overwrite", "--dataset", str(tmp_path / "x")],
+        capsys,
+        "does not exist",
+    )
     assert not (run / "steps").exists() and "epochs = 1" in (run / "config.toml").read_text()
     # A run that wrote nothing but its config (it stopped at a data error) is replaced without --overwrite.
-    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "2", "--dataset",
-          str(tmp_path / "y")], capsys, "does not exist")
+    _bad(
+        [
+            "pipeline",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(run),
+            "--epochs",
+            "2",
+            "--dataset",
+            str(tmp_path / "y"),
+        ],
+        capsys,
+        "does not exist",
+    )
     assert "epochs = 2" in (run / "config.toml").read_text()
     # A teacher still training (a checkpoint, no finished step) is work: refused without --overwrite.
     backup = run / "checkpoints" / "teacher_resnet26_s0"
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text("{}")
-    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "3", "--dataset",
-          str(tmp_path / "y")], capsys, "holds a different run", "--overwrite")
+    _bad(
+        [
+            "pipeline",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(run),
+            "--epochs",
+            "3",
+            "--dataset",
+            str(tmp_path / "y"),
+        ],
+        capsys,
+        "holds a different run",
+        "--overwrite",
+    )
     assert backup.exists() and "epochs = 2" in (run / "config.toml").read_text()
     # --overwrite deletes every entry libkd writes, the analyses too (no stale report sections).
     for entry in ("ablation", "cka"):
         (run / entry).mkdir()
         (run / entry / "section.md").write_text("old run")
-    _bad(["pipeline", "--config", str(tiny_config), "--out", str(run), "--epochs", "3", "--overwrite",
-          "--dataset", str(tmp_path / "y")], capsys, "does not exist")
+    _bad(
+        [
+            "pipeline",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(run),
+            "--epochs",
+            "3",
+            "--overwrite",
+            "--dataset",
+            str(tmp_path / "y"),
+        ],
+        capsys,
+        "does not exist",
+    )
     assert not any((run / e).exists() for e in ("checkpoints", "ablation", "cka"))
 
 
 def test_mixed_image_sizes_are_resized_with_one_notice(tmp_path, tiny_config, capsys):
     tree = write_image_tree(tmp_path / "mixed", classes=2, train=6, test=4, sizes=[16, 20, 24])
-    code = main(["evaluate", "--config", str(tiny_config), "--out", str(tmp_path / "r"), "--dataset", str(tree),
-                 "--image-size", "0"])
+    code = main(
+        [
+            "evaluate",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(tmp_path / "r"),
+            "--dataset",
+            str(tree),
+            "--image-size",
+            "0",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == EXIT_BAD_INPUT  # nothing trained yet: evaluate says what to run first
     assert "Run 'libkd distill'" in captured.err
     notices = [line for line in captured.out.splitlines() if "notice" in line]
     assert len(notices) == 1 and "resized" in notices[0]
     assert "16x16" in captured.out
+
+
+def test_an_arch_typo_is_one_paragraph_before_anything_is_written(tmp_path, tiny_config, capsys):
+    _bad(
+        [
+            "pipeline",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "teachers.rednet_arch=rednet_cifer",
+        ],
+        capsys,
+        "rednet_cifer",
+        "did you mean 'rednet_cifar'",
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_patch_size_that_does_not_divide_the_images_fails_before_teachers(tmp_path, tiny_config, capsys):
+    tree = write_image_tree(tmp_path / "tree", classes=2, train=4, test=2, size=18)
+    _bad(
+        [
+            "pipeline",
+            "--config",
+            str(tiny_config),
+            "--out",
+            str(tmp_path / "r"),
+            "--dataset",
+            str(tree),
+            "--image-size",
+            "0",
+        ],
+        capsys,
+        "student.patch_size = 4 does not divide the images' side = 18",
+        "[1, 2, 3",
+    )
+    assert not (tmp_path / "r" / "teachers").exists() and not (tmp_path / "r" / ".libkd.lock").exists()
+
+
+def test_help_text_points_to_the_benchmarks_instead_of_quoting_figures(capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["pipeline", "--help"])
+    text = capsys.readouterr().out
+    assert "benchmarks/RESULTS.md" in text
+    assert not re.search(r"\d(\.\d+)?x (faster|slower)|images/s|img/s", text)

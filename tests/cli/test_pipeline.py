@@ -7,14 +7,21 @@ import pytest
 
 from libkd_keras.cli.config import resolve_config
 from libkd_keras.cli.main import EXIT_INTERRUPTED, main
-from libkd_keras.cli.run_folder import RunFolder
+from libkd_keras.pipeline.run_folder import RunFolder
 from tests.cli.conftest import TINY_CONFIG, write_image_tree
 
 # One worker runs the whole module: the tests share the run folder of one pipeline run.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quick_pipeline")]
 
-SECTIONS = ("## Teachers", "### Ensembles", "### Disagreement", "## Students", "## Training curves",
-            "## Edge: LiteRT export", "## Steps")
+SECTIONS = (
+    "## Teachers",
+    "### Ensembles",
+    "### Disagreement",
+    "## Students",
+    "## Training curves",
+    "## Edge: LiteRT export",
+    "## Steps",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +35,17 @@ def quick_run(tmp_path_factory):
     data = write_image_tree(root / "data")
     config = root / "tiny.toml"
     config.write_text(TINY_CONFIG)
-    argv = ["pipeline", "--preset", "quick", "--config", str(config), "--dataset", str(data), "--out",
-            str(root / "run")]
+    argv = [
+        "pipeline",
+        "--preset",
+        "quick",
+        "--config",
+        str(config),
+        "--dataset",
+        str(data),
+        "--out",
+        str(root / "run"),
+    ]
     out = _capture_main(argv)
     return root / "run", argv, out
 
@@ -54,17 +70,41 @@ def _run(argv, capsys):
 
 def test_pipeline_writes_every_artifact_and_the_report(quick_run):
     run, argv, out = quick_run
-    for step in ("teacher resnet_s0", "teacher rednet_s0", "store train", "store test", "store analysis",
-                 "student baseline", "student ensemble", "evaluate baseline", "evaluate ensemble",
-                 "export ensemble"):
+    for step in (
+        "teacher resnet_s0",
+        "teacher rednet_s0",
+        "store train",
+        "store test",
+        "store analysis",
+        "student baseline",
+        "student ensemble",
+        "evaluate baseline",
+        "evaluate ensemble",
+        "export ensemble",
+    ):
         assert f"[done] {step}  " in out
     assert "[data] train: 120 images 16x16, 3 classes" in out
-    expected = ["config.toml", "teachers/resnet_s0.keras", "teachers/resnet_s0.json", "teachers/rednet_s0.keras",
-                "store/train/manifest.json", "store/test/manifest.json", "store/analysis.json",
-                "students/baseline.keras", "students/ensemble.keras", "exports/ensemble/export_report.json",
-                "report.md", "plots/disagreement.png", "plots/teacher_curves.png", "plots/student_curves.png",
-                "plots/students.png", "plots/edge_ensemble.png"]
-    expected += [f"exports/ensemble/ensemble_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8", "int8_mixed")]
+    expected = [
+        "config.toml",
+        "teachers/resnet_s0.keras",
+        "teachers/resnet_s0.json",
+        "teachers/rednet_s0.keras",
+        "store/train/manifest.json",
+        "store/test/manifest.json",
+        "store/analysis.json",
+        "students/baseline.keras",
+        "students/ensemble.keras",
+        "exports/ensemble/export_report.json",
+        "report.md",
+        "plots/disagreement.png",
+        "plots/teacher_curves.png",
+        "plots/student_curves.png",
+        "plots/students.png",
+        "plots/edge_ensemble.png",
+    ]
+    expected += [
+        f"exports/ensemble/ensemble_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8", "int8_mixed")
+    ]
     for path in expected:
         assert (run / path).is_file(), path
     assert list((run / "logs" / "student_ensemble" / "train").iterdir())  # TensorBoard events
@@ -103,12 +143,70 @@ def test_ablate_and_analyze_add_their_sections(quick_run, capsys):
     assert (run / "ablation" / "ablation.md").is_file() and "[done] ablation" in out
     rows = json.loads((run / "ablation" / "ablation.json").read_text())
     rows = rows["rows"] if isinstance(rows, dict) else rows
-    assert {r["experiment"] for r in rows if r["status"] == "done"} >= {"baseline", "t4-single-resnet",
-                                                                       "t4-single-rednet"}
+    assert {r["experiment"] for r in rows if r["status"] == "done"} >= {
+        "baseline",
+        "t4-single-resnet",
+        "t4-single-rednet",
+    }
     out = _run(["analyze", str(run), "--max-images", "30"], capsys)
     assert (run / "cka" / "section.md").is_file() and "[done] analyze" in out
     report = (run / "report.md").read_text()
     assert "## Ablation" in report and "## Representation similarity" in report
+
+
+RECORD_KEYS = {
+    "name",
+    "architecture",
+    "seed",
+    "dataset",
+    "test_dataset",
+    "num_classes",
+    "class_names",
+    "input_shape",
+    "top1_test_accuracy",
+    "top5_test_accuracy",
+    "top_k",
+    "train_accuracy",
+    "training_time_s",
+    "trainable_parameters",
+    "size_mb",
+    "file_size_mb",
+    "epochs",
+    "precision",
+    "recipe",
+    "history",
+    "model_file",
+    "tensorboard_dir",
+    "created",
+    "versions",
+}
+
+
+def test_student_and_teacher_records_share_their_keys(quick_run):
+    run, _, _ = quick_run
+    teacher = json.loads((run / "teachers" / "resnet_s0.json").read_text())
+    student = json.loads((run / "students" / "ensemble.json").read_text())
+    assert RECORD_KEYS <= set(teacher) and RECORD_KEYS <= set(student)
+    assert not {"params", "train_seconds"} & set(student)
+    assert student["trainable_parameters"] > 0 and student["size_mb"] > 0 and student["training_time_s"] > 0
+    assert student["top1_test_accuracy"] == student["evaluation"]["top1"]
+    assert student["teacher_trainable_parameters"] > teacher["trainable_parameters"] > 0
+
+
+def test_precompute_force_rebuilds_a_damaged_store(quick_run, capsys):
+    run, argv, _ = quick_run
+    options = argv[1:]
+    shard = sorted((run / "store" / "test").rglob("*.tfrecord"))[0]
+    shard.write_bytes(shard.read_bytes()[:10])  # damaged on disk
+    out = _run(["precompute", *options], capsys)
+    assert "[skip] store test" in out  # finished, as far as the markers know
+    out = _run(["precompute", *options, "--force", "--split", "test"], capsys)
+    assert "[done] store test" in out and "[done] store analysis" in out
+    from libkd_keras.store import TeacherStore
+
+    store = TeacherStore.open(run / "store" / "test")
+    assert store.num_examples == 30
+    assert all(p.stat().st_size > 10 for p in (run / "store" / "test").rglob("*.tfrecord"))
 
 
 class _StopAfterFirstEpoch(keras.callbacks.Callback):
@@ -129,11 +227,20 @@ def test_interrupted_student_resumes_from_its_last_epoch(tmp_path):
     data = write_image_tree(tmp_path / "data", classes=2, train=16, test=4)
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_CONFIG)
-    config = resolve_config(preset="quick", config_file=config, overrides=[
-        f"data.dataset={data}", "teachers.resnet_seeds=[]", "teachers.rednet_seeds=[]", "student.epochs=2",
-        'students=[{name = "baseline", teachers = []}]', "export.quantizations=[]"])
+    config = resolve_config(
+        preset="quick",
+        config_file=config,
+        overrides=[
+            f"data.dataset={data}",
+            "teachers.resnet_seeds=[]",
+            "teachers.rednet_seeds=[]",
+            "student.epochs=2",
+            'students=[{name = "baseline", teachers = []}]',
+            "export.quantizations=[]",
+        ],
+    )
     folder = RunFolder.open(tmp_path / "run", config)
-    from libkd_keras.cli.pipeline import Pipeline
+    from libkd_keras.pipeline import Pipeline
 
     interrupted = Pipeline(folder, config, callbacks=lambda kind, name: [_StopAfterFirstEpoch()], say=lambda m: None)
     with pytest.raises(KeyboardInterrupt):
@@ -150,11 +257,69 @@ def test_interrupted_student_resumes_from_its_last_epoch(tmp_path):
 
 
 def test_interruption_exits_130_with_a_hint(tmp_path, tiny_config, capsys, monkeypatch):
-    from libkd_keras.cli import pipeline
+    from libkd_keras.pipeline import runner
 
     def interrupt(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.Pipeline, "load_data", interrupt)
+    monkeypatch.setattr(runner.Pipeline, "load_data", interrupt)
     assert main(["pipeline", "--config", str(tiny_config), "--out", str(tmp_path / "run")]) == EXIT_INTERRUPTED
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_student_seeds_train_one_student_each_and_the_report_pairs_them(tmp_path):
+    import statistics
+
+    data = write_image_tree(tmp_path / "data", classes=2, train=16, test=6)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    config = resolve_config(
+        preset="quick",
+        config_file=config,
+        overrides=[
+            f"data.dataset={data}",
+            "export.quantizations=[]",
+            'students=[{name = "baseline", seeds = [0, 1]}, '
+            '{name = "resnet", teachers = ["resnet"], seeds = [0, 1]}, {name = "mixed", teachers = ["all"], '
+            "seeds = [0, 1]}]",
+        ],
+    )
+    from libkd_keras.pipeline import Pipeline
+
+    said = []
+    with RunFolder.open(tmp_path / "run", config) as folder:
+        Pipeline(folder, config, say=said.append, fit_verbose=0).run_all()
+    students = tmp_path / "run" / "students"
+    records = {p.stem: json.loads(p.read_text()) for p in students.glob("*.json")}
+    assert sorted(records) == [f"{n}_s{s}" for n in ("baseline", "mixed", "resnet") for s in (0, 1)]
+    assert [(records[f"mixed_s{s}"]["entry"], records[f"mixed_s{s}"]["seed"]) for s in (0, 1)] == [
+        ("mixed", 0),
+        ("mixed", 1),
+    ]
+    weights = [keras.saving.load_model(students / f"baseline_s{s}.keras").get_weights() for s in (0, 1)]
+    assert any(a.shape == b.shape and (a != b).any() for a, b in zip(*weights))  # another seed, another student
+    assert "[done] evaluate baseline_s1  " in "\n".join(said)
+
+    said.clear()
+    with RunFolder.open(tmp_path / "run", config) as folder:
+        Pipeline(folder, config, say=said.append, fit_verbose=0).run_all()
+    out = "\n".join(said)
+    assert "[done] student" not in out and "[skip] student baseline_s0" in out and "[skip] student mixed_s1" in out
+
+    report = (tmp_path / "run" / "report.md").read_text()
+    top1 = {n: [records[f"{n}_s{s}"]["evaluation"]["top1"] for s in (0, 1)] for n in ("baseline", "resnet", "mixed")}
+    for name, values in top1.items():
+        assert f"| 2 (0, 1) | {100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f} |" in report, (
+            name
+        )
+    differences = [a - b for a, b in zip(top1["mixed"], top1["resnet"])]
+    assert "`mixed` (ResNet + RedNet teachers) vs `resnet`" in report
+    assert (
+        "- per-seed differences (points): " + ", ".join(f"s{s} {100 * d:+.2f}" for s, d in enumerate(differences))
+        in report
+    )
+    assert f"- positive in {sum(d > 0 for d in differences)}/2 seeds" in report
+    assert (
+        f"- mean difference {100 * statistics.mean(differences):+.2f} ± {100 * statistics.stdev(differences):.2f}"
+        in report
+    )

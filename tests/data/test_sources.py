@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from libkd_keras.data import DataError, DataNotFoundError, load_split
-from libkd_keras.data import tfds_sources
+from libkd_keras.data import DataError, DataNotFoundError, load_split, tfds_sources
 
 CIFAR_JPEG_TARBALL = os.path.join(os.path.dirname(__file__), "../../../shared/datasets/cifar10-jpeg.tar.gz")
 CIFAR_JPEG_EXTRACTED = "/tmp/cifar10-jpeg"
@@ -87,8 +86,14 @@ def test_tarball_of_class_folders_is_read_without_extracting(tree, tmp_path):
 def test_cifar_python_tarball_and_folder(tmp_path):
     rng = np.random.default_rng(0)
     batches = {}
-    for name, n in [("data_batch_1", 6), ("data_batch_2", 4), ("data_batch_3", 2), ("data_batch_4", 2),
-                    ("data_batch_5", 2), ("test_batch", 5)]:
+    for name, n in [
+        ("data_batch_1", 6),
+        ("data_batch_2", 4),
+        ("data_batch_3", 2),
+        ("data_batch_4", 2),
+        ("data_batch_5", 2),
+        ("test_batch", 5),
+    ]:
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         batches[name] = {b"data": data, b"labels": list(rng.integers(0, 10, n))}
     batches["batches.meta"] = {b"label_names": [f"c{i}".encode() for i in range(10)]}

@@ -62,3 +62,28 @@ def test_balanced_limit_takes_the_first_examples_of_each_class():
     assert balanced_limit(labels, 3, None).tolist() == list(range(10))
     with pytest.raises(DataError, match="positive"):
         balanced_limit(labels, 3, 0)
+
+
+def test_fingerprint_is_always_derived_from_the_arrays():
+    """Issue 16.2: neither a replaced array nor a passed fingerprint can keep a stale or forged one."""
+    import dataclasses
+
+    split = make_split()
+    flipped = dataclasses.replace(split, images=split.images[:, :, ::-1])
+    assert flipped.fingerprint == split_fingerprint(flipped.images, flipped.labels, flipped.ids)
+    assert flipped.fingerprint != split.fingerprint
+    relabelled = dataclasses.replace(split, labels=split.labels[::-1])
+    assert relabelled.fingerprint != split.fingerprint
+    assert dataclasses.replace(split, name="renamed").fingerprint == split.fingerprint
+    with pytest.raises(TypeError, match="fingerprint"):
+        Split(flipped.images, split.labels, split.ids, split.class_names, fingerprint=split.fingerprint)
+    with pytest.raises(ValueError, match="fingerprint"):
+        dataclasses.replace(flipped, fingerprint=split.fingerprint)
+
+
+def test_arrays_are_read_only_so_the_fingerprint_cannot_go_stale():
+    split = make_split()
+    for array in (split.images, split.labels, split.ids):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    assert split.subset(indices=[0, 1]).images.shape[0] == 2  # derived splits still work

@@ -11,8 +11,16 @@ NUM_CLASSES, SIZE = 4, 16
 
 def tiny_student(distillation=True, num_classes=NUM_CLASSES, drop_path_rate=0.0, seed=0):
     keras.utils.set_random_seed(seed)
-    return DeiT(num_classes=num_classes, image_size=SIZE, patch_size=4, dim=32, depth=2, num_heads=2,
-                distillation=distillation, drop_path_rate=drop_path_rate)
+    return DeiT(
+        num_classes=num_classes,
+        image_size=SIZE,
+        patch_size=4,
+        dim=32,
+        depth=2,
+        num_heads=2,
+        distillation=distillation,
+        drop_path_rate=drop_path_rate,
+    )
 
 
 def colour_data(n=64, num_classes=NUM_CLASSES, seed=0, teacher_noise=0.25):

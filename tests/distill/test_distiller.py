@@ -7,8 +7,8 @@ import tensorflow as tf
 
 import libkd_keras
 from libkd_keras.distill import Distiller
+from libkd_keras.ensembles import ensemble_target
 from libkd_keras.models import DeiT
-from libkd_keras.store.ensembles import ensemble_target
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, store_dataset, tiny_student
 from tests.models.tiny import tiny_resnet
 
@@ -102,8 +102,12 @@ def test_distiller_saves_student_and_settings_but_never_the_online_teachers(tmp_
     images, labels, _ = colour_data(16)
     student = tiny_student()
     teacher = tiny_resnet(NUM_CLASSES, SIZE)
-    distiller = compiled(Distiller(student, alpha=0.3, distillation="soft", temperature=2.0, teachers=[teacher],
-                                   teacher_ensemble="vote"), run_eagerly=True)
+    distiller = compiled(
+        Distiller(
+            student, alpha=0.3, distillation="soft", temperature=2.0, teachers=[teacher], teacher_ensemble="vote"
+        ),
+        run_eagerly=True,
+    )
     distiller.fit(images, labels, batch_size=16, epochs=1, verbose=0)
     assert len(distiller.weights) == len(student.weights)  # the teacher is not tracked
     distiller.save(tmp_path / "distiller.keras")
@@ -120,14 +124,17 @@ def test_online_teachers_give_the_loss_of_their_ensemble_target_and_stay_frozen(
     images, labels, _ = colour_data(16)
     teachers = [tiny_resnet(NUM_CLASSES, SIZE), tiny_resnet(NUM_CLASSES, SIZE)]
     frozen = [[w.numpy().copy() for w in t.weights] for t in teachers]
-    distiller = compiled(Distiller(tiny_student(), distillation=distillation, temperature=2.0, teachers=teachers,
-                                   teacher_ensemble=rule), run_eagerly=True)
+    distiller = compiled(
+        Distiller(tiny_student(), distillation=distillation, temperature=2.0, teachers=teachers, teacher_ensemble=rule),
+        run_eagerly=True,
+    )
     logits = np.stack([t(images, training=False) for t in teachers], axis=1)
     target = ensemble_target(logits, rule=rule, target=distillation, temperature=2.0)
     online = distiller.evaluate(images, labels, batch_size=16, return_dict=True, verbose=0)
     stored_mode = compiled(Distiller(distiller.student, distillation=distillation, temperature=2.0), run_eagerly=True)
-    stored = stored_mode.evaluate(store_dataset(images, labels, keras.ops.convert_to_numpy(target)),
-                                  return_dict=True, verbose=0)
+    stored = stored_mode.evaluate(
+        store_dataset(images, labels, keras.ops.convert_to_numpy(target)), return_dict=True, verbose=0
+    )
     assert online["loss"] == pytest.approx(stored["loss"], rel=1e-5)
     distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0)  # BatchNorm would move in training mode
     for teacher, before in zip(teachers, frozen):
@@ -147,17 +154,21 @@ def test_mixed_bfloat16_student_keeps_float32_heads_and_losses():
 
 # -- bad input ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,argument", [
-    (dict(alpha=-0.1), "alpha"),
-    (dict(alpha=1.5), "alpha"),
-    (dict(temperature=0.0), "temperature"),
-    (dict(temperature=-2.0), "temperature"),
-    (dict(distillation="medium"), "distillation"),
-    (dict(label_smoothing=1.0), "label_smoothing"),
-    (dict(teacher_ensemble="median"), "teacher_ensemble"),
-    (dict(teachers=[]), "teachers"),
-    (dict(teachers=["resnet26"]), "teachers"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,argument",
+    [
+        (dict(alpha=-0.1), "alpha"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(temperature=0.0), "temperature"),
+        (dict(temperature=-2.0), "temperature"),
+        (dict(distillation="medium"), "distillation"),
+        (dict(label_smoothing=1.0), "label_smoothing"),
+        (dict(teacher_ensemble="median"), "teacher_ensemble"),
+        (dict(teachers=[]), "teachers"),
+        (dict(teachers=["resnet26"]), "teachers"),
+    ],
+)
 def test_bad_arguments_raise_value_error_naming_them(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):
         Distiller(tiny_student(), **kwargs)

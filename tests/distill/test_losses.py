@@ -39,8 +39,9 @@ def value(x):
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
 def test_hard_loss_matches_numpy(alpha, label_smoothing):
-    terms = losses.distillation_loss(CLS, DIST, LABELS, TEACHER_HARD, alpha=alpha, distillation="hard",
-                                     label_smoothing=label_smoothing)
+    terms = losses.distillation_loss(
+        CLS, DIST, LABELS, TEACHER_HARD, alpha=alpha, distillation="hard", label_smoothing=label_smoothing
+    )
     label = np_ce(CLS, np_smooth(np.eye(C)[LABELS], label_smoothing))
     distill = -np_log_softmax(DIST)[np.arange(3), [3, 2, 0]]  # CE on the teacher's argmax, no smoothing
     np.testing.assert_allclose(value(terms["label_loss"]), label, rtol=1e-5)
@@ -52,8 +53,9 @@ def test_hard_loss_matches_numpy(alpha, label_smoothing):
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
 def test_soft_loss_matches_numpy(alpha, temperature):
     teacher = np_softmax(TEACHER_LOGITS / temperature)  # as the store reads it at T
-    terms = losses.distillation_loss(CLS, DIST, LABELS, teacher, alpha=alpha, distillation="soft",
-                                     temperature=temperature, label_smoothing=0.1)
+    terms = losses.distillation_loss(
+        CLS, DIST, LABELS, teacher, alpha=alpha, distillation="soft", temperature=temperature, label_smoothing=0.1
+    )
     student = np_softmax(DIST / temperature)
     kl = (teacher * (np.log(teacher) - np.log(student))).sum(-1) * temperature**2
     label = np_ce(CLS, np_smooth(np.eye(C)[LABELS], 0.1))
@@ -89,8 +91,9 @@ def test_none_mode_trains_the_distillation_head_on_true_labels():
 
 
 def test_bfloat16_logits_give_a_float32_loss():
-    terms = losses.distillation_loss(keras.ops.cast(CLS, "bfloat16"), keras.ops.cast(DIST, "bfloat16"), LABELS,
-                                     TEACHER_HARD)
+    terms = losses.distillation_loss(
+        keras.ops.cast(CLS, "bfloat16"), keras.ops.cast(DIST, "bfloat16"), LABELS, TEACHER_HARD
+    )
     assert {keras.backend.standardize_dtype(v.dtype) for v in terms.values()} == {"float32"}
 
 
@@ -103,6 +106,7 @@ def test_distiller_compute_loss_is_the_batch_mean(alpha, temperature):
     expected = alpha * np_ce(CLS, np_smooth(np.eye(C)[LABELS], 0.1)) + (1 - alpha) * kl
     np.testing.assert_allclose(value(loss), expected.mean(), rtol=1e-5)
     weights = np.array([1.0, 0.0, 2.0], "float32")
-    weighted = distiller.compute_loss(y={"label": LABELS, "teacher": teacher}, y_pred=(CLS, DIST),
-                                      sample_weight=weights, training=True)
+    weighted = distiller.compute_loss(
+        y={"label": LABELS, "teacher": teacher}, y_pred=(CLS, DIST), sample_weight=weights, training=True
+    )
     np.testing.assert_allclose(value(weighted), (expected * weights).mean(), rtol=1e-5)

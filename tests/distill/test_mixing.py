@@ -60,10 +60,21 @@ def test_switching_uses_both_and_plain_integer_labels_work():
 
 def test_superior_pipeline_keeps_label_and_teacher_rows_valid():
     images, targets = constant_batch()
-    data = tf.data.Dataset.from_tensor_slices((np.concatenate([images] * 3), {
-        k: np.concatenate([v] * 3) for k, v in targets.items()})).batch(6)
-    out = student_augmentation(data, C, batch_size=6, rand_augment_ops=2, color_jitter=0.3, random_erasing=0.25,
-                               mixup_alpha=0.8, cutmix_alpha=1.0, repeats=3, seed=0)
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.concatenate([images] * 3), {k: np.concatenate([v] * 3) for k, v in targets.items()})
+    ).batch(6)
+    out = student_augmentation(
+        data,
+        C,
+        batch_size=6,
+        rand_augment_ops=2,
+        color_jitter=0.3,
+        random_erasing=0.25,
+        mixup_alpha=0.8,
+        cutmix_alpha=1.0,
+        repeats=3,
+        seed=0,
+    )
     count = 0
     for x, y in out:
         count += len(x)
@@ -82,11 +93,14 @@ def test_repeated_augmentation_repeats_the_first_third_of_each_batch():
     np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0], [0, 0, 0, 1, 1, 1])
 
 
-@pytest.mark.parametrize("kwargs,argument", [
-    (dict(mixup_alpha=-1.0), "mixup_alpha"),
-    (dict(switch_prob=1.5), "switch_prob"),
-    (dict(mixup_alpha=0.0, cutmix_alpha=0.0), "mixup_alpha"),
-])
+@pytest.mark.parametrize(
+    "kwargs,argument",
+    [
+        (dict(mixup_alpha=-1.0), "mixup_alpha"),
+        (dict(switch_prob=1.5), "switch_prob"),
+        (dict(mixup_alpha=0.0, cutmix_alpha=0.0), "mixup_alpha"),
+    ],
+)
 def test_bad_mixing_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         LabelConsistentMix(C, **kwargs)

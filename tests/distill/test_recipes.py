@@ -14,7 +14,11 @@ def lr_at(schedule, step):
 def test_baseline_hyper_parameters_and_deit_learning_rate_scaling():
     recipe = baseline()
     assert (recipe.batch_size, recipe.weight_decay, recipe.drop_path_rate, recipe.label_smoothing) == (
-        128, 0.05, 0.1, 0.1)
+        128,
+        0.05,
+        0.1,
+        0.1,
+    )
     assert recipe.learning_rate == pytest.approx(5e-4 * 128 / 512)
     assert baseline(batch_size=512).learning_rate == pytest.approx(5e-4)
     sup = superior()
@@ -46,8 +50,9 @@ def test_optimizer_decays_weights_but_not_biases_norms_or_tokens():
 
 
 def test_precision_switch_builds_a_bfloat16_student_with_float32_heads():
-    student = make_student(baseline(precision="mixed_bfloat16"), 4, image_size=16, variant=None, dim=32, depth=1,
-                           num_heads=2)
+    student = make_student(
+        baseline(precision="mixed_bfloat16"), 4, image_size=16, variant=None, dim=32, depth=1, num_heads=2
+    )
     assert student.blocks[0].compute_dtype == "bfloat16"
     assert student.head.compute_dtype == student.head_dist.compute_dtype == "float32"
     assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
@@ -60,16 +65,23 @@ def test_make_student_sizes_and_recipe_distiller_settings():
     distiller = recipe.distiller(student)
     assert isinstance(distiller, Distiller)
     assert (distiller.alpha, distiller.distillation, distiller.temperature, distiller.label_smoothing) == (
-        0.25, "soft", 3.0, 0.0)
+        0.25,
+        "soft",
+        3.0,
+        0.0,
+    )
 
 
-@pytest.mark.parametrize("overrides,argument", [
-    (dict(precision="float16"), "precision"),
-    (dict(alpha=2.0), "alpha"),
-    (dict(distillation="sharp"), "distillation"),
-    (dict(temperature=0), "temperature"),
-    (dict(batch_size=0), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "overrides,argument",
+    [
+        (dict(precision="float16"), "precision"),
+        (dict(alpha=2.0), "alpha"),
+        (dict(distillation="sharp"), "distillation"),
+        (dict(temperature=0), "temperature"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
 def test_bad_recipe_values(overrides, argument):
     with pytest.raises(ValueError, match=argument):
         baseline(**overrides)

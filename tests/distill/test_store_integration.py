@@ -22,8 +22,9 @@ def store(tmp_path_factory):
 
 def test_distiller_trains_from_the_store_through_the_superior_augmentation(store):
     recipe = superior(batch_size=16)
-    train = recipe.augment(store.dataset(teachers=["resnet", "resnet_b"], target="hard", batch_size=16),
-                           num_classes=NUM_CLASSES, seed=0)
+    train = recipe.augment(
+        store.dataset(teachers=["resnet", "resnet_b"], target="hard", batch_size=16), num_classes=NUM_CLASSES, seed=0
+    )
     distiller = recipe.distiller(tiny_student())
     distiller.compile(optimizer=recipe.optimizer(steps_per_epoch=2, epochs=1), run_eagerly=True)
     history = distiller.fit(train, epochs=1, verbose=0).history
@@ -35,3 +36,19 @@ def test_a_store_with_other_classes_fails_at_the_start_of_fit(store):
     distiller.compile(optimizer="adam")
     with pytest.raises(ValueError, match=f"student predicts {NUM_CLASSES + 1} classes.*have {NUM_CLASSES}"):
         distiller.fit(store.dataset(teachers=["resnet"], batch_size=16), verbose=0)
+
+
+def test_soft_distillation_on_hard_store_rows_fails_through_the_recipe_augmentation(store):
+    recipe = superior(batch_size=16, distillation="soft", temperature=4.0)
+    train = recipe.augment(
+        store.dataset(teachers=["resnet"], target="hard", batch_size=16), num_classes=NUM_CLASSES, seed=0
+    )  # MixUp/CutMix, repeats: the kind row survives
+    distiller = recipe.distiller(tiny_student())
+    distiller.compile(optimizer="adam", run_eagerly=True)
+    with pytest.raises(ValueError, match=r"temperature=4\) trains on soft targets at T=4, but the batches hold hard"):
+        distiller.fit(train, epochs=1, verbose=0)
+    data = store.dataset(teachers=["resnet"], target="soft", temperature=4.0, batch_size=16)
+    distiller = recipe.distiller(tiny_student())
+    distiller.compile(optimizer="adam", run_eagerly=True)
+    history = distiller.fit(recipe.augment(data, num_classes=NUM_CLASSES, seed=0), epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])

@@ -52,8 +52,13 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, kernel_spec_manager):
 
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
     manager = KernelManager(kernel_name="libkd-examples", kernel_spec_manager=kernel_spec_manager)
-    env = {**os.environ, "LIBKD_EXAMPLES_SMALL": "1", "LIBKD_EXAMPLES_OUT": str(tmp_path),
-           "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "LIBKD_EXAMPLES_SMALL": "1",
+        "LIBKD_EXAMPLES_OUT": str(tmp_path),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     env.pop("LIBKD_CIFAR10", None)  # the small synthetic setting, whatever the machine holds
     client = NotebookClient(notebook, km=manager, timeout=300, resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)  # raises CellExecutionError, with the failing cell, on any error

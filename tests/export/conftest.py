@@ -42,18 +42,30 @@ def make_images(n, seed):
 
 
 def tiny_deit():
-    return DeiT(num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, patch_size=4, dim=32, depth=2, num_heads=2,
-                name="tiny_deit")
+    return DeiT(
+        num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, patch_size=4, dim=32, depth=2, num_heads=2, name="tiny_deit"
+    )
 
 
 def tiny_rednet():
-    return rednet(blocks=(1, 1, 1, 1), base_channels=16, stem_channels=32, num_classes=NUM_CLASSES,
-                  input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="tiny_rednet")
+    return rednet(
+        blocks=(1, 1, 1, 1),
+        base_channels=16,
+        stem_channels=32,
+        num_classes=NUM_CLASSES,
+        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        name="tiny_rednet",
+    )
 
 
 def tiny_resnet():
-    return resnet(blocks=(1, 1, 1, 1), widths=(8, 16, 16, 16), num_classes=NUM_CLASSES,
-                  input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="tiny_resnet")
+    return resnet(
+        blocks=(1, 1, 1, 1),
+        widths=(8, 16, 16, 16),
+        num_classes=NUM_CLASSES,
+        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        name="tiny_resnet",
+    )
 
 
 def train_deit(model, images, labels):
@@ -94,8 +106,11 @@ def test_data():
 @pytest.fixture(scope="session")
 def models(train_data):
     keras.utils.set_random_seed(0)
-    return {"deit": train_deit(tiny_deit(), *train_data), "rednet": fit_head_probe(tiny_rednet(), *train_data),
-            "resnet": fit_head_probe(tiny_resnet(), *train_data)}
+    return {
+        "deit": train_deit(tiny_deit(), *train_data),
+        "rednet": fit_head_probe(tiny_rednet(), *train_data),
+        "resnet": fit_head_probe(tiny_resnet(), *train_data),
+    }
 
 
 # int8 files: DeiT with int8 input/output, RedNet with uint8; RedNet float32 with any batch size.
@@ -130,8 +145,12 @@ class Exports(dict):
     def __missing__(self, key):
         name, quantization = key
         self[key] = to_litert(
-            self.models[name], self.folder / f"{name}_{quantization}.tflite", quantization,
-            representative_data=self.calibration, class_names=CLASS_NAMES, metadata={"note": "test"},
+            self.models[name],
+            self.folder / f"{name}_{quantization}.tflite",
+            quantization,
+            representative_data=self.calibration,
+            class_names=CLASS_NAMES,
+            metadata={"note": "test"},
             **EXPORT_OPTIONS.get(key, {}),
         )
         return self[key]

@@ -46,8 +46,9 @@ def test_every_data_form_gives_the_same_result(exported, noisy_labels):
     forms = {
         "tf.data batched": tf.data.Dataset.from_tensor_slices((images, labels)).batch(10),
         "tf.data unbatched": tf.data.Dataset.from_tensor_slices((images, labels)),
-        "tf.data label dict": tf.data.Dataset.from_tensor_slices(
-            (images, {"label": labels, "teacher": one_hot})).batch(7),
+        "tf.data label dict": tf.data.Dataset.from_tensor_slices((images, {"label": labels, "teacher": one_hot})).batch(
+            7
+        ),
         "probability rows": (images, one_hot),
         "uint8 images": (images.round().astype("uint8"), labels),
     }

@@ -20,8 +20,11 @@ def test_benchmark_numbers(exported):
 
 
 def test_compare_latency_interleaves_several_files(exported):
-    paths = [exported["deit", "float32"]["path"], exported["deit", "int8"]["path"],
-             exported["rednet", "float32"]["path"]]  # the last has a dynamic batch: run at 1
+    paths = [
+        exported["deit", "float32"]["path"],
+        exported["deit", "int8"]["path"],
+        exported["rednet", "float32"]["path"],
+    ]  # the last has a dynamic batch: run at 1
     results = compare_latency(paths, threads=1, runs=5, warmup=1)
     assert [r["path"] for r in results] == paths
     assert all(r["median_ms"] > 0 and r["batch"] == 1 for r in results)

@@ -217,10 +217,16 @@ def test_int8_without_representative_data(models, tmp_path, no_conversion, quant
     [
         ({"quantization": "int4"}, ValueError, "quantization"),
         ({"quantization": "float32", "io_dtype": "uint8"}, ValueError, "int8"),
-        ({"quantization": "int8_mixed", "io_dtype": "uint8", "representative_data": np.zeros((2, 16, 16, 3))},
-         ValueError, "take float32 pixels"),
-        ({"quantization": "int8", "io_dtype": "int16", "representative_data": np.zeros((2, 16, 16, 3))},
-         ValueError, "io_dtype"),
+        (
+            {"quantization": "int8_mixed", "io_dtype": "uint8", "representative_data": np.zeros((2, 16, 16, 3))},
+            ValueError,
+            "take float32 pixels",
+        ),
+        (
+            {"quantization": "int8", "io_dtype": "int16", "representative_data": np.zeros((2, 16, 16, 3))},
+            ValueError,
+            "io_dtype",
+        ),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"class_names": "abcd"}, TypeError, "class_names"),
     ],

@@ -14,9 +14,18 @@ pytestmark = pytest.mark.xdist_group("export_fixtures")
 
 def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
     out, lines = tmp_path / "report", []
-    rows = export_report(models["deit"], out, test_data, representative_data=train_data[0][:64],
-                         class_names=CLASS_NAMES, threads=(1, 2), runs=4, warmup=1, dataset_name="generated",
-                         log=lines.append)
+    rows = export_report(
+        models["deit"],
+        out,
+        test_data,
+        representative_data=train_data[0][:64],
+        class_names=CLASS_NAMES,
+        threads=(1, 2),
+        runs=4,
+        warmup=1,
+        dataset_name="generated",
+        log=lines.append,
+    )
     assert [r["variant"] for r in rows] == ["keras float32", "float32", "float16", "dynamic", "int8", "int8_mixed"]
     keras_row, f32, f16, dyn, int8, mixed = rows
     assert f32["top1_drop_points"] == pytest.approx(0.0, abs=1e-9)  # float32 equals Keras
@@ -26,8 +35,13 @@ def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
     for row in (f16, dyn, int8, mixed):  # each quantized variant's drop is measured against the same Keras top-1
         assert row["top1_drop_points"] == pytest.approx(100 * (keras_row["top1"] - row["top1"]))
         assert set(row["latency_ms"]) == {"1", "2"} and row["latency_ms"]["1"] > 0
-    assert [line.split(":")[0] for line in lines[:5]] == ["[1/5] float32", "[2/5] float16", "[3/5] dynamic",
-                                                         "[4/5] int8", "[5/5] int8_mixed"]
+    assert [line.split(":")[0] for line in lines[:5]] == [
+        "[1/5] float32",
+        "[2/5] float16",
+        "[3/5] dynamic",
+        "[4/5] int8",
+        "[5/5] int8_mixed",
+    ]
     assert lines[5].startswith("latency: 4 batch-1 runs")
     assert f32["latency_vs_float32"]["1"] == pytest.approx(1.0)
     assert keras_row["size_mb"] is None and keras_row["top1"] >= 0.8

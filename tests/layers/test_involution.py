@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.layers import Involution2D
+from libkd_keras.layers.involution_xla import fused_taps
 
 
 def reference_involution(x, layer):
@@ -13,7 +14,9 @@ def reference_involution(x, layer):
     pooled = x.reshape(b, ho, s, wo, s, c).mean(axis=(2, 4)) if s > 1 else x
     reduce_w = keras.ops.convert_to_numpy(layer.reduce.kernel)[0, 0]
     bn = layer.reduce_norm
-    gamma, beta, mean, var = (keras.ops.convert_to_numpy(v) for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
+    gamma, beta, mean, var = (
+        keras.ops.convert_to_numpy(v) for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+    )
     span_w = keras.ops.convert_to_numpy(layer.span.kernel)[0, 0]
     span_b = keras.ops.convert_to_numpy(layer.span.bias)
     hidden = np.maximum((pooled @ reduce_w - mean) / np.sqrt(var + bn.epsilon) * gamma + beta, 0.0)
@@ -35,14 +38,16 @@ def reference_involution(x, layer):
     return out
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "portable"])
 @pytest.mark.parametrize("strides,kernel_size", [(1, 3), (2, 3), (1, 5), (2, 7)])
-def test_matches_loop_reference(rng, strides, kernel_size):
+def test_matches_loop_reference(rng, strides, kernel_size, fused):
     x = rng.normal(size=(2, 8, 8, 32)).astype("float32")
     layer = Involution2D(kernel_size=kernel_size, strides=strides, group_channels=8, reduction_ratio=4)
     layer.build(x.shape)
     for v in layer.weights:  # random weights, BN statistics included
         v.assign(rng.normal(scale=0.5, size=v.shape).astype("float32") + (1.5 if "variance" in v.path else 0.0))
-    got = keras.ops.convert_to_numpy(layer(x, training=False))
+    with fused_taps(fused):
+        got = keras.ops.convert_to_numpy(layer(x, training=False))
     assert got.shape == (2, 8 // strides, 8 // strides, 32)
     np.testing.assert_allclose(got, reference_involution(x.astype("float64"), layer), rtol=1e-4, atol=1e-4)
 
@@ -103,19 +108,45 @@ def slice_involution(x, kernels, layer):
     return keras.ops.reshape(out, (-1, ho, wo, c))
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "portable"])
 @pytest.mark.parametrize("strides", [1, 2])
-def test_hand_written_gradient_matches_automatic_gradient(rng, strides):
+def test_hand_written_gradient_matches_automatic_gradient(rng, strides, fused):
     import tensorflow as tf
 
     x = tf.constant(rng.normal(size=(2, 8, 8, 16)).astype("float32"))
     layer = Involution2D(kernel_size=3, strides=strides, group_channels=8, reduction_ratio=4)
     layer.build(x.shape)
     upstream = tf.constant(rng.normal(size=(2, 8 // strides, 8 // strides, 16)).astype("float32"))
-    with tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape(persistent=True) as tape, fused_taps(fused):
         tape.watch(x)
         got = tf.reduce_sum(layer(x, training=False) * upstream)
         expected = tf.reduce_sum(slice_involution(x, layer.kernel(x, training=False), layer) * upstream)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
-    for a, b in zip(tape.gradient(got, [x] + layer.trainable_weights),
-                    tape.gradient(expected, [x] + layer.trainable_weights)):
+    for a, b in zip(
+        tape.gradient(got, [x] + layer.trainable_weights), tape.gradient(expected, [x] + layer.trainable_weights)
+    ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("strides,kernel_size,size", [(1, 7, 12), (2, 7, 12), (2, 3, 10), (1, 1, 6)])
+def test_fused_and_portable_taps_give_the_same_values_and_gradients(rng, strides, kernel_size, size):
+    """The XLA-fused taps (fit/predict on TensorFlow) and the portable keras.ops taps (export, other
+    backends): same output, same input gradient, same gradient for every weight of the layer."""
+    import tensorflow as tf
+
+    x = tf.constant(rng.normal(size=(3, size, size, 32)).astype("float32"))
+    layer = Involution2D(kernel_size=kernel_size, strides=strides, group_channels=8, reduction_ratio=4)
+    layer.build(x.shape)
+    upstream = tf.constant(rng.normal(size=(3, size // strides, size // strides, 32)).astype("float32"))
+    results = []
+    for fused in (True, False):
+        with tf.GradientTape() as tape, fused_taps(fused):
+            tape.watch(x)
+            y = layer(x, training=True)
+        grads = tape.gradient(y, [x, *layer.trainable_weights], output_gradients=upstream)
+        results.append([y, *grads])
+    assert len(results[0]) == 2 + len(layer.trainable_weights) == 7  # y, x, reduce, BN gamma/beta, span kernel/bias
+    for fused_value, portable_value in zip(*results):
+        fused_value, portable_value = fused_value.numpy(), portable_value.numpy()
+        assert np.abs(portable_value).max() > 0
+        np.testing.assert_allclose(fused_value, portable_value, rtol=1e-4, atol=1e-5 * np.abs(portable_value).max())

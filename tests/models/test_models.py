@@ -51,7 +51,9 @@ def test_residual_branches_can_start_at_zero(rng, build, last_bn, default):
     assert len(last) == 8 and all(np.all(layer.gamma.numpy() == 0) for layer in last)
     assert np.all(model.get_layer("stage1_block1_1_bn").gamma.numpy() == 1)
     # each block then passes on relu(shortcut): with an identity shortcut, the input itself
-    probe = keras.Model(model.input, [model.get_layer("stage3_block1_out").output, model.get_layer("stage3_block2_out").output])
+    probe = keras.Model(
+        model.input, [model.get_layer("stage3_block1_out").output, model.get_layer("stage3_block2_out").output]
+    )
     before, after = probe(rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"), training=False)
     np.testing.assert_allclose(after.numpy(), before.numpy(), atol=1e-6)
     plain = build(zero_init_residual=False)
@@ -119,7 +121,9 @@ def test_one_epoch_lowers_the_loss(rng, family):
     model = TINY_BUILDERS[family](num_classes=2) if family != "deit" else tiny_deit(num_classes=2, distillation=False)
     x = rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32")
     y = (x[..., 0].mean(axis=(1, 2)) > 127.5).astype("int64")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=1, batch_size=2, verbose=0)  # one epoch of 16 steps
     assert model.evaluate(x, y, verbose=0) < before

@@ -20,5 +20,6 @@ def store(tmp_path_factory, split, tables):
 
     teachers = {name: TableTeacher(tables[name]) for name in ("alpha", "beta")}
     path = tmp_path_factory.mktemp("stores") / "toy"
-    return precompute(teachers, split, path, dtype="float32", shard_size=16, batch_size=16,
-                      teacher_metadata={"alpha": {"seed": 1}})
+    return precompute(
+        teachers, split, path, dtype="float32", shard_size=16, batch_size=16, teacher_metadata={"alpha": {"seed": 1}}
+    )

@@ -79,8 +79,19 @@ def test_train_teacher_resumes_saves_model_and_metadata_and_skips_when_done(tmp_
 
     with open(tmp_path / "tiny_cnn_seed3.json") as f:
         assert json.load(f) == meta
-    for key in ("architecture", "seed", "dataset", "top1_test_accuracy", "top5_test_accuracy", "train_accuracy",
-                "training_time_s", "trainable_parameters", "size_mb", "epochs", "history"):
+    for key in (
+        "architecture",
+        "seed",
+        "dataset",
+        "top1_test_accuracy",
+        "top5_test_accuracy",
+        "train_accuracy",
+        "training_time_s",
+        "trainable_parameters",
+        "size_mb",
+        "epochs",
+        "history",
+    ):
         assert key in meta
     assert meta["seed"] == 3 and meta["dataset"]["fingerprint"] == train.fingerprint and meta["epochs"] == 2
     model = keras.models.load_model(tmp_path / "tiny_cnn_seed3.keras")

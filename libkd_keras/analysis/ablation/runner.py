@@ -1,0 +1,295 @@
+"""Running an ablation: train every experiment from ONE store, resumably, then write its tables.
+
+`run_ablation(...)` trains each experiment once per seed with `distill.train_student` (no teacher
+is built or called: the targets come from the store), evaluates the class head, the distillation head and their average
+(paper Figure 11b-c; the average is the inference output and the headline top-1), and writes one
+JSON per finished experiment and seed under `out_dir/experiments/`. A rerun reads back every
+record whose settings match and trains only the rest. Then `tables.write_ablation` writes
+`out_dir/ablation.md` and `out_dir/ablation.json`.
+
+Example:
+>>> store = TeacherStore.open("saved_models/budget/store/train")
+>>> rows = run_ablation(store, test_split, table4_experiments(store.teacher_names), "saved_models/budget/ablation",
+...                     make_student=lambda distillation: deit_tiny(distillation=distillation), epochs=50)
+"""
+
+import json
+import os
+from pathlib import Path
+
+from libkd_keras.analysis.ablation.experiments import unique_experiments
+from libkd_keras.analysis.ablation.tables import summarize, teacher_set_columns, write_ablation
+from libkd_keras.atomic_files import json_safe, write_text_atomic
+from libkd_keras.evaluation import HEADS
+
+RECORD_VERSION = 1  # of the per-run JSON under experiments/; a record of another version is recomputed
+
+
+def _record_path(out_dir, experiment, seed):
+    return Path(out_dir) / "experiments" / f"{experiment.name}__seed{seed}.json"
+
+
+def _load_record(path, experiment, seed, run_settings):
+    """A finished result for exactly these settings, or None."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    same = (
+        record.get("version") == RECORD_VERSION
+        and record.get("seed") == seed
+        and record.get("settings") == json_safe(experiment.settings())
+        and record.get("run_settings") == json_safe(run_settings)
+    )
+    return record if same else None
+
+
+def _seed_list(seeds):
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        raise ValueError(f"`seeds` must be non-negative integers, e.g. (0, 1, 2); got {seeds!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"`seeds` repeats a seed: {seeds}.")
+    return seeds
+
+
+def _as_split(data, what):
+    """A `Split` from a `Split`, a `TeacherStore` holding images, or a store's path."""
+    from libkd_keras.data import Split
+    from libkd_keras.store import TeacherStore
+
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        data = TeacherStore.open(data)
+    if isinstance(data, TeacherStore):
+        return data.to_split()
+    raise TypeError(f"`{what}` must be a Split, a TeacherStore or a store path; got {type(data).__name__}.")
+
+
+def _percent(evaluation):
+    """`train_student`'s `record["evaluation"]` (fractions) -> `{"top1": {head: %}, "top5": {head: %}}`.
+
+    A student without a distillation token keeps only its `"cls"` head (its inference output).
+    """
+    prefixes = {"cls": "cls_", "dist": "dist_", "both": ""}  # "both": the inference output
+    heads = HEADS if evaluation.get("dist_top1") is not None else ("cls",)
+    return {metric: {h: 100.0 * evaluation[f"{prefixes[h]}{metric}"] for h in heads} for metric in ("top1", "top5")}
+
+
+def _train_and_evaluate(
+    experiment,
+    seed,
+    store,
+    train_split,
+    test_split,
+    make_student,
+    epochs,
+    batch_size,
+    recipe_overrides,
+    compile_options,
+    verbose,
+    out_dir,
+    log,
+):
+    """Train one student from the store with `train_student` (no teacher is run) and evaluate its heads.
+
+    The student and its `train_student` record go to `out_dir/models/<name>__seed<k>.keras/.json`;
+    an interrupted run resumes from its last backed-up epoch.
+    """
+    from libkd_keras.distill import RECIPES, train_student
+    from libkd_keras.distill import make_student as make_deit
+
+    recipe = RECIPES[experiment.recipe](
+        batch_size=batch_size,
+        distillation=experiment.distillation,
+        alpha=experiment.alpha,
+        temperature=experiment.temperature,
+        **recipe_overrides,
+    )
+
+    def build(distillation_token):
+        if make_student is not None:
+            return make_student(distillation_token)
+        return make_deit(
+            recipe,
+            num_classes=store.num_classes,
+            image_size=tuple(store.image_shape[:2]),
+            distillation_token=distillation_token,
+        )
+
+    record = train_student(
+        build,
+        train_split,
+        test_split,
+        Path(out_dir) / "models",
+        recipe=recipe,
+        epochs=epochs,
+        seed=seed,
+        store=store,
+        teachers=experiment.teachers,
+        ensemble=experiment.ensemble,
+        name=f"{experiment.name}__seed{seed}",
+        validate=False,
+        evaluate=True,
+        compile_options=compile_options,
+        verbose=verbose,
+        overwrite=True,
+        say=log,  # overwrite: the experiments/ record says what is done
+    )
+    last = {k: v[-1] for k, v in record["history"].items() if k not in ("epoch", "time_s") and v}
+    return {
+        **_percent(record["evaluation"]),
+        "student_params": record["trainable_parameters"],
+        "train_seconds": record["training_time_s"],
+        "final_logs": last,
+    }
+
+
+def _check_arguments(store, experiments, epochs, batch_size, recipe_overrides, compile_options):
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"`epochs` must be a positive integer; got {epochs!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
+    if "optimizer" in compile_options:
+        raise ValueError("`compile_options` may not set the optimizer: it comes from the experiment's recipe.")
+    reserved = {"batch_size", "distillation", "alpha", "temperature"} & set(recipe_overrides)
+    if reserved:
+        raise ValueError(
+            f"`recipe_overrides` may not set {sorted(reserved)}: they are per experiment "
+            "(`Experiment` fields) or arguments of run_ablation."
+        )
+    for experiment in experiments:
+        unknown = [t for t in experiment.teachers if t not in store.teacher_names]
+        if unknown and not experiment.skip:
+            raise ValueError(
+                f"experiment {experiment.name!r} asks for teachers {unknown} that store "
+                f"{store.path!r} does not hold; stored teachers: {store.teacher_names}."
+            )
+
+
+def run_ablation(
+    store,
+    test,
+    experiments,
+    out_dir,
+    *,
+    make_student=None,
+    epochs=1,
+    batch_size=128,
+    seeds=(0,),
+    train_split=None,
+    recipe_overrides=None,
+    compile_options=None,
+    verbose=0,
+    log=print,
+):
+    """Train every experiment from ONE store, evaluate it, and write the ablation table.
+
+    Args:
+        store: TeacherStore or path. The training split's store; teacher targets are read from
+            it, no teacher is built or run.
+        test: Split, TeacherStore or path. The test data (a store must hold the test images).
+        experiments: list of Experiment. E.g. `table4_experiments(store.teacher_names)`; skipped
+            ones appear in the table with their note. The same name twice must be the same experiment.
+        out_dir: path. Results folder: `experiments/<name>__seed<k>.json` per finished run (kept
+            and skipped on rerun when its settings match), `ablation.json` and `ablation.md`;
+            `models/<name>__seed<k>.keras/.json`: each student and its `train_student` record. An
+            interrupted run resumes from its last epoch's backup: rerun it with the same settings.
+        make_student: callable or None. `make_student(distillation_token: bool) -> DeiT`, called
+            once per run after the seed and the recipe's precision are set; default: DeiT-Tiny
+            (patch 4) with the recipe's drop path. Baselines get no distillation token. Changing
+            it between reruns is not detected: use a new `out_dir`.
+        epochs: int. Epochs of every student (equal student budget).
+        batch_size: int. Batch size of every student.
+        seeds: int or sequence of int. One run per seed; gains get their std over seeds when there are several.
+        train_split: Split or None. The split the store was computed on (default: the store's own images).
+        recipe_overrides: dict or None. `StudentRecipe` fields changed for every run (e.g. `warmup_epochs=1`).
+        compile_options: dict or None. Extra `Distiller.compile` arguments (e.g. `{"jit_compile": False}`).
+        verbose: int or str. Keras `fit` verbosity.
+        log: callable or None. Called with one line per run (`None` for silence).
+
+    Returns the table rows (dicts; accuracies in percent), also in `ablation.json`.
+    """
+    from libkd_keras.store import TeacherStore
+
+    store = TeacherStore.open(store) if isinstance(store, (str, os.PathLike)) else store
+    experiments = unique_experiments(experiments)
+    seeds = _seed_list(seeds)
+    recipe_overrides = dict(recipe_overrides or {})
+    compile_options = dict(compile_options or {})
+    _check_arguments(store, experiments, epochs, batch_size, recipe_overrides, compile_options)
+    log = log or (lambda line: None)
+    out_dir = Path(out_dir)
+    train_split = store.to_split() if train_split is None else train_split
+    store.check_matches(train_split)
+    test_split = _as_split(test, "test")
+    if test_split.num_classes != store.num_classes:
+        raise ValueError(f"the test data has {test_split.num_classes} classes and the store {store.num_classes}.")
+    run_settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "recipe_overrides": recipe_overrides,
+        "train_fingerprint": store.fingerprint,
+        "test_fingerprint": test_split.fingerprint,
+        "default_student": make_student is None,
+    }
+
+    records = {}
+    runnable = [e for e in experiments if not e.skip]
+    total, done = len(runnable) * len(seeds), 0
+    for experiment in experiments:
+        if experiment.skip:
+            log(f"[ablation] {experiment.name}: skipped, {experiment.skip}")
+            continue
+        for seed in seeds:
+            done += 1
+            path = _record_path(out_dir, experiment, seed)
+            record = _load_record(path, experiment, seed, run_settings)
+            if record is None:
+                result = _train_and_evaluate(
+                    experiment,
+                    seed,
+                    store,
+                    train_split,
+                    test_split,
+                    make_student,
+                    epochs,
+                    batch_size,
+                    recipe_overrides,
+                    compile_options,
+                    verbose,
+                    out_dir,
+                    log,
+                )
+                record = json_safe(
+                    {
+                        "version": RECORD_VERSION,
+                        "experiment": experiment.name,
+                        "seed": seed,
+                        "settings": experiment.settings(),
+                        "run_settings": run_settings,
+                        **result,
+                    }
+                )
+                write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+                how = f"trained in {record['train_seconds']:.1f}s"
+            else:
+                how = "already done"
+            main = "cls" if experiment.is_baseline else "both"
+            log(f"[ablation {done}/{total}] {experiment.name} seed {seed}: top-1 {record['top1'][main]:.2f}% ({how})")
+            records.setdefault(experiment.name, {})[seed] = record
+
+    columns = {e.name: teacher_set_columns(store, e.teachers) for e in runnable}
+    rows = summarize(experiments, records, epochs, columns)
+    write_ablation(
+        out_dir,
+        rows,
+        epochs=epochs,
+        batch_size=batch_size,
+        seeds=seeds,
+        store_path=store.path,
+        train_examples=len(train_split),
+        test_examples=len(test_split),
+    )
+    return rows

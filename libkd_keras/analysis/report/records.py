@@ -1,0 +1,180 @@
+"""Reading a run folder's artifacts for the report (tolerant: a missing file or key becomes None).
+
+Teachers (`teachers/<name>.json`, written by `train_teacher`) and students (`students/<name>.json`,
+written by `train_student`) share one record format; `current_keys` reads records of older run
+folders, whose keys differed, under today's names. Each `load_*` returns plain dicts for the
+report's sections.
+
+Example:
+>>> teachers = load_teachers(RunLayout("saved_models/quick"))
+>>> teachers[0]["top1"]
+0.62
+"""
+
+import sys
+
+from libkd_keras.atomic_files import read_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+# Today's record key -> the keys older run folders wrote for the same fact, tried in order.
+OLD_KEYS = {
+    "architecture": ("arch", "family"),
+    "trainable_parameters": ("params",),
+    "training_time_s": ("train_seconds",),
+    "top1_test_accuracy": ("top1",),
+    "top5_test_accuracy": ("top5",),
+    "teacher_trainable_parameters": ("teacher_params",),
+}
+
+
+def current_keys(record):
+    """`record` with today's key names: a value an old run folder stored under an old key is copied over."""
+    record = dict(record or {})
+    for key, old_keys in OLD_KEYS.items():
+        if record.get(key) is None:
+            record[key] = next((record[old] for old in old_keys if record.get(old) is not None), None)
+    return record
+
+
+def _history(record):
+    """`{"loss": [...], "val_accuracy": [...]}`: teachers log `val_accuracy`, the Distiller `val_acc`."""
+    history = record.get("history") or {}
+    accuracy = _known(*(history.get(k) for k in ("val_accuracy", "val_acc", "test_accuracy")))
+    return {"loss": list(history.get("loss") or []), "val_accuracy": list(accuracy or [])}
+
+
+def _known(*values):
+    """The first value that is not None (or None)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _last(values):
+    values = [v for v in values or [] if v is not None]
+    return values[-1] if values else None
+
+
+def load_teachers(layout):
+    """One dict per trained teacher (from `teachers/<name>.json`), in name order."""
+    rows = []
+    for path in sorted(layout.teachers.glob("*.json")):
+        if path.name.endswith(".history.json"):  # a teacher still training
+            continue
+        record = current_keys(read_json(path))
+        rows.append(
+            {
+                "name": record.get("name") or path.stem,
+                "architecture": record["architecture"] or "?",
+                "seed": record.get("seed"),
+                "epochs": record.get("epochs"),
+                "params": record["trainable_parameters"],
+                "size_mb": record.get("size_mb"),
+                "train_seconds": record["training_time_s"],
+                "top1": record["top1_test_accuracy"],
+                "top5": record["top5_test_accuracy"],
+                "train_accuracy": record.get("train_accuracy"),
+                "history": _history(record),
+            }
+        )
+    return rows
+
+
+def load_students(layout):
+    """One dict per trained student (from `students/<name>.json`), in training order.
+
+    Top-1/top-5 come from the record's `evaluation` (the pipeline's evaluate step) when present,
+    else from its test accuracy, else from the last epoch's validation accuracy.
+    """
+    records = [current_keys(read_json(p)) for p in layout.students.glob("*.json")]
+    records.sort(key=lambda r: (r.get("order") or 0, r.get("name") or ""))
+    rows = []
+    for record in records:
+        evaluation = record.get("evaluation") or {}
+        raw_history = record.get("history") or {}
+        history = _history(record)
+        rows.append(
+            {
+                **record,
+                "entry": record.get("entry") or record.get("name"),  # the [[students]] entry (older folders: the name)
+                "params": record["trainable_parameters"],
+                "teacher_params": record["teacher_trainable_parameters"],
+                "top1": _known(evaluation.get("top1"), record["top1_test_accuracy"], _last(history["val_accuracy"])),
+                "top5": _known(
+                    evaluation.get("top5"), record["top5_test_accuracy"], _last(raw_history.get("val_top5"))
+                ),
+                "cls_top1": evaluation.get("cls_top1"),
+                "dist_top1": evaluation.get("dist_top1"),
+                "evaluated": bool(evaluation),
+                "history": history,
+            }
+        )
+    return rows
+
+
+def baseline_student(students, seed=None):
+    """The first scored student trained without teachers (gains are measured against it), or None.
+
+    With `seed`, the baseline student of that seed (None when the baseline was not trained with it).
+    """
+    return next(
+        (
+            s
+            for s in students
+            if not s.get("teachers") and s.get("top1") is not None and (seed is None or s.get("seed") == seed)
+        ),
+        None,
+    )
+
+
+def _per_thread(value):
+    """A latency that is a number, or `{threads: ms}` (export_report): the fewest threads' value."""
+    if isinstance(value, dict):
+        return value[min(value, key=int)] if value else None
+    return value
+
+
+def load_exports(layout):
+    """`{student: {"keras_top1": .., "variants": [...]}}` from `exports/<student>/export_report.json`."""
+    exports = {}
+    for path in sorted(layout.exports.glob("*/export_report.json")):
+        record = read_json(path) or {}
+        rows = record.get("rows") or []
+        keras_row = next((r for r in rows if str(r.get("variant", "")).startswith("keras")), {})
+        variants = []
+        for row in rows:
+            if row is keras_row:
+                continue
+            drop = row.get("top1_drop_points")
+            variants.append(
+                {
+                    "quantization": row.get("variant", "?"),
+                    "size_mb": row.get("size_mb"),
+                    "latency_ms": _per_thread(row.get("latency_ms")),
+                    "latency_p90_ms": _per_thread(row.get("latency_p90_ms")),
+                    "top1": row.get("top1"),
+                    "top5": row.get("top5"),
+                    "top1_drop": None if drop is None else drop / 100.0,
+                    "file": row.get("file"),
+                }
+            )
+        threads = (record.get("settings") or {}).get("threads") or []
+        exports[path.parent.name] = {
+            "keras_top1": keras_row.get("top1"),
+            "variants": variants,
+            "threads": min(threads) if threads else None,
+        }
+    return exports
+
+
+def load_steps(layout):
+    return [read_json(p) or {} for p in sorted(layout.steps.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+
+
+def load_config(layout):
+    try:
+        return tomllib.loads(layout.config.read_text(encoding="utf-8"))
+    except (FileNotFoundError, tomllib.TOMLDecodeError):
+        return {}

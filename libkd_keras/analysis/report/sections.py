@@ -1,0 +1,243 @@
+"""The report's model sections, one function each, from the rows `records.py` loads, and their table helpers.
+
+Every section function returns `(markdown, state)`: state "ok", or "not run" when its artifacts
+are missing (the section then says so). Plots are drawn into `layout.plots` and appended to `made`. The run sections
+(edge, ablation/CKA, steps) and `terminal_table` are in `run_sections.py`.
+
+- Teachers: the paper's Tables 2 and 3, the ensembles (soft averaging, majority vote), disagreement.
+- Students: the paper's Table 4 (teacher set, distillation, MixUp/CutMix, alpha, params, size,
+  epochs, top-1, top-5, gain over the baseline student), plus per-head accuracy.
+- Curves: training loss and test accuracy per epoch.
+"""
+
+import time
+
+from libkd_keras.analysis import plots
+from libkd_keras.analysis.report import seeds
+from libkd_keras.analysis.report.records import baseline_student
+
+NOT_RUN = "_not run_"
+
+
+def _pct(value, digits=2):
+    return "–" if value is None else f"{100.0 * value:.{digits}f}"
+
+
+def _num(value, fmt="{:,}"):
+    return "–" if value is None else fmt.format(value)
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _yes(flag):
+    return "✓" if flag else "✗"
+
+
+def header(config, layout):
+    data, run = config.get("data", {}), config.get("run", {})
+    teachers, student = config.get("teachers", {}), config.get("student", {})
+    lines = [f"# LIB-KD run report: {run.get('name', layout.root.name)}", ""]
+    lines.append(
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} from the artifacts in this folder "
+        f"(`libkd report {layout.root}` rewrites it)."
+    )
+    if data:
+        limit = lambda n: "all" if not n else f"{n:,}"  # noqa: E731
+        lines += [
+            "",
+            f"- Data: `{data.get('dataset')}`, image size {data.get('image_size') or 'as stored'}; "
+            f"student training images: {limit(data.get('train_limit'))}, teacher training images: "
+            f"{limit(teachers.get('train_limit') or data.get('train_limit'))}, test images: "
+            f"{limit(data.get('test_limit'))}.",
+            f"- Teachers: {teachers.get('resnet_epochs') or teachers.get('epochs')} epochs (ResNet), "
+            f"{teachers.get('rednet_epochs') or teachers.get('epochs')} (RedNet), "
+            f"batch {teachers.get('batch_size')}; students: "
+            f"{student.get('arch')} (patch {student.get('patch_size')}), {student.get('epochs')} epochs, "
+            f"batch {student.get('batch_size')}; precision {run.get('precision')}.",
+        ]
+    return "\n".join(lines)
+
+
+def teacher_section(teachers, analysis, layout, made):
+    lines = ["## Teachers (paper Tables 2 and 3)", ""]
+    if not teachers:
+        return "\n".join(lines + [NOT_RUN]), "not run"
+    lines.append(
+        _table(
+            [
+                "Teacher",
+                "Architecture",
+                "Seed",
+                "Epochs",
+                "Training time (s)",
+                "#Params",
+                "Size (MB)",
+                "Top-1 (%)",
+                "Top-5 (%)",
+                "Train acc. (%)",
+            ],
+            [
+                [
+                    t["name"],
+                    t["architecture"],
+                    _num(t["seed"], "{}"),
+                    _num(t["epochs"], "{}"),
+                    _num(t["train_seconds"], "{:,.1f}"),
+                    _num(t["params"]),
+                    _num(t["size_mb"], "{:.2f}"),
+                    _pct(t["top1"]),
+                    _pct(t["top5"]),
+                    _pct(t["train_accuracy"]),
+                ]
+                for t in teachers
+            ],
+        )
+    )
+    lines += ["", "### Ensembles", ""]
+    ensembles = (analysis or {}).get("ensembles") or []
+    if not ensembles:
+        lines.append(NOT_RUN + " (the test store and its analysis are written by the precompute step)")
+    else:
+        lines.append(
+            _table(
+                ["Ensemble", "Members", "Technique", "#Params", "Size (MB)", "Top-1 (%)", "Top-5 (%)"],
+                [
+                    [
+                        e["name"],
+                        ", ".join(e["members"]),
+                        {"soft": "Soft averaging", "vote": "Majority voting"}.get(e["rule"], e["rule"]),
+                        _num(e.get("params")),
+                        _num(e.get("size_mb"), "{:.2f}"),
+                        _pct(e.get("top1")),
+                        _pct(e.get("top5")),
+                    ]
+                    for e in ensembles
+                ],
+            )
+        )
+    disagreement = (analysis or {}).get("disagreement")
+    lines += ["", "### Disagreement", ""]
+    if disagreement and len(disagreement.get("labels", [])) >= 2:
+        path = plots.plot_heatmap(
+            disagreement["matrix"],
+            disagreement["labels"],
+            layout.plots / "disagreement.png",
+            title="Disagreement rate on the test split",
+        )
+        made.append(path)
+        lines += [
+            "Fraction of test images on which two predictors pick different classes "
+            "(paper Figure 9: 0.07431 between the ResNet and RedNet ensembles).",
+            "",
+            "![disagreement](plots/disagreement.png)",
+        ]
+    else:
+        lines.append(NOT_RUN + " (needs two teachers and the test store)")
+    return "\n".join(lines), "ok"
+
+
+def _student_cells(s):
+    """A student's Table 4 columns from "Teachers" to "Epochs"."""
+    teachers = s.get("teachers") or []
+    return [
+        ", ".join(teachers) or "None",
+        _yes(True),
+        s.get("distillation") if teachers else "✗",
+        _yes(s.get("mixup")),
+        _yes(s.get("cutmix")),
+        _num(s.get("alpha"), "{}") if teachers else "✗",
+        _num(s.get("teacher_params")),
+        _num(s.get("teacher_size_mb"), "{:.1f}"),
+        _num(s.get("params")),
+        _num(s.get("size_mb"), "{:.1f}"),
+        _num(s.get("epochs"), "{}"),
+    ]
+
+
+def student_section(students, layout, made):
+    lines = ["## Students (paper Table 4)", ""]
+    if not students:
+        return "\n".join(lines + [NOT_RUN]), "not run"
+    baseline = baseline_student(students)
+    columns = [
+        "Teachers",
+        "True label",
+        "Distillation",
+        "MixUp",
+        "CutMix",
+        "alpha",
+        "Teachers' #params",
+        "Teachers' size (MB)",
+        "#Params",
+        "Size (MB)",
+        "Epochs",
+    ]
+    if seeds.several_seeds(students):
+        groups = seeds.entry_groups(students)
+        lines.append(
+            _table(
+                ["Student", *columns, "Seeds (n)", "Top-1 (%)", "Top-5 (%)", "Gain (points)"],
+                seeds.entry_rows(groups, _student_cells),
+            )
+        )
+        lines += ["", seeds.NOTE, "", *seeds.comparison_lines(groups)]
+    else:
+        rows = []
+        for s in students:
+            gain = "–"
+            if baseline is not None and s.get("top1") is not None and s is not baseline:
+                gain = f"{100.0 * (s['top1'] - baseline['top1']):+.2f}"
+            rows.append([s.get("name"), *_student_cells(s), _pct(s.get("top1")), _pct(s.get("top5")), gain])
+        lines.append(_table(["Student", *columns, "Top-1 (%)", "Top-5 (%)", "Gain (points)"], rows))
+        lines += [
+            "",
+            "Top-1 is the student's inference output (the average of its class and distillation heads) "
+            "on the test split; gain is over the baseline student (no teacher).",
+        ]
+    if any(s.get("cls_top1") is not None for s in students):
+        lines += [
+            "",
+            "Per head (paper Figure 11b):",
+            "",
+            _table(
+                ["Student", "Class head top-1 (%)", "Distillation head top-1 (%)", "Average top-1 (%)"],
+                [
+                    [s["name"], _pct(s.get("cls_top1")), _pct(s.get("dist_top1")), _pct(s.get("top1"))]
+                    for s in students
+                    if s.get("evaluated")
+                ],
+            ),
+        ]
+    scored = [s for s in students if s.get("top1") is not None]
+    if scored:
+        made.append(
+            plots.plot_student_bars(
+                [s["name"] for s in scored],
+                [s["top1"] for s in scored],
+                baseline["top1"] if baseline else None,
+                layout.plots / "students.png",
+            )
+        )
+        lines += ["", "![students](plots/students.png)"]
+    return "\n".join(lines), "ok"
+
+
+def curves_section(teachers, students, layout, made):
+    lines = ["## Training curves", ""]
+    state = "not run"
+    for title, models, file in (
+        ("Teachers", teachers, "teacher_curves.png"),
+        ("Students", students, "student_curves.png"),
+    ):
+        histories = {m["name"]: m["history"] for m in models if m["history"]["loss"] or m["history"]["val_accuracy"]}
+        if histories:
+            made.append(plots.plot_curves(histories, layout.plots / file, title=f"{title}: loss and test accuracy"))
+            lines += [f"![{title.lower()} curves](plots/{file})", ""]
+            state = "ok"
+        else:
+            lines += [f"{title}: {NOT_RUN}", ""]
+    return "\n".join(lines).rstrip(), state

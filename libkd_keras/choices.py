@@ -1,0 +1,38 @@
+"""Every choice list of the library, in one TensorFlow-free place.
+
+The config schema, the CLI, the model registry and the code that acts on a choice all import
+these tuples, so adding a choice edits one line here (and the code that implements it).
+
+Example:
+>>> from libkd_keras.choices import STUDENT_ARCHS
+>>> "deit_tiny" in STUDENT_ARCHS
+True
+"""
+
+from libkd_keras.precision import CHOICES as PRECISIONS  # float32, mixed_bfloat16, auto
+
+# Teacher families (one list of seeds each in the config) and the architectures of each family.
+TEACHER_FAMILIES = ("resnet", "rednet")
+TEACHER_ARCHS = {
+    "resnet": ("resnet26", "resnet_cifar"),  # paper's ResNet-26; He et al. 2016 CIFAR ResNet (6n+2)
+    "rednet": ("rednet26", "rednet_cifar"),  # paper's RedNet-26; the CIFAR ResNet with involution
+}
+STUDENT_ARCHS = ("deit_micro", "deit_tiny", "deit_small", "deit_base")
+
+RECIPES = ("baseline", "superior")  # student augmentation recipes (distill/recipes.py)
+DISTILLATIONS = ("hard", "soft")  # distillation target types (distill/losses.py)
+ENSEMBLES = ("soft", "vote")  # how several teachers' predictions are combined (ensembles.py)
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")  # LiteRT variants (export/)
+STORE_DTYPES = ("float16", "float32")  # precision of stored teacher logits
+
+__all__ = [
+    "DISTILLATIONS",
+    "ENSEMBLES",
+    "PRECISIONS",
+    "QUANTIZATIONS",
+    "RECIPES",
+    "STORE_DTYPES",
+    "STUDENT_ARCHS",
+    "TEACHER_ARCHS",
+    "TEACHER_FAMILIES",
+]

@@ -1,0 +1,83 @@
+"""A resolved config as TOML text and back, the differences between two configs, the key list for --help.
+
+No TensorFlow here.
+"""
+
+import copy
+import json
+
+from libkd_keras.pipeline.config import default_config, merge, parse_toml
+from libkd_keras.pipeline.schema import SCHEMA, STUDENT_ENTRY_KEYS
+
+IGNORED_IN_COMPARISON = (("run", "name"),)  # the folder's name does not change what a run computes
+
+
+def config_differences(old, new):
+    """`["section.key: old -> new", ...]` between two resolved configs (empty when the same run)."""
+    old, new = copy.deepcopy(old), copy.deepcopy(new)
+    for section, key in IGNORED_IN_COMPARISON:
+        for config in (old, new):
+            config.get(section, {}).pop(key, None)
+    lines = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section), new.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    lines.append(f"{section}.{key}: {json.dumps(a.get(key))} -> {json.dumps(b.get(key))}")
+        elif a != b:
+            lines.append(f"{section}: {json.dumps(a)} -> {json.dumps(b)}")
+    return lines
+
+
+def to_toml(config):
+    """The resolved config as TOML text (sections, builder tables and [[students]] entries)."""
+    lines = ["# Resolved libkd configuration of this run (written by libkd; do not edit).", ""]
+    for section, values in config.items():
+        if section == "students":
+            continue
+        lines.append(f"[{section}]")
+        tables = []
+        for key, value in values.items():
+            if isinstance(value, dict):
+                tables.append((key, value))
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+        for key, table in tables:
+            lines.append(f"[{section}.{key}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines.append("")
+    for entry in config.get("students", []):
+        lines.append("[[students]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"Cannot write {value!r} as TOML.")
+
+
+def parse_config_text(text, origin):
+    """A resolved config read back from `config.toml` text."""
+    return merge(default_config(), parse_toml(text, origin), origin)
+
+
+def describe_options():
+    """Every key with its default and help, for `--help` and the documentation."""
+    lines = []
+    for section, options in SCHEMA.items():
+        for key, opt in options.items():
+            default = _toml_value(opt.default) if opt.kind != "table" else "{}"
+            lines.append(f"  {section}.{key} = {default}  -- {opt.help}")
+    lines.append("  [[students]] name, teachers, and optionally " + ", ".join(STUDENT_ENTRY_KEYS))
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""`Pipeline`: the LIB-KD steps of one run folder, in order, each resumable.
+
+    teacher/<name>     pipeline/teachers.py   train_teacher         -> teachers/<name>.keras + .json
+    store/train|test   pipeline/store.py      precompute (once)     -> store/train/, store/test/
+    store/analysis     pipeline/store.py      teacher + ensemble accuracy, disagreement -> store/analysis.json
+    student/<name>     pipeline/students.py   train_student         -> students/<name>.keras + .json
+    evaluate/<name>    pipeline/evaluate.py   each head's top-1/top-5 -> students/<name>.json["evaluation"]
+    export/<name>      pipeline/export.py     LiteRT variants, size, latency, accuracy -> exports/<name>/
+    report             analysis/report.py     report.md + plots (always rewritten)
+
+A finished step leaves a marker (`RunFolder.finish`) written after its outputs, so rerunning skips
+it; training that was interrupted resumes from its last finished epoch (`resumable.py`). A student
+trained again invalidates its evaluation and export.
+
+Example:
+>>> with RunFolder.open("saved_models/quick", config) as folder:
+...     Pipeline(folder, config).run_all()
+"""
+
+import time
+
+from libkd_keras.pipeline import evaluate as evaluate_step
+from libkd_keras.pipeline import export as export_step
+from libkd_keras.pipeline import store as store_step
+from libkd_keras.pipeline import students as students_step
+from libkd_keras.pipeline import teachers as teachers_step
+from libkd_keras.pipeline.data import RunData
+from libkd_keras.pipeline.settings import Config
+
+
+class StepOrderError(ValueError):
+    """A step was asked for before the steps it needs (the message names the command to run first)."""
+
+
+class Pipeline:
+    """Runs the steps of one run folder; each step skips what is already finished.
+
+    Args:
+        folder: RunFolder. The run folder (opened, so this process holds its lock).
+        config: dict or Config. The resolved configuration.
+        callbacks: callable. `callbacks(kind, name)` returns extra Keras callbacks for a training run
+            (`kind` is "teacher" or "student"); tests use it to interrupt training.
+        say: callable. Receives every progress line.
+        fit_verbose: Keras `verbose` of `fit` / `predict`.
+    """
+
+    def __init__(self, folder, config, callbacks=None, say=print, fit_verbose="auto"):
+        self.folder, self.config = folder, Config.from_dict(config)
+        self.extra_callbacks = callbacks or (lambda kind, name: [])
+        self.say, self.fit_verbose = say, fit_verbose
+        self.data = RunData(self.config, say=say)
+        self.teacher_models = {}
+
+    # ------------------------------------------------------------------- what the steps share
+
+    def split(self, kind):
+        """The `Split` of `kind`: "train" (the student's), "teacher_train" or "test"."""
+        return self.data.split(kind)
+
+    def load_data(self):
+        """Loads every split the run needs (bad data fails here, before any training)."""
+        self.data.load_all()
+
+    @staticmethod
+    def clock():
+        """`(wall, cpu)` start times of a step; markers record both (CPU time is what a shared machine steals)."""
+        return time.perf_counter(), time.process_time()
+
+    def skip(self, step, what):
+        marker = self.folder.finished(step)
+        self.say(f"[skip] {what}  (finished earlier in {marker['seconds']:.1f} s)")
+
+    def done(self, step, what, started, outputs, summary=None, detail=""):
+        seconds, cpu_seconds = time.perf_counter() - started[0], time.process_time() - started[1]
+        self.folder.finish(step, seconds, outputs=outputs, summary={**(summary or {}), "cpu_seconds": cpu_seconds})
+        self.say(f"[done] {what}  {seconds:.1f} s{'  ' + detail if detail else ''}")
+
+    def require(self, steps, command):
+        missing = [s for s in steps if not self.folder.done(s)]
+        if missing:
+            raise StepOrderError(
+                f"Not finished yet: {', '.join(missing)}. Run 'libkd {command}' with the same options first "
+                "(or 'libkd pipeline' for every step)."
+            )
+
+    def jit_callbacks(self):
+        jit = self.config.run.jit_compile
+        return [] if jit == "auto" else [teachers_step.SetJitCompile(jit)]
+
+    def teacher_names(self):
+        return self.config.teacher_names
+
+    # ---------------------------------------------------------------------------- the steps
+
+    def train_teachers(self, only=()):
+        teachers_step.train_teachers(self, only)
+
+    def precompute(self, splits=("train", "test"), force=False):
+        store_step.precompute(self, splits, force=force)
+
+    def analyze_store(self):
+        store_step.analyze_store(self)
+
+    def distill(self, only=()):
+        students_step.distill(self, only)
+
+    def evaluate(self, only=()):
+        evaluate_step.evaluate(self, only)
+
+    def best_student(self):
+        return evaluate_step.best_student(self)
+
+    def export(self, student=None):
+        return export_step.export(self, student)
+
+    def ablate(self, experiments="table4", seeds=(0,), epochs=None, recipes=("baseline", "superior")):
+        students_step.ablate(self, experiments, seeds, epochs, recipes)
+        self.report()
+
+    def analyze(self, max_images=512):
+        """CKA heatmaps of every trained model (paper Figures 1-2) into `cka/`, and into the report."""
+        from libkd_keras.analysis.cka import analyze_run
+        from libkd_keras.atomic_files import write_text_atomic
+
+        started = time.perf_counter()
+        self.say(f"[....] analyze: linear CKA on {min(max_images, len(self.split('test')))} test images")
+        section = analyze_run(self.folder.root, self.split("test").images, max_images=max_images)
+        write_text_atomic(self.folder.root / "cka" / "section.md", section)
+        self.say(f"[done] analyze  {time.perf_counter() - started:.1f} s  cka/")
+        self.report()
+
+    def report(self):
+        from libkd_keras.analysis.report import write_report
+
+        summary = write_report(self.folder.root)
+        self.say(summary.table)
+        self.say(f"[done] report  {summary.path}")
+        return summary
+
+    def run_all(self):
+        """Every step in order; finished steps are skipped."""
+        started = time.perf_counter()
+        self.load_data()
+        self.train_teachers()
+        self.precompute()
+        self.distill()
+        self.evaluate()
+        self.export()
+        self.report()
+        self.say(f"libkd: pipeline finished in {time.perf_counter() - started:.1f} s; run folder {self.folder.root}")

@@ -1,0 +1,190 @@
+"""A resolved config as typed sections (`Config`), and what follows from it: teachers, teacher sets.
+
+`Config.from_dict(resolved)` gives one frozen dataclass per TOML section (`config.teachers.epochs`
+is `[teachers] epochs`), the teachers as `TeacherSpec`s and the students as `StudentEntry`s; the
+dict it came from stays in `config.raw` (the run folder's `config.toml`). No TensorFlow here.
+
+Example:
+>>> config = Config.from_dict(resolve_config(preset="quick"))
+>>> [t.name for t in config.teacher_specs], config.student.arch
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from libkd_keras.choices import TEACHER_FAMILIES
+from libkd_keras.pipeline.schema import (
+    CIFAR_DEFAULTS,
+    SECTION_CLASSES,
+    STUDENT_ENTRY_KEYS,
+    ConfigError,
+    DataSection,
+    ExportSection,
+    RunSection,
+    StoreSection,
+    StudentSection,
+    TeachersSection,
+    did_you_mean,
+)
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """One configured teacher: `name` (e.g. "resnet26_s0", "resnet20_s1"), family, arch, seed, builder args."""
+
+    name: str
+    family: str
+    arch: str
+    seed: int
+    kwargs: dict
+    epochs: int
+
+
+@dataclass(frozen=True)
+class StudentEntry:
+    """One trained student: a [[students]] entry at one of its seeds.
+
+    `name` is the entry's name, or `<entry>_s<seed>` when the entry has several seeds; `teachers`
+    the teacher names (expanded); `settings` the [student] section with the entry's own keys.
+    """
+
+    name: str
+    order: int
+    teachers: tuple
+    settings: StudentSection
+    entry: str = ""  # the [[students]] entry's name
+    seed: int = 0
+
+
+def student_seeds(config, entry):
+    """`[(student name, seed), ...]` of a [[students]] entry: one per seed ([] = [run.seed])."""
+    seeds = list(student_settings(config, entry).get("seeds") or [config["run"]["seed"]])
+    if len(seeds) == 1:
+        return [(entry["name"], seeds[0])]
+    return [(f"{entry['name']}_s{seed}", seed) for seed in seeds]
+
+
+def teacher_base_name(family, arch, kwargs):
+    """File-name stem of a family's teachers: "resnet26", "resnet" (ResNet-26 with builder args), "resnet20"."""
+    if arch.endswith("_cifar"):
+        args = {**CIFAR_DEFAULTS, **kwargs}
+        width = args["width"]
+        return f"{family}{args['depth']}" + ("" if width == 1 else f"x{width:g}")
+    return family if kwargs else f"{family}26"
+
+
+def teacher_specs(config):
+    """The teachers of a config dict as `[(name, family, seed), ...]`, e.g. `("resnet26_s0", "resnet", 0)`.
+
+    A paper architecture with builder arguments is named without the "26" (it is no longer ResNet-26);
+    a CIFAR architecture is named by its depth (`resnet20_s0`).
+    """
+    specs = []
+    for family in TEACHER_FAMILIES:
+        seeds = config["teachers"][f"{family}_seeds"]
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"teachers.{family}_seeds holds a seed twice: {seeds}.")
+        arch = config["teachers"].get(f"{family}_arch", f"{family}26")
+        base = teacher_base_name(family, arch, config["teachers"][family])
+        specs += [(f"{base}_s{seed}", family, seed) for seed in seeds]
+    return specs
+
+
+def student_teachers(config, entry, specs=None):
+    """Teacher names of a [[students]] entry, in config order ('all' and family names expanded)."""
+    specs = teacher_specs(config) if specs is None else specs
+    names = [name for name, _, _ in specs]
+    chosen = set()
+    for item in entry["teachers"]:
+        if item == "all":
+            chosen.update(names)
+        elif item in TEACHER_FAMILIES:
+            chosen.update(name for name, family, _ in specs if family == item)
+        elif item in names:
+            chosen.add(item)
+        else:
+            valid = ["all", *TEACHER_FAMILIES, *names]
+            raise ConfigError(
+                f"Student {entry['name']!r}: unknown teacher {item!r}{did_you_mean(item, valid)}. "
+                f"Valid: {', '.join(valid)}."
+            )
+    if entry["teachers"] and not chosen:
+        raise ConfigError(
+            f"Student {entry['name']!r} asks for teachers {entry['teachers']} but the config trains none of "
+            "them; set teachers.resnet_seeds / teachers.rednet_seeds."
+        )
+    return [name for name in names if name in chosen]
+
+
+def teacher_epochs(config, family):
+    """Training epochs of the teachers of `family` ("resnet" or "rednet")."""
+    return config["teachers"][f"{family}_epochs"] or config["teachers"]["epochs"]
+
+
+def student_settings(config, entry):
+    """The [student] section with a [[students]] entry's own values applied (a dict)."""
+    return {**config["student"], **{k: entry[k] for k in STUDENT_ENTRY_KEYS if k in entry}}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved config as typed sections; build it with `Config.from_dict`."""
+
+    run: RunSection
+    data: DataSection
+    teachers: TeachersSection
+    store: StoreSection
+    student: StudentSection
+    export: ExportSection
+    students: tuple  # StudentEntry (one per entry and seed), in config order
+    teacher_specs: tuple  # TeacherSpec, in config order
+    raw: dict  # the resolved dict (written as config.toml)
+
+    @classmethod
+    def from_dict(cls, config):
+        if isinstance(config, Config):
+            return config
+        sections = {name: section(**config[name]) for name, section in SECTION_CLASSES.items()}
+        specs = teacher_specs(config)
+        teachers = [
+            TeacherSpec(
+                name,
+                family,
+                config["teachers"][f"{family}_arch"],
+                seed,
+                dict(config["teachers"][family]),
+                teacher_epochs(config, family),
+            )
+            for name, family, seed in specs
+        ]
+        students = []
+        for order, entry in enumerate(config["students"]):
+            chosen = tuple(student_teachers(config, entry, specs))
+            settings = dataclasses.replace(
+                sections["student"], **{k: entry[k] for k in STUDENT_ENTRY_KEYS if k in entry}
+            )
+            students += [
+                StudentEntry(name, order, chosen, settings, entry["name"], seed)
+                for name, seed in student_seeds(config, entry)
+            ]
+        return cls(**sections, students=tuple(students), teacher_specs=tuple(teachers), raw=config)
+
+    @property
+    def teacher_names(self):
+        return [t.name for t in self.teacher_specs]
+
+    @property
+    def student_names(self):
+        return [s.name for s in self.students]
+
+    def student_entry(self, name):
+        """The trained student `name` (or the first seed of the [[students]] entry `name`)."""
+        return next(s for s in self.students if name in (s.name, s.entry))
+
+    def select_students(self, only=()):
+        """The students named in `only` (student or [[students]] entry names; () = all), in config order."""
+        names = self.student_names + [s.entry for s in self.students]
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise ConfigError(f"Unknown student(s) {unknown}; this run's students: {', '.join(self.student_names)}.")
+        return [s for s in self.students if not only or s.name in only or s.entry in only]

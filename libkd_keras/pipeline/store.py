@@ -1,0 +1,148 @@
+"""Steps "store/<split>" and "store/analysis": every teacher once over each split, then their accuracy.
+
+    store/train/, store/test/     teacher logits (libkd_keras.store)
+    store/analysis.json           teacher and ensemble accuracy, disagreement matrix
+
+`force=True` (`libkd precompute --force`) rebuilds a split's store from the trained teachers, the
+repair for a store that was damaged on disk.
+"""
+
+import inspect
+import shutil
+
+from libkd_keras import choices
+from libkd_keras.atomic_files import read_json, write_json_atomic
+from libkd_keras.distill.students import teacher_set_size
+from libkd_keras.evaluation import top_k_accuracy
+from libkd_keras.pipeline.teachers import load_teacher
+from libkd_keras.store import TeacherStore, analyses
+from libkd_keras.store import precompute as store_precompute
+
+
+def precompute(pipeline, splits=("train", "test"), force=False):
+    """Runs every teacher once over each split and stores the logits; then the store analysis."""
+    config, folder = pipeline.config, pipeline.folder
+    names = config.teacher_names
+    if not names:
+        pipeline.say("[skip] store  (no teachers configured)")
+        return
+    pipeline.require([f"teacher/{n}" for n in names], "train-teacher")
+    for which in splits:
+        step = f"store/{which}"
+        if force:
+            folder.forget(step)
+            folder.forget("store/analysis")
+        if folder.done(step):
+            pipeline.skip(step, f"store {which}")
+            continue
+        split, path = pipeline.split(which), folder.store_split(which)
+        started = pipeline.clock()
+        stored = []
+        if not force and (path / "manifest.json").exists():  # written, but the marker was not (interrupted)
+            stored = TeacherStore.open(path, expect=split).teacher_names
+        missing = [n for n in names if n not in stored]  # with force: all, a rebuild from scratch
+        if missing:
+            pipeline.say(
+                f"[....] store {which}: {'rebuilding, ' if force else ''}{len(missing)} teacher(s) over "
+                f"{len(split):,} images"
+            )
+            metadata = {
+                n: {k: v for k, v in (read_json(folder.teacher_json(n)) or {}).items() if k != "history"}
+                for n in missing
+            }
+            settings = config.store
+            store_precompute(
+                {n: load_teacher(pipeline, n) for n in missing},
+                split,
+                str(path),
+                dtype=settings.dtype,
+                include_images=settings.include_images,
+                batch_size=settings.batch_size,
+                teacher_metadata=metadata,
+                verbose=pipeline.fit_verbose,
+                **_force(force, path),
+            )
+        pipeline.done(
+            step,
+            f"store {which}",
+            started,
+            outputs=[f"store/{which}/manifest.json"],
+            detail=f"{len(names)} teachers x {len(split):,} images",
+        )
+    if "test" in splits:
+        analyze_store(pipeline)
+
+
+def _force(force, path):
+    """`precompute`'s rebuild argument; a store library without one gets the old store deleted first."""
+    if not force:
+        return {}
+    if "force" in inspect.signature(store_precompute).parameters:
+        return {"force": True}  # the new store replaces the old one only once it is whole
+    shutil.rmtree(path, ignore_errors=True)
+    return {}
+
+
+def ensembles(config):
+    """`[(name, members), ...]`: each family's seeds, all teachers, each student's teacher set."""
+    specs = config.teacher_specs
+    groups = []
+    for family in choices.TEACHER_FAMILIES:
+        members = [t.name for t in specs if t.family == family]
+        if len(members) > 1:
+            groups.append((f"{members[0].rsplit('_s', 1)[0]} x{len(members)}", members))
+    if len({t.family for t in specs}) > 1:
+        groups.append((f"all {len(specs)} teachers", [t.name for t in specs]))
+    for entry in config.students:
+        members = list(entry.teachers)
+        if len(members) > 1 and all(members != m for _, m in groups):
+            groups.append((f"{entry.entry} teachers", members))
+    return groups
+
+
+def analyze_store(pipeline):
+    """Accuracy of every teacher and ensemble on the test store, and their disagreement matrix."""
+    step, folder = "store/analysis", pipeline.folder
+    if folder.done(step):
+        pipeline.skip(step, "store analysis")
+        return
+    pipeline.require(["store/test"], "precompute")
+    started = pipeline.clock()
+    store = TeacherStore.open(folder.store_split("test"), expect=pipeline.split("test"))
+    teachers = {n: read_json(folder.teacher_json(n)) or {} for n in pipeline.config.teacher_names}
+    accuracy = analyses.teacher_accuracy(store, list(teachers), ensemble=())
+    rows, labels, predictions = [], list(teachers), [analyses.scores(store, n) for n in teachers]
+    for name, members in ensembles(pipeline.config):
+        logits = store.logits(members)
+        for rule in choices.ENSEMBLES:
+            scores = analyses.ensemble_scores(logits, rule)
+            k = min(5, store.num_classes)
+            params, size = teacher_set_size(teachers, members)
+            rows.append(
+                {
+                    "name": name,
+                    "members": members,
+                    "rule": rule,
+                    "top1": top_k_accuracy(scores, store.labels, 1),
+                    "top5": top_k_accuracy(scores, store.labels, k),
+                    "params": params,
+                    "size_mb": size,
+                }
+            )
+            if rule == "soft":
+                labels.append(f"{name} (soft)")
+                predictions.append(scores)
+    matrix = [[analyses.disagreement(a, b) for b in predictions] for a in predictions]
+    write_json_atomic(
+        folder.store_analysis,
+        {
+            "split": "test",
+            "num_examples": store.num_examples,
+            "teachers": accuracy,
+            "ensembles": rows,
+            "disagreement": {"labels": labels, "matrix": matrix},
+        },
+    )
+    best = max(rows, key=lambda e: e["top1"], default=None)
+    detail = f"best ensemble {best['name']} ({best['rule']}) top-1 {100 * best['top1']:.1f}%" if best else ""
+    pipeline.done(step, "store analysis", started, outputs=["store/analysis.json"], detail=detail)

@@ -1,0 +1,179 @@
+"""Step "student/<name>": each [[students]] entry, at each seed, by `distill.train_student`; the ablation runner.
+
+    students/<name>.keras + .json     the student and its record (keys as a teacher's record; "entry" and
+                                      "seed" say which [[students]] entry and seed it is)
+    checkpoints/student_<name>/       its backup while training; logs/student_<name>/ its logs
+
+A student with teachers learns from the train store (`store/train`), the baseline from the labels.
+Its recipe is the [student] section with the entry's own keys (`recipe_for`), its model
+`student.arch` / `[student.model]` (`distill.student_builder`).
+"""
+
+import time
+
+from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, train_student
+from libkd_keras.pipeline.schema import ConfigError
+from libkd_keras.resumable import TrainingDiverged
+from libkd_keras.store import TeacherStore
+
+
+def recipe_for(config, settings, distillation):
+    """The `StudentRecipe` of one student: its settings (a `StudentSection`) and distillation type."""
+    overrides = dict(
+        batch_size=settings.batch_size,
+        weight_decay=settings.weight_decay,
+        warmup_epochs=settings.warmup_epochs,
+        drop_path_rate=settings.drop_path_rate,
+        precision=config.run.precision,
+        distillation=distillation,
+        alpha=settings.alpha,
+        temperature=settings.temperature,
+        label_smoothing=settings.label_smoothing,
+    )
+    base = scaled_base_learning_rate(settings.learning_rate, settings.batch_size)
+    if base:
+        overrides["base_learning_rate"] = base
+    return RECIPES[settings.recipe](**overrides)
+
+
+def builder_for(config, split):
+    """`build(distillation_token) -> DeiT` of the run's student (for its training split's shape)."""
+    student = config.student
+    return student_builder(
+        student.arch,
+        split.num_classes,
+        split.image_shape[:2],
+        student.patch_size,
+        student.drop_path_rate,
+        student.model,
+    )
+
+
+def distill(pipeline, only=()):
+    """Trains every configured student (or those in `only`: student or entry names) not trained yet.
+
+    An entry with several `seeds` is one student per seed (`<name>_s<seed>`), each its own step.
+    """
+    for entry in pipeline.config.select_students(only):
+        step = f"student/{entry.name}"
+        if pipeline.folder.done(step):
+            pipeline.skip(step, f"student {entry.name}")
+            continue
+        train_one(pipeline, entry)
+
+
+def train_one(pipeline, entry):
+    config, folder, name, teachers = pipeline.config, pipeline.folder, entry.name, list(entry.teachers)
+    settings = entry.settings
+    if teachers:
+        pipeline.require(["store/train"], "precompute")
+    train, test = pipeline.split("train"), pipeline.split("test")
+    recipe = recipe_for(config, settings, settings.distillation if teachers else "none")
+    store = TeacherStore.open(folder.store_split("train"), expect=train, verify=False) if teachers else None
+    what = f"{', '.join(teachers)} ({settings.distillation}, {settings.ensemble})" if teachers else "no teacher"
+    pipeline.say(
+        f"[....] student {name} (seed {entry.seed}): {settings.epochs} epochs on {len(train):,} images, "
+        f"{what}, recipe {recipe.name}"
+    )
+    started = pipeline.clock()
+    try:
+        record = train_student(
+            builder_for(config, train),
+            train,
+            test,
+            str(folder.students),
+            recipe=recipe,
+            epochs=settings.epochs,
+            seed=entry.seed,
+            store=store,
+            teachers=teachers,
+            ensemble=settings.ensemble,
+            name=name,
+            backup_dir=folder.checkpoint("student", name),
+            log_dir=folder.log_dir("student", name),
+            callbacks=pipeline.extra_callbacks("student", name),
+            compile_options={"jit_compile": config.run.jit_compile},
+            extra_record={
+                "order": entry.order,
+                "entry": entry.entry,
+                "architecture": config.student.arch,
+                "arch": config.student.arch,
+                "patch_size": config.student.patch_size,
+                "true_label": True,
+                "image_shape": list(train.image_shape),
+            },
+            verbose=pipeline.fit_verbose,
+            overwrite=True,
+            say=pipeline.say,
+        )
+    except TrainingDiverged as error:
+        raise ConfigError(
+            f"{error} For this run: lower student.learning_rate (0 = the recipe's "
+            f"{recipe.learning_rate:g}), e.g. --set student.learning_rate={recipe.learning_rate / 2:g} "
+            "--overwrite."
+        ) from None
+    folder.forget(f"evaluate/{name}")  # a student trained again is evaluated and exported again
+    folder.forget(f"export/{name}")
+    accuracy = record["top1_test_accuracy"]
+    pipeline.done(
+        f"student/{name}",
+        f"student {name}",
+        started,
+        outputs=[f"students/{name}.keras", f"students/{name}.json"],
+        summary={"val_top1": accuracy},
+        detail="" if accuracy is None else f"test top-1 {100 * accuracy:.1f}%",
+    )
+
+
+def ablate(pipeline, experiments="table4", seeds=(0,), epochs=None, recipes=("baseline", "superior")):
+    """Table 4's teacher sets and/or Figure 11's hard/soft/temperature runs, all from the train store.
+
+    Results go to `ablation/` (one JSON per finished run: a rerun resumes) and into the report.
+    """
+    from libkd_keras.analysis import ablation
+
+    pipeline.require(["store/train"], "precompute")
+    config, train = pipeline.config, pipeline.split("train")
+    student = config.student
+    store = TeacherStore.open(pipeline.folder.store_split("train"), expect=train, verify=False)
+    chosen = []
+    if experiments in ("table4", "all"):
+        chosen += ablation.table4_experiments(
+            store.teacher_names,
+            recipes=tuple(recipes),
+            alpha=student.alpha,
+            distillation=student.distillation,
+            ensemble=student.ensemble,
+        )
+    if experiments in ("figure11", "all"):
+        chosen += ablation.figure11_experiments(store.teacher_names, alpha=student.alpha, ensemble=student.ensemble)
+    overrides = dict(
+        weight_decay=student.weight_decay,
+        warmup_epochs=student.warmup_epochs,
+        drop_path_rate=student.drop_path_rate,
+        label_smoothing=student.label_smoothing,
+        precision=config.run.precision,
+    )
+    base = scaled_base_learning_rate(student.learning_rate, student.batch_size)
+    if base:
+        overrides["base_learning_rate"] = base
+    pipeline.say(
+        f"[....] ablation: {len(chosen)} experiments x {len(seeds)} seed(s), {epochs or student.epochs} epochs each"
+    )
+    started = time.perf_counter()
+    ablation.run_ablation(
+        store,
+        pipeline.split("test"),
+        chosen,
+        pipeline.folder.root / "ablation",
+        make_student=builder_for(config, train),
+        epochs=epochs or student.epochs,
+        batch_size=student.batch_size,
+        seeds=tuple(seeds),
+        train_split=train,
+        recipe_overrides=overrides,
+        compile_options={"jit_compile": config.run.jit_compile},
+        verbose=pipeline.fit_verbose,
+        log=pipeline.say,
+    )
+    pipeline.say(f"[done] ablation  {time.perf_counter() - started:.1f} s  ablation/ablation.md")

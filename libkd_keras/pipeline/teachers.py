@@ -1,0 +1,127 @@
+"""Step "teacher/<name>": train each configured teacher with `teachers.train_teacher`.
+
+    teachers/<name>.keras + .json     the teacher and its record (paper Tables 2-3)
+
+The teacher's architecture is `teachers.<family>_arch` with the builder arguments of
+`[teachers.<family>]`; its recipe is the `[teachers]` section (`TeacherRecipe`).
+"""
+
+import keras
+
+from libkd_keras.models import TEACHER_BUILDERS, rednet, resnet
+from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
+from libkd_keras.precision import resolve_precision
+from libkd_keras.resumable import TrainingDiverged
+from libkd_keras.teachers import TeacherRecipe, train_teacher
+
+
+class SetJitCompile(keras.callbacks.Callback):
+    """Sets `model.jit_compile` when `fit` attaches its callbacks, before it builds its step functions.
+
+    `train_teacher` compiles with Keras' default (`"auto"`: XLA with a GPU, none on a CPU); this
+    applies an explicit `run.jit_compile = true/false` to it.
+    """
+
+    def __init__(self, jit_compile):
+        super().__init__()
+        self.jit_compile = bool(jit_compile)
+
+    def set_model(self, model):
+        super().set_model(model)
+        model.jit_compile = self.jit_compile
+
+
+def teacher_builder(spec):
+    """`"resnet26"`/`"rednet26"`, or a builder `build(num_classes, input_shape)` with the spec's arguments."""
+    arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.kwargs.items()}
+    if spec.arch.endswith("_cifar"):
+        arguments = {**CIFAR_DEFAULTS, **arguments}
+
+        def build(num_classes, input_shape):
+            if spec.arch not in TEACHER_BUILDERS:
+                raise ConfigError(
+                    f"teachers.{spec.family}_arch = {spec.arch!r} has no builder in this version of "
+                    f"libkd_keras.models; available: {', '.join(sorted(TEACHER_BUILDERS))}."
+                )
+            return TEACHER_BUILDERS[spec.arch](num_classes=num_classes, input_shape=input_shape, **arguments)
+    elif not arguments:
+        return spec.arch
+    else:
+        family_builder = {"resnet": resnet, "rednet": rednet}[spec.family]
+
+        def build(num_classes, input_shape):
+            return family_builder(num_classes=num_classes, input_shape=input_shape, name=spec.family, **arguments)
+
+    build.__name__ = spec.name.rsplit("_s", 1)[0]
+    return build
+
+
+def teacher_recipe(section, epochs):
+    """The `TeacherRecipe` of the [teachers] section for `epochs` (warm-up capped at epochs - 1)."""
+    return TeacherRecipe(
+        epochs=epochs,
+        batch_size=section.batch_size,
+        learning_rate=section.learning_rate,
+        momentum=section.momentum,
+        weight_decay=section.weight_decay,
+        label_smoothing=section.label_smoothing,
+        warmup_epochs=min(section.warmup_epochs, epochs - 1),
+        augment=section.augment,
+    )
+
+
+def train_teachers(pipeline, only=()):
+    """Trains every configured teacher (or those in `only`) that is not trained yet."""
+    config, folder = pipeline.config, pipeline.folder
+    unknown = sorted(set(only) - set(config.teacher_names))
+    if unknown:
+        raise ConfigError(f"Unknown teacher(s) {unknown}; this run's teachers: {', '.join(config.teacher_names)}.")
+    for spec in config.teacher_specs:
+        step = f"teacher/{spec.name}"
+        if only and spec.name not in only:
+            continue
+        if folder.done(step):
+            pipeline.skip(step, f"teacher {spec.name}")
+            continue
+        train, test = pipeline.split("teacher_train"), pipeline.split("test")
+        recipe = teacher_recipe(config.teachers, spec.epochs)
+        keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision))
+        pipeline.say(f"[....] teacher {spec.name}: {recipe.epochs} epochs on {len(train):,} images")
+        started = pipeline.clock()
+        try:
+            metadata = train_teacher(
+                teacher_builder(spec),
+                train,
+                test,
+                str(folder.teachers),
+                seed=spec.seed,
+                recipe=recipe,
+                verbose=pipeline.fit_verbose,
+                name=spec.name,
+                say=pipeline.say,
+                callbacks=[*pipeline.jit_callbacks(), *pipeline.extra_callbacks("teacher", spec.name)],
+            )
+        except TrainingDiverged as error:
+            raise ConfigError(
+                f"{error} For this run: lower teachers.learning_rate (now {config.teachers.learning_rate}), e.g. "
+                f"--set teachers.learning_rate={config.teachers.learning_rate / 2:g} --overwrite."
+            ) from None
+        pipeline.done(
+            step,
+            f"teacher {spec.name}",
+            started,
+            outputs=[f"teachers/{spec.name}.keras", f"teachers/{spec.name}.json"],
+            summary={"top1": metadata["top1_test_accuracy"]},
+            detail=f"top-1 {100 * metadata['top1_test_accuracy']:.1f}%",
+        )
+
+
+def load_teacher(pipeline, name):
+    """A trained teacher of the run (cached; uncompiled), with the run's jit setting for `predict`."""
+    cache = pipeline.teacher_models
+    if name not in cache:
+        teacher = keras.saving.load_model(pipeline.folder.teacher_model(name), compile=False)
+        if pipeline.config.run.jit_compile != "auto":
+            teacher.jit_compile = pipeline.config.run.jit_compile
+        cache[name] = teacher
+    return cache[name]

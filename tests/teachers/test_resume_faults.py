@@ -1,0 +1,66 @@
+"""Teacher training survives a kill while its backup is written, and refuses to record a NaN teacher."""
+
+import os
+
+import keras
+import pytest
+
+from libkd_keras.resumable import TrainingDiverged
+from libkd_keras.teachers import TeacherRecipe, train_teacher
+from tests.teachers.test_training import CountEpochs, tiny_cnn, toy_split
+
+
+def _interrupted_teacher(tmp_path, stop_at):
+    train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
+    recipe = TeacherRecipe(epochs=3, batch_size=12)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(
+            tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[CountEpochs(stop_at)], verbose=0
+        )
+    return train, test, recipe, tmp_path / "tiny_cnn_seed1.backup"
+
+
+def _cut_off(path):
+    """What a kill in the middle of writing leaves: the first half of the file."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_backup_cut_off_mid_write_resumes_from_the_previous_epoch(tmp_path):
+    train, test, recipe, backup = _interrupted_teacher(tmp_path, stop_at=2)
+    assert (backup / "latest.weights.h5.bkp").exists()  # double_checkpoint keeps the epoch before
+    _cut_off(backup / "latest.weights.h5")
+    notices, resumed = [], CountEpochs()
+    meta = train_teacher(
+        tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[resumed], verbose=0, say=notices.append
+    )
+    assert resumed.started == [1, 2]  # epoch 0 came from the previous backup
+    assert len(notices) == 1 and "resuming from the epoch before" in notices[0]
+    assert meta["history"]["epoch"] == [0, 1, 2]
+
+
+def test_an_unreadable_backup_restarts_the_teacher_with_one_notice(tmp_path):
+    train, test, recipe, backup = _interrupted_teacher(tmp_path, stop_at=1)
+    assert not (backup / "latest.weights.h5.bkp").exists()  # one epoch: no previous state to fall back to
+    _cut_off(backup / "latest.weights.h5")
+    notices, resumed = [], CountEpochs()
+    meta = train_teacher(
+        tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[resumed], verbose=0, say=notices.append
+    )
+    assert resumed.started == [0, 1, 2] and meta["history"]["epoch"] == [0, 1, 2]
+    assert len(notices) == 1 and "starts again from its first epoch" in notices[0]
+
+
+def nan_cnn(num_classes, input_shape):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(float("nan"))(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="nan_cnn")
+
+
+def test_a_teacher_whose_loss_went_nan_is_not_saved(tmp_path):
+    split = toy_split(12, "train", 0)
+    with pytest.raises(TrainingDiverged, match="NaN|nan|None") as error:
+        train_teacher(nan_cnn, split, split, tmp_path, recipe=TeacherRecipe(epochs=2, batch_size=12), verbose=0)
+    assert "learning rate" in str(error.value)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith((".keras", ".json"))]
