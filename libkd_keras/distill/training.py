@@ -22,6 +22,7 @@ Example:
 
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import time
@@ -41,6 +42,21 @@ def _dataset_record(split):
     return {"name": split.name, "split": split.split, "num_examples": len(split), "fingerprint": split.fingerprint}
 
 
+def _restores_dtype_policy(function):
+    """`function` with Keras' global dtype policy put back afterwards: a recipe's precision does not leak."""
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        policy = keras.mixed_precision.dtype_policy()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keras.mixed_precision.set_dtype_policy(policy)
+
+    return wrapped
+
+
+@_restores_dtype_policy
 def train_student(
     student,
     train_split,
@@ -108,60 +124,6 @@ def train_student(
     backup_dir = distribute.worker_dir(str(backup_dir or os.path.join(out_dir, f"{name}.backup")))  # chief: as given
     log_dir = str(log_dir or os.path.join(out_dir, "logs", name))
 
-    policy = keras.mixed_precision.dtype_policy()
-    try:
-        return _train(
-            student,
-            train_split,
-            test_split,
-            out_dir,
-            recipe,
-            epochs,
-            seed,
-            store,
-            teachers,
-            ensemble,
-            name,
-            backup_dir,
-            log_dir,
-            callbacks,
-            validate,
-            evaluate,
-            compile_options,
-            extra_record,
-            verbose,
-            say,
-            model_path,
-            record_path,
-        )
-    finally:
-        keras.mixed_precision.set_dtype_policy(policy)  # the recipe's precision does not leak to the caller
-
-
-def _train(
-    student,
-    train_split,
-    test_split,
-    out_dir,
-    recipe,
-    epochs,
-    seed,
-    store,
-    teachers,
-    ensemble,
-    name,
-    backup_dir,
-    log_dir,
-    callbacks,
-    validate,
-    evaluate,
-    compile_options,
-    extra_record,
-    verbose,
-    say,
-    model_path,
-    record_path,
-):
     keras.utils.set_random_seed(seed)
     recipe.apply_precision()
     model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
