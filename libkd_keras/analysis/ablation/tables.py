@@ -45,33 +45,19 @@ def ablation_table(rows):
         gain = _fmt(row["gain"], signed=True)
         if row["gain"] is not None and row.get("gain_std") is not None:
             gain += f" ± {row['gain_std']:.2f}"
+        cells = [  # the experiment's settings: known before it runs
+            row["experiment"],
+            row["teacher_set"],
+            distillation,
+            "✓" if row["mixup_cutmix"] else "✗",
+            _fmt(row["alpha"]) if row["teachers"] else "—",
+            _millions(row["params"]),
+            _fmt(row["size_mb"], 1),
+        ]
         if row["status"] != "done":
-            cells = [
-                row["experiment"],
-                row["teacher_set"],
-                distillation,
-                "✓" if row["mixup_cutmix"] else "✗",
-                _fmt(row["alpha"]) if row["teachers"] else "—",
-                _millions(row["params"]),
-                _fmt(row["size_mb"], 1),
-                "—",
-                str(row["epochs"]),
-                "—",
-                "—",
-                "—",
-                "—",
-                "—",
-                f"{row['status']}: {row['note']}",
-            ]
+            cells += ["—", str(row["epochs"]), "—", "—", "—", "—", "—", f"{row['status']}: {row['note']}"]
         else:
-            cells = [
-                row["experiment"],
-                row["teacher_set"],
-                distillation,
-                "✓" if row["mixup_cutmix"] else "✗",
-                _fmt(row["alpha"]) if row["teachers"] else "—",
-                _millions(row["params"]),
-                _fmt(row["size_mb"], 1),
+            cells += [
                 _millions(row["student_params"]),
                 str(row["epochs"]),
                 _fmt(row["top1"]),
