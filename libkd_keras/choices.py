@@ -22,6 +22,9 @@ STUDENT_ARCHS = ("deit_micro", "deit_tiny", "deit_small", "deit_base")
 RECIPES = ("baseline", "superior")  # student augmentation recipes (distill/recipes.py)
 DISTILLATIONS = ("hard", "soft")  # distillation target types (distill/losses.py)
 ENSEMBLES = ("soft", "vote")  # how several teachers' predictions are combined (ensembles.py)
+# Where a student's teacher rows come from: stored on the clean images, stored on replayed views
+# (store/views.py), or the teachers run on each augmented batch (Distiller(teachers=...)).
+TARGET_SOURCES = ("clean", "views", "online")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")  # LiteRT variants (export/)
 STORE_DTYPES = ("float16", "float32")  # precision of stored teacher logits
 
@@ -34,5 +37,6 @@ __all__ = [
     "STORE_DTYPES",
     "STUDENT_ARCHS",
     "TEACHER_ARCHS",
+    "TARGET_SOURCES",
     "TEACHER_FAMILIES",
 ]

@@ -12,6 +12,8 @@
   sibling, so the chief deleting its backup at the end never races a worker). Use it for
   `BackupAndRestore(backup_dir)` and `ModelCheckpoint`; every worker restores its own copy (the
   weights are identical on all workers), so no shared filesystem is needed to resume.
+- `synchronized_batch_norm(model)`: BatchNormalization on the global batch while training with
+  several replicas (the saved model keeps plain BatchNormalization); `train_teacher` uses it.
 
 Example (on each host, with its own TF_CONFIG):
 >>> strategy = make_strategy("multi_worker")
@@ -21,6 +23,7 @@ Example (on each host, with its own TF_CONFIG):
 ...               callbacks=[keras.callbacks.BackupAndRestore(worker_dir("run/backup"))])
 """
 
+import contextlib
 import importlib
 import json
 import os
@@ -127,18 +130,57 @@ def worker_dir(path, strategy=None):
     return f"{path}-workertemp_{role}_{index}"
 
 
+@contextlib.contextmanager
+def synchronized_batch_norm(model, strategy=None):
+    """Within the block, `model`'s BatchNormalization layers use the global batch's statistics.
+
+    With more than one replica in sync, plain BatchNormalization normalises each replica's part of
+    a batch with that part's mean and variance, so the loss and the moving statistics differ from
+    one process on the same global batch. Keras 3 reads `layer.synchronized` when it traces the
+    step (`ops.moments(..., synchronized=...)`, an all-reduce of the sums), so it is switched on
+    here for training and switched back afterwards: the saved architecture stays plain
+    BatchNormalization and loads anywhere. With one replica nothing changes.
+
+    >>> with synchronized_batch_norm(teacher):
+    ...     teacher.fit(train, epochs=200)
+    """
+    import keras
+
+    strategy = strategy or tf.distribute.get_strategy()
+    layers = []
+    if strategy.num_replicas_in_sync > 1:
+        bn = keras.layers.BatchNormalization
+        layers = [x for x in model._flatten_layers() if isinstance(x, bn) and not x.synchronized]
+    for layer in layers:
+        layer.synchronized = True
+    try:
+        yield layers
+    finally:
+        for layer in layers:
+            layer.synchronized = False
+
+
 def _multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
 def local_build_batch(strategy, iterator, data_batch):
-    """`(iterator, data_batch)` for Keras' `_maybe_symbolic_build` that works under MWMS.
+    """`(iterator, data_batch)` for Keras' `_maybe_symbolic_build` under a strategy, MWMS included.
 
-    Keras reduces the first (nested) batch with `strategy.reduce`, which MultiWorkerMirroredStrategy
-    cannot do for a nest (TF's "TODO: support value being a nest"); building needs only shapes, so
-    under MWMS the model is built from this worker's local part of that batch instead.
+    Under a strategy Keras builds the model from a first batch it reads from `fit`'s input, then
+    restarts the input: a shuffled `tf.data` dataset (`reshuffle_each_iteration`) then trains its
+    first epoch on its second order, not the one a single process sees; and it reduces that
+    (nested) batch with `strategy.reduce`, which MultiWorkerMirroredStrategy cannot do for a nest
+    (TF's "TODO: support value being a nest"). Building needs only shapes and dtypes, so a
+    `tf.data` input builds from its `element_spec`; any other input, under MWMS, from this worker's
+    local part of the first batch. (Keras builds nothing here without a strategy.)
     """
-    if iterator is None or not _multi_worker(strategy):
+    if iterator is None:
+        return iterator, data_batch
+    dataset = getattr(getattr(iterator, "data_adapter", None), "_dataset", None)  # Keras' TFDatasetAdapter
+    if isinstance(dataset, tf.data.Dataset):
+        return None, dataset.element_spec
+    if not _multi_worker(strategy):
         return iterator, data_batch
     for _, _, batches in iterator:
         batch = next(batches)
@@ -153,13 +195,14 @@ def local_build_batch(strategy, iterator, data_batch):
 
 
 class MultiWorkerFit:
-    """Mixin (before `keras.Model`) that lets Keras 3's `fit`/`evaluate` run under multi-worker MWMS.
+    """Mixin (before `keras.Model`) that lets Keras 3's `fit`/`evaluate` run under any strategy, MWMS included.
 
     Keras 3 (up to 3.15 at least) reduces each replica's scalar logs with `strategy.reduce("MEAN", v,
     axis=0)` under MWMS, which fails for scalars ("Invalid reduction dimension 0 for input with 0
-    dimensions", tensorflow/tensorflow#72388), and builds from a nest MWMS cannot reduce. The logs
-    are given a length-1 axis (the reduce then averages over replicas) and the build uses the local
-    batch. Nothing changes outside multi-worker training.
+    dimensions", tensorflow/tensorflow#72388): under multi-worker MWMS the logs are given a length-1
+    axis (the reduce then averages over replicas). Under every strategy the model is built from the
+    input's spec (`local_build_batch`), so the first epoch sees the shuffle order one process sees.
+    Nothing changes without a strategy.
     """
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -181,9 +224,10 @@ class MultiWorkerFit:
 
 
 def fit_view(model):
-    """`model` for `compile`/`fit` under any strategy: itself, or under multi-worker MWMS a `MultiWorkerFit`
-    functional view sharing its layers and weights (train the view, save `model`: the saved format is unchanged)."""
-    if not _multi_worker(tf.distribute.get_strategy()):
+    """`model` for `compile`/`fit` under any strategy: itself without one; under a strategy (its scope
+    active) a `MultiWorkerFit` functional view sharing its layers and weights (train the view, save
+    `model`: the saved format is unchanged)."""
+    if not tf.distribute.has_strategy():
         return model
     import keras
 

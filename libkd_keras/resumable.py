@@ -7,6 +7,7 @@
 - `repair_backup(dir)`: run before `fit`; if the latest state is unreadable it falls back to the
   previous one, or, if both are, deletes the backup so the step starts again (one notice line).
 - `check_finite(history)`: a `TrainingDiverged` error when the loss went NaN or infinite.
+- `validation_epochs(epochs, every)`: the epochs `fit` validates on (`validation_freq`), always the last.
 
 Example:
 >>> repair_backup("run/checkpoints/student_x", say=print)
@@ -35,6 +36,20 @@ class TrainingDiverged(ValueError):
 
 class BackupUnreadable(ValueError):
     """A training backup that cannot be loaded even after `repair_backup` (the message says what to delete)."""
+
+
+def validation_epochs(epochs, every=1):
+    """`fit(validation_freq=...)`: epochs `every`, 2 * `every`, ... (1-based) and always the last one.
+
+    Validating on a large test split every epoch can cost as much as training a small model; the
+    last epoch is always scored, so a record's final accuracy is never a stale one.
+
+    >>> validation_epochs(10, 4)
+    [4, 8, 10]
+    """
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ValueError(f"`validate_every` must be a positive number of epochs; got {every!r}.")
+    return sorted(set(range(every, epochs + 1, every)) | {epochs})
 
 
 class EpochLog(keras.callbacks.Callback):

@@ -20,6 +20,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from libkd_keras.cli import precompute as precompute_options
 from libkd_keras.cli.parser import (  # noqa: F401 - COMMANDS and the exit codes are part of the CLI's API
     COMMANDS,
     DEFAULT_PRESET,
@@ -63,8 +64,11 @@ def resolve_run(args):
     return config, run_dir
 
 
-def _run_in_folder(args, run_step):
-    """Resolves the config, locks the run folder, loads the data and runs `run_step(pipeline, args)`."""
+def _run_in_folder(args, run_step, shared=False):
+    """Resolves the config, locks the run folder, loads the data and runs `run_step(pipeline, args)`.
+
+    `shared`: open the run folder beside other workers instead (sharded precompute; no lock).
+    """
     config, run_dir = resolve_run(args)
     if args.print_config:
         print(to_toml(config))
@@ -73,7 +77,13 @@ def _run_in_folder(args, run_step):
     from libkd_keras.pipeline.run_folder import RunFolder
 
     strategy = make_strategy(getattr(args, "strategy", "default"))  # a bad TF_CONFIG fails here, first
-    with RunFolder.open(run_dir, config, overwrite=args.overwrite) as folder, strategy.scope():
+    if shared:
+        from libkd_keras.pipeline.store_shares import open_shared
+
+        opened = open_shared(run_dir, config)
+    else:
+        opened = RunFolder.open(run_dir, config, overwrite=args.overwrite)
+    with opened as folder, strategy.scope():
         pipeline = import_pipeline(args.verbose).Pipeline(folder, config)  # models and optimizers: in the scope
         print(f"libkd: run folder {folder.root}")
         pipeline.load_data()  # bad data fails here, before any step runs
@@ -90,13 +100,15 @@ def _step_command(run_step):
 
 
 _cmd_train_teacher = _step_command(lambda pipeline, args: pipeline.train_teachers(only=args.only))
-_cmd_precompute = _step_command(
-    lambda pipeline, args: pipeline.precompute(splits=args.split or ("train", "test"), force=args.force)
-)
 _cmd_distill = _step_command(lambda pipeline, args: pipeline.distill(only=args.student))
 _cmd_evaluate = _step_command(lambda pipeline, args: pipeline.evaluate(only=args.student))
 _cmd_export = _step_command(lambda pipeline, args: pipeline.export(student=args.student))
 _cmd_pipeline = _step_command(lambda pipeline, args: pipeline.run_all())
+
+
+def _cmd_precompute(args):
+    precompute_options.check_args(args)
+    _run_in_folder(args, precompute_options.run_step, shared=precompute_options.is_shared(args))
 
 
 def _cmd_ablate(args):

@@ -3,6 +3,7 @@
 import argparse
 
 from libkd_keras import choices
+from libkd_keras.cli import precompute as precompute_options
 from libkd_keras.distribute import STRATEGIES
 from libkd_keras.pipeline.config import available_presets
 from libkd_keras.pipeline.config_text import describe_options
@@ -198,20 +199,7 @@ def build_parser():
         help="train only this teacher, e.g. resnet26_s0; repeatable (default: all configured)",
     )
 
-    p = add("precompute", [common, run], config_epilog)
-    p.add_argument(
-        "--split",
-        choices=("train", "test"),
-        action="append",
-        default=[],
-        help="store only this split; repeatable (default: train and test)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="rebuild the store from the trained teachers even if it is finished, e.g. when it "
-        "was damaged on disk (default: off)",
-    )
+    precompute_options.add_arguments(add("precompute", [common, run], config_epilog))
 
     p = add("distill", [common, run], config_epilog)
     p.add_argument(

@@ -137,7 +137,8 @@ class Split:
         """`tf.data` of `(image float32 in [0, 255], label int64)` batches.
 
         `augment` is a callable applied to each batch of images (e.g. `teacher_augmentation(32)`).
-        Shuffling is a full shuffle, reshuffled every epoch, reproducible from `seed`.
+        Shuffling is a full shuffle, reshuffled every epoch, reproducible from `seed`; so is the
+        augmentation of a seeded `augment` (it runs batch after batch, in order).
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise DataError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
@@ -154,5 +155,7 @@ class Split:
                 images = augment(images)
             return images, labels
 
-        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        # A stateful augmentation (a tf.random.Generator) must see the batches in order to repeat itself;
+        # it is vectorised over the batch, so the serial map costs little.
+        ds = ds.map(to_float, num_parallel_calls=None if augment is not None else tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)

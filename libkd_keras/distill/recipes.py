@@ -133,13 +133,17 @@ class StudentRecipe:
             **kwargs,
         )
 
-    def augment(self, dataset, num_classes, seed=None):
-        """The recipe's augmentation applied to batched store (or `(image, label)`) data."""
+    def augment(self, dataset, num_classes, seed=None, replayed_views=False):
+        """The recipe's augmentation applied to batched store (or `(image, label)`) data.
+
+        `replayed_views`: the batches are replayed store views (`store.dataset(views=True)`), which
+        are this recipe's flip and crop already; the rest of the recipe follows.
+        """
         return student_augmentation(
             dataset,
             num_classes,
             self.batch_size,
-            flip_crop=self.flip_crop,
+            flip_crop=self.flip_crop and not replayed_views,
             crop_padding=self.crop_padding,
             rand_augment_ops=self.rand_augment_ops,
             rand_augment_factor=self.rand_augment_factor,

@@ -8,8 +8,10 @@ Files for a student called `<name>` in `out_dir`:
     logs/<name>/           TensorBoard logs and epochs.json (per-epoch logs while training)
     <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted at the end)
 
-The student learns from stored teacher targets (`store.dataset(...)`, no teacher is run) or, with
-no teachers, from the labels alone (the student baseline, no distillation token). `.keras` is
+The student learns from teacher targets (`targets`): stored on the clean images (`store.dataset`,
+no teacher runs), stored on views it replays (`store.dataset(views=True)`, a multi-view store), or
+from the teachers run online on each augmented batch; with no teachers, from the labels alone
+(the student baseline). `.keras` is
 written before `.json`, both atomically, so a student whose two files exist is complete.
 
 Example:
@@ -35,7 +37,15 @@ import libkd_keras
 from libkd_keras import choices, distribute
 from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
 from libkd_keras.distill.students import heads_record, teacher_set_size
-from libkd_keras.resumable import EpochLog, TrainingDiverged, backup_callback, check_finite, repair_backup
+from libkd_keras.resumable import (
+    EpochLog,
+    TrainingDiverged,
+    backup_callback,
+    check_finite,
+    repair_backup,
+    validation_epochs,
+)
+from libkd_keras.store.views import check_replayable
 
 
 def _dataset_record(split):
@@ -69,11 +79,14 @@ def train_student(
     store=None,
     teachers=(),
     ensemble="soft",
+    targets="clean",
+    teacher_models=None,
     name="student",
     backup_dir=None,
     log_dir=None,
     callbacks=None,
     validate=True,
+    validate_every=1,
     evaluate=False,
     compile_options=None,
     extra_record=None,
@@ -97,9 +110,14 @@ def train_student(
         teachers: list of str. Stored teacher names whose ensemble is the target; () = the baseline.
         ensemble: str. How several teachers are combined (`choices.ENSEMBLES`).
         name: str. File stem.
+        targets: str. Where the teacher rows come from (`choices.TARGET_SOURCES`): "clean" (stored on the
+            clean images), "views" (stored on views the reader replays; the recipe's flip and crop are
+            then the replayed ones) or "online" (`teacher_models` run on each augmented batch).
+        teacher_models: dict. `{name: keras.Model}` for `targets="online"`, one per name in `teachers`.
         backup_dir, log_dir: str. BackupAndRestore and TensorBoard folders (defaults beside the files).
         callbacks: list. Extra Keras callbacks.
-        validate: bool. Score `test_split` after every epoch (the history's `val_*`).
+        validate: bool. Score `test_split` during training (the history's `val_*`).
+        validate_every: int. Validate every that many epochs, and always after the last one.
         evaluate: bool. Evaluate every head on `test_split` at the end (`record["evaluation"]`).
         compile_options: dict. Extra `Distiller.compile` arguments (not the optimizer).
         extra_record: dict. Merged into the record.
@@ -114,7 +132,15 @@ def train_student(
             f"student {name!r}: distillation='none' goes with no teachers and 'hard'/'soft' with at "
             f"least one; got distillation={recipe.distillation!r} and teachers={teachers}."
         )
-    if teachers and store is None:
+    if targets not in choices.TARGET_SOURCES:
+        raise ValueError(f"`targets` must be one of {choices.TARGET_SOURCES}; got {targets!r}.")
+    online = bool(teachers) and targets == "online"
+    if online and sorted(teacher_models or {}) != sorted(teachers):
+        raise ValueError(
+            f"student {name!r}: targets='online' runs the teachers themselves; `teacher_models` must hold one "
+            f"keras.Model per teacher {sorted(teachers)}; got {sorted(teacher_models or {})}."
+        )
+    if teachers and not online and store is None:
         raise ValueError(f"student {name!r}: teachers {teachers} need the `store` holding their logits.")
     if ensemble not in choices.ENSEMBLES:
         raise ValueError(f"`ensemble` must be one of {choices.ENSEMBLES}; got {ensemble!r}.")
@@ -129,8 +155,15 @@ def train_student(
     model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
     if int(model.num_classes) != train_split.num_classes:
         raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
-    distiller = recipe.distiller(model)
-    if teachers:
+    views = bool(teachers) and targets == "views"
+    if online:
+        distiller = recipe.distiller(model, [teacher_models[t] for t in teachers], teacher_ensemble=ensemble)
+        batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seed)
+    else:
+        distiller = recipe.distiller(model)
+    if views:
+        check_replayable(store, recipe, train_split.image_shape)
+    if teachers and not online:
         batches = store.dataset(
             teachers=teachers,
             ensemble=ensemble,
@@ -140,10 +173,11 @@ def train_student(
             shuffle=True,
             seed=seed,
             split=train_split,
+            views=views,
         )
-    else:
+    elif not teachers:
         batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seed)
-    batches = recipe.augment(batches, train_split.num_classes, seed=seed)
+    batches = recipe.augment(batches, train_split.num_classes, seed=seed, replayed_views=views)
     steps = math.ceil(len(train_split) / recipe.batch_size)
     distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
 
@@ -164,6 +198,7 @@ def train_student(
     distiller.fit(
         batches,
         validation_data=test_split.dataset(recipe.batch_size) if validate else None,
+        validation_freq=validation_epochs(epochs, validate_every),
         epochs=epochs,
         callbacks=fit_callbacks,
         verbose=verbose,
@@ -181,7 +216,8 @@ def train_student(
     top1 = evaluation["top1"] if evaluation else (history.get("val_acc") or [None])[-1]
     top5 = evaluation["top5"] if evaluation else (history.get("val_top5") or [None])[-1]
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    teacher_params, teacher_size = teacher_set_size(store, teachers)
+    sizes = store if store is not None else {n: {"params": m.count_params()} for n, m in (teacher_models or {}).items()}
+    teacher_params, teacher_size = teacher_set_size(sizes, teachers)
     record = {
         "name": name,
         "architecture": model.name,
@@ -208,6 +244,7 @@ def train_student(
         "teachers": teachers,
         "distillation": recipe.distillation,
         "ensemble": ensemble if teachers else None,
+        "targets": targets if teachers else None,
         "alpha": recipe.alpha,
         "temperature": recipe.temperature,
         "mixup": recipe.mixup_alpha > 0,

@@ -4,6 +4,7 @@
     run_folder.py                                   the run folder: layout, step markers, lock
     data.py, teachers.py, store.py, students.py,    the steps (TensorFlow)
     evaluate.py, export.py, runner.py               `Pipeline`: every step in order, resumable
+    store_shares.py                                 the store step over several workers (sharded precompute)
 
 Example:
 >>> from libkd_keras.pipeline import Pipeline, RunFolder, resolve_config

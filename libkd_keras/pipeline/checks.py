@@ -162,6 +162,12 @@ def check_config(config):
         raise ConfigError(f"Student names must be unique; repeated: {', '.join(duplicates)}.")
     for entry in config["students"]:
         student_teachers(config, entry, teachers)
+        targets = entry.get("targets", config["student"]["targets"])
+        if targets == "views" and entry.get("teachers") and not config["store"]["views"]:
+            raise ConfigError(
+                f"student {entry['name']!r} has targets = 'views' but the store holds the clean images only: "
+                "set store.views = N (e.g. 16; 162 = every pad-4 flip and crop of a 32x32 image)."
+            )
     trained = [name for entry in config["students"] for name, _ in student_seeds(config, entry)]
     clashes = sorted({n for n in trained if trained.count(n) > 1})
     if clashes:

@@ -58,6 +58,11 @@ LOCK_NAME = ".libkd.lock"
 _HELD = {}  # lock path -> how many open RunFolders of this process hold it
 
 
+def differences_text(differences, most=8):
+    """The first `most` config differences, joined for a one-paragraph error."""
+    return "; ".join(differences[:most]) + ("; ..." if len(differences) > most else "")
+
+
 class RunFolderLocked(ConfigError):
     """Another live process works in the run folder (the message names it)."""
 
@@ -92,10 +97,8 @@ class RunFolder(RunLayout):
                 if differences and not overwrite and _holds_work(root):
                     raise ConfigError(
                         f"Output folder {str(root)!r} holds a different run (its config.toml differs: "
-                        + "; ".join(differences[:8])
-                        + ("; ..." if len(differences) > 8 else "")
-                        + "). Choose another folder with --out or --name, rerun with the same settings to "
-                        "resume it, or pass --overwrite to delete it and start again."
+                        f"{differences_text(differences)}). Choose another folder with --out or --name, rerun "
+                        "with the same settings to resume it, or pass --overwrite to delete it and start again."
                     )
                 if differences:
                     _delete_run(root)

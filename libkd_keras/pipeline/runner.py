@@ -2,6 +2,7 @@
 
     teacher/<name>     pipeline/teachers.py   train_teacher         -> teachers/<name>.keras + .json
     store/train|test   pipeline/store.py      precompute (once)     -> store/train/, store/test/
+                       pipeline/store_shares.py  the same over N workers (--worker-index/--num-workers, --finalize)
     store/analysis     pipeline/store.py      teacher + ensemble accuracy, disagreement -> store/analysis.json
     student/<name>     pipeline/students.py   train_student         -> students/<name>.keras + .json
     evaluate/<name>    pipeline/evaluate.py   each head's top-1/top-5 -> students/<name>.json["evaluation"]
@@ -22,9 +23,11 @@ import time
 from libkd_keras.pipeline import evaluate as evaluate_step
 from libkd_keras.pipeline import export as export_step
 from libkd_keras.pipeline import store as store_step
+from libkd_keras.pipeline import store_shares
 from libkd_keras.pipeline import students as students_step
 from libkd_keras.pipeline import teachers as teachers_step
 from libkd_keras.pipeline.data import RunData
+from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.settings import Config
 
 
@@ -95,8 +98,18 @@ class Pipeline:
     def train_teachers(self, only=()):
         teachers_step.train_teachers(self, only)
 
-    def precompute(self, splits=("train", "test"), force=False):
-        store_step.precompute(self, splits, force=force)
+    def precompute(self, splits=("train", "test"), force=False, worker_index=None, num_workers=None):
+        """Every teacher over each split, into the store; with `worker_index`/`num_workers` only this worker's share."""
+        if worker_index is None and num_workers is None:
+            store_step.precompute(self, splits, force=force)
+        elif force:
+            raise ConfigError("force=True cannot be combined with worker_index/num_workers (sharded precompute).")
+        else:
+            store_shares.precompute_share(self, splits, worker_index, num_workers)
+
+    def finalize_store(self, splits=("train", "test")):
+        """The manifest of each split whose worker shares are all written (`libkd precompute --finalize`)."""
+        store_shares.finalize(self, splits)
 
     def analyze_store(self):
         store_step.analyze_store(self)

@@ -111,6 +111,9 @@ class TeachersSection:
         0, "int", "linear warm-up epochs before the cosine decay (capped at epochs - 1)", minimum=0
     )
     augment: bool = option(True, "bool", "pad-4 random crop + flip (random resized crop + flip for large images)")
+    validate_every: int = option(
+        1, "int", "score the test images every that many epochs, and always after the last", minimum=1
+    )
     train_limit: int = option(
         0,
         "int",
@@ -157,6 +160,13 @@ class StoreSection:
     )
     batch_size: int = option(256, "int", "batch size of the teachers' single pass over the data", minimum=1)
     include_images: bool = option(True, "bool", "store the images too, so the store alone feeds training")
+    views: int = option(
+        0,
+        "int",
+        "also store the teachers' logits on this many flip-and-crop views of each training image, for "
+        "student.targets = 'views' (0 = clean images only; 162 = every pad-4 flip and crop of a 32x32 image)",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,16 @@ class StudentSection:
     )
     temperature: float = option(1.0, "float", "softmax temperature of soft distillation", minimum=1e-6)
     ensemble: str = option("soft", "str", "how several teachers are combined", choices=choices.ENSEMBLES)
+    targets: str = option(
+        "clean",
+        "str",
+        "where the teacher rows come from: clean (stored, clean images), views (stored on views the "
+        "student replays; needs store.views) or online (the teachers run on each augmented batch)",
+        choices=choices.TARGET_SOURCES,
+    )
+    validate_every: int = option(
+        1, "int", "score the test images every that many epochs, and always after the last", minimum=1
+    )
     seeds: list = option(
         [],
         "int_list",
@@ -220,7 +240,7 @@ SCHEMA = {
 }
 
 # Each [[students]] entry: a name, a teacher set, and optionally its own value of these [student] keys.
-STUDENT_ENTRY_KEYS = ("recipe", "distillation", "alpha", "temperature", "ensemble", "epochs", "seeds")
+STUDENT_ENTRY_KEYS = ("recipe", "distillation", "alpha", "temperature", "ensemble", "targets", "epochs", "seeds")
 STUDENT_ENTRY = {
     "name": Option(None, "str", "the student's name (file names, report rows)"),
     "teachers": Option(

@@ -4,7 +4,8 @@
     store/analysis.json           teacher and ensemble accuracy, disagreement matrix
 
 `force=True` (`libkd precompute --force`) rebuilds a split's store from the trained teachers, the
-repair for a store that was damaged on disk.
+repair for a store that was damaged on disk. Several workers share the precompute through
+`store_shares.py` (`libkd precompute --worker-index I --num-workers N`, `--finalize`).
 """
 
 import inspect
@@ -12,8 +13,10 @@ import shutil
 
 from libkd_keras import choices
 from libkd_keras.atomic_files import read_json, write_json_atomic
+from libkd_keras.distill import RECIPES
 from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.evaluation import top_k_accuracy
+from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.store import TeacherStore, analyses
 from libkd_keras.store import precompute as store_precompute
@@ -36,41 +39,67 @@ def precompute(pipeline, splits=("train", "test"), force=False):
             pipeline.skip(step, f"store {which}")
             continue
         split, path = pipeline.split(which), folder.store_split(which)
+        remove_incomplete(path)
         started = pipeline.clock()
         stored = []
         if not force and (path / "manifest.json").exists():  # written, but the marker was not (interrupted)
             stored = TeacherStore.open(path, expect=split).teacher_names
+        elif not force and (path / "shares").is_dir():
+            raise ConfigError(
+                f"store {which} is being written by several workers ({str(path / 'shares')!r} exists, no manifest "
+                "yet): run the missing workers ('libkd precompute --worker-index I --num-workers N'), or 'libkd "
+                "precompute --finalize' once every share is written; --force rebuilds it with one process instead."
+            )
         missing = [n for n in names if n not in stored]  # with force: all, a rebuild from scratch
         if missing:
             pipeline.say(
                 f"[....] store {which}: {'rebuilding, ' if force else ''}{len(missing)} teacher(s) over "
                 f"{len(split):,} images"
             )
-            metadata = {
-                n: {k: v for k, v in (read_json(folder.teacher_json(n)) or {}).items() if k != "history"}
-                for n in missing
-            }
-            settings = config.store
-            store_precompute(
-                {n: load_teacher(pipeline, n) for n in missing},
-                split,
-                str(path),
-                dtype=settings.dtype,
-                include_images=settings.include_images,
-                batch_size=settings.batch_size,
-                teacher_metadata=metadata,
-                verbose=pipeline.fit_verbose,
-                **_force(force, path),
-            )
-        pipeline.done(
-            step,
-            f"store {which}",
-            started,
-            outputs=[f"store/{which}/manifest.json"],
-            detail=f"{len(names)} teachers x {len(split):,} images",
-        )
+            run_teachers(pipeline, missing, split, path, **_force(force, path))
+        mark_done(pipeline, which, started)
     if "test" in splits:
         analyze_store(pipeline)
+
+
+def run_teachers(pipeline, names, split, path, **options):
+    """`libkd_keras.store.precompute` of the teachers `names` over `split` into `path`, with the run's settings."""
+    metadata = {
+        n: {k: v for k, v in (read_json(pipeline.folder.teacher_json(n)) or {}).items() if k != "history"}
+        for n in names
+    }
+    settings = pipeline.config.store
+    if settings.views and split.split == "train":
+        # The views the students replay: their recipe's flip and pad-4 crop (store/views.py).
+        options = {"views": settings.views, "view_padding": RECIPES["baseline"]().crop_padding, **options}
+    return store_precompute(
+        {n: load_teacher(pipeline, n) for n in names},
+        split,
+        str(path),
+        dtype=settings.dtype,
+        include_images=settings.include_images,
+        batch_size=settings.batch_size,
+        teacher_metadata=metadata,
+        verbose=pipeline.fit_verbose,
+        **options,
+    )
+
+
+def remove_incomplete(path):
+    """Delete `<store>.incomplete-*` folders: writes that a kill cut short (this process holds the run lock)."""
+    for stale in path.parent.glob(f"{path.name}.incomplete-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def mark_done(pipeline, which, started):
+    """Marks "store/<which>" finished: its manifest is in place."""
+    pipeline.done(
+        f"store/{which}",
+        f"store {which}",
+        started,
+        outputs=[f"store/{which}/manifest.json"],
+        detail=f"{len(pipeline.config.teacher_names)} teachers x {len(pipeline.split(which)):,} images",
+    )
 
 
 def _force(force, path):

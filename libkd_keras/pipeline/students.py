@@ -13,6 +13,7 @@ import time
 
 from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, train_student
 from libkd_keras.pipeline.schema import ConfigError
+from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.store import TeacherStore
 
@@ -65,12 +66,20 @@ def distill(pipeline, only=()):
 def train_one(pipeline, entry):
     config, folder, name, teachers = pipeline.config, pipeline.folder, entry.name, list(entry.teachers)
     settings = entry.settings
-    if teachers:
+    online = bool(teachers) and settings.targets == "online"
+    if online:
+        pipeline.require([f"teacher/{t}" for t in teachers], "train-teacher")
+    elif teachers:
         pipeline.require(["store/train"], "precompute")
     train, test = pipeline.split("train"), pipeline.split("test")
     recipe = recipe_for(config, settings, settings.distillation if teachers else "none")
-    store = TeacherStore.open(folder.store_split("train"), expect=train, verify=False) if teachers else None
-    what = f"{', '.join(teachers)} ({settings.distillation}, {settings.ensemble})" if teachers else "no teacher"
+    with_store = teachers and (not online or folder.done("store/train"))  # online: only for the teachers' sizes
+    store = TeacherStore.open(folder.store_split("train"), expect=train, verify=False) if with_store else None
+    what = (
+        f"{', '.join(teachers)} ({settings.distillation}, {settings.ensemble}, {settings.targets} targets)"
+        if teachers
+        else "no teacher"
+    )
     pipeline.say(
         f"[....] student {name} (seed {entry.seed}): {settings.epochs} epochs on {len(train):,} images, "
         f"{what}, recipe {recipe.name}"
@@ -88,10 +97,13 @@ def train_one(pipeline, entry):
             store=store,
             teachers=teachers,
             ensemble=settings.ensemble,
+            targets=settings.targets,
+            teacher_models={t: load_teacher(pipeline, t) for t in teachers} if online else None,
             name=name,
             backup_dir=folder.checkpoint("student", name),
             log_dir=folder.log_dir("student", name),
             callbacks=pipeline.extra_callbacks("student", name),
+            validate_every=config.student.validate_every,
             compile_options={"jit_compile": config.run.jit_compile},
             extra_record={
                 "order": entry.order,

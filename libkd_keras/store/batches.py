@@ -8,6 +8,7 @@ from libkd_keras.ensembles import describe_target, ensemble_target
 from libkd_keras.store import files
 from libkd_keras.store.errors import StoreError
 from libkd_keras.store.format import EXAMPLE_FEATURES_WITH_IMAGE, ID, IMAGE, LABEL
+from libkd_keras.store.views import check_views, replay
 
 
 def example_dataset(store, interleave=True):
@@ -69,14 +70,25 @@ def training_dataset(
     repeat,
     drop_remainder,
     cache,
+    views=False,
 ):
     """The batches of `TeacherStore.dataset` (see there)."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise StoreError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
     names = store._resolve(teachers)
     kind = describe_target(ensemble, target, temperature)  # also checks the three arguments
-    # The ensemble target of every example, once (N x C floats); batches then only gather rows.
-    targets = keras.ops.convert_to_numpy(ensemble_target(store.logits(names), ensemble, target, temperature))
+    # The ensemble target of every example (and view), once: N x C (or N x V x C) floats; batches gather rows.
+    if views:
+        check_views(store)
+        logits = store.view_logits(names)  # (N, T, V, C) -> rows of (T, C) per example and view
+        num, teachers_, count, classes = logits.shape
+        flat = np.transpose(logits, (0, 2, 1, 3)).reshape(num * count, teachers_, classes)
+        targets = keras.ops.convert_to_numpy(ensemble_target(flat, ensemble, target, temperature))
+        targets = targets.reshape(num, count, classes)
+        params = tf.constant(store.view_params())
+        padding = store.manifest["views"]["padding"]
+    else:
+        targets = keras.ops.convert_to_numpy(ensemble_target(store.logits(names), ensemble, target, temperature))
     targets = targets.astype(np.float32)
     if split is not None:
         store.check_matches(split)
@@ -96,14 +108,23 @@ def training_dataset(
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if views:  # random int64s per batch, different each epoch and reproducible from `seed`
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(batch_size)
+        ds = tf.data.Dataset.zip(ds, draws).map(lambda batch, draw: (*batch, draw[: tf.shape(batch[1])[0]]))
     if not repeat:  # a known length: Keras then ends each epoch cleanly (no step past the end)
         batches = store.num_examples // batch_size if drop_remainder else -(-store.num_examples // batch_size)
         ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
 
     sorted_ids, targets, kind = tf.constant(store.ids), tf.constant(targets), tf.constant(kind, tf.float32)
 
-    def finish(images, ids, labels):
-        teacher = tf.gather(targets, _checked_join(sorted_ids, ids, store.path))  # the join by id
+    def finish(images, ids, labels, draws=None):
+        positions = _checked_join(sorted_ids, ids, store.path)  # the join by id
+        if views:  # the drawn view's pixels, rebuilt exactly, and the teachers' row on them
+            rows = tf.stack([positions, tf.cast(draws % params.shape[1], positions.dtype)], axis=1)
+            images = replay(images, tf.gather_nd(params, rows), padding)
+            teacher = tf.gather_nd(targets, rows)
+        else:
+            teacher = tf.gather(targets, positions)
         images = tf.cast(images, tf.float32)
         if augment is not None:
             images = augment(images)

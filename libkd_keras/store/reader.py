@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from libkd_keras.data import Split
-from libkd_keras.store import batches, files
+from libkd_keras.store import batches, files, views
 from libkd_keras.store.errors import StoreError
 from libkd_keras.store.format import (
     EXAMPLE_FEATURES,
@@ -67,6 +67,7 @@ class TeacherStore:
         except (OSError, ValueError, tf.errors.OpError) as error:
             raise StoreError(f"Cannot read {manifest_path!r}: {error}.") from None
         validate_manifest(manifest, manifest_path)
+        views.validate_views(manifest, manifest_path)
         store = cls(path, manifest)
         store._check_shards(verify)
         if expect is not None:
@@ -75,8 +76,9 @@ class TeacherStore:
 
     def _all_shards(self):
         yield "examples", self.manifest["examples"]
+        yield "view parameters", (self.manifest.get("views") or {}).get("shards", [])
         for name, teacher in self.manifest["teachers"].items():
-            yield f"teacher {name!r}", teacher["shards"]
+            yield f"teacher {name!r}", teacher["shards"] + teacher.get("view_shards", [])
 
     def _check_shards(self, verify):
         for owner, shards in self._all_shards():
@@ -127,6 +129,7 @@ class TeacherStore:
     image_shape = property(lambda self: tuple(self.manifest["image_shape"]))
     includes_images = property(lambda self: self.manifest["includes_images"])
     teacher_names = property(lambda self: sorted(self.manifest["teachers"]))
+    num_views = property(lambda self: (self.manifest.get("views") or {}).get("count", 0))  # 0: clean images only
 
     def __len__(self):
         return self.num_examples
@@ -214,6 +217,14 @@ class TeacherStore:
         """float32 `(N, T, C)` logits of teachers `names` (default: all, sorted by name), rows by id."""
         return np.stack([self._teacher_logits(n) for n in self._resolve(names)], axis=1)
 
+    def view_params(self):
+        """uint8 `(N, V, 3)`: each example's stored views (flip, top, left; `views.replay`), rows by id."""
+        return views.read_params(self)
+
+    def view_logits(self, names=None):
+        """float32 `(N, T, V, C)` logits of teachers `names` on each example's stored views."""
+        return np.stack([views.read_teacher_views(self, n) for n in self._resolve(names)], axis=1)
+
     def images(self):
         """All stored images, decoded: uint8 `(N, H, W, 3)` in id order."""
         if not self.includes_images:
@@ -247,6 +258,7 @@ class TeacherStore:
         repeat=False,
         drop_remainder=False,
         cache=True,
+        views=False,
     ):
         """Batches `(image float32 [0, 255], {"label", "teacher", "target_kind"})` for `Distiller.fit`.
 
@@ -262,6 +274,9 @@ class TeacherStore:
         without `split`, from the store's own PNGs: interleaved shards, parallel decode, and (with
         `cache=True`) kept decoded in memory after the first pass. `augment` is applied per batch to
         the images only. Shuffling is a full shuffle each epoch, reproducible from `seed`.
+
+        `views=True` (a multi-view store): each example comes as one of its stored views, drawn anew
+        each epoch, and its teacher row is the ensemble of the teachers' logits on that view.
         """
         return batches.training_dataset(
             self,
@@ -277,4 +292,5 @@ class TeacherStore:
             repeat=repeat,
             drop_remainder=drop_remainder,
             cache=cache,
+            views=views,
         )

@@ -105,14 +105,23 @@ def teacher_folder(name, token):
     return f"{TEACHERS_DIR}/{name}-{token}"
 
 
-def write_teacher_shards(store_dir, folder, ids, logits, bounds, dtype, metadata, numbering=None):
-    """Write one teacher's shards into `folder` (e.g. `teacher_folder(...)`); returns its manifest entry."""
+def write_row_shards(store_dir, folder, prefix, ids, rows, bounds, dtype, numbering=None):
+    """Write `(id, row as little-endian dtype bytes)` records as `<folder>/<prefix>-*` shards; returns their entries.
+
+    The rows of teacher logits (`(N, C)`), of view logits (`(N, V, C)`, flattened) and of view parameters.
+    """
     files.makedirs(files.join(store_dir, folder))
     shards, count = _numbered(bounds, numbering)
     entries = []
     for index, start, stop in shards:
-        records = (logits_record(ids[row], logits[row], dtype) for row in range(start, stop))
-        entries.append(_write_shard(store_dir, shard_file(folder, index, count, "logits"), records))
+        records = (logits_record(ids[row], np.ravel(rows[row]), dtype) for row in range(start, stop))
+        entries.append(_write_shard(store_dir, shard_file(folder, index, count, prefix), records))
+    return entries
+
+
+def write_teacher_shards(store_dir, folder, ids, logits, bounds, dtype, metadata, numbering=None):
+    """Write one teacher's shards into `folder` (e.g. `teacher_folder(...)`); returns its manifest entry."""
+    entries = write_row_shards(store_dir, folder, "logits", ids, logits, bounds, dtype, numbering)
     return {
         "dtype": dtype,
         "num_classes": int(logits.shape[1]),

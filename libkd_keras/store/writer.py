@@ -32,6 +32,15 @@ from libkd_keras.store.shard_io import (
     write_manifest,
     write_teacher_shards,
 )
+from libkd_keras.store.views import (
+    check_same_views,
+    read_params,
+    recipe_of,
+    teacher_view_logits,
+    view_spec_for,
+    write_params,
+    write_teacher_views,
+)
 
 
 def precompute(
@@ -49,6 +58,9 @@ def precompute(
     verbose=0,
     worker_index=None,
     num_workers=None,
+    views=None,
+    view_padding=4,
+    view_seed=0,
 ):
     """Run each teacher once (`predict`, `training=False`) over `split`; store logits, labels, ids (+ images).
 
@@ -73,6 +85,10 @@ def precompute(
             (shard `j` of the id-ordered store belongs to worker `j % num_workers`) into `path`. The
             worker that finds every share written writes the manifest (`shares.finalize_store`).
         num_workers: int or None. How many workers share the precompute (the same on every worker).
+        views: int, "all" or None. Also store each teacher's logits on this many flip-and-crop views of
+            every image (`views.py`; "all": every distinct one), for `dataset(..., views=True)`.
+        view_padding: int. The views' reflect padding before the crop (the student recipe's `crop_padding`).
+        view_seed: int. Which views each example gets (drawn from the seed and the example's id).
 
     Returns the `TeacherStore`; a worker whose share did not complete the store returns None.
 
@@ -82,6 +98,7 @@ def precompute(
     (50000, 2, 10)
     >>> store = precompute(teachers, train, "runs/store", force=True)   # a damaged store, rebuilt
     >>> precompute(teachers, train, "gs://bucket/store", worker_index=0, num_workers=4)  # on each of 4 hosts
+    >>> store = precompute(teachers, train, "runs/store", views=16)   # + logits on 16 views per image
     """
     if not isinstance(split, Split):
         raise StoreError(f"`split` must be a libkd_keras.data.Split; got {type(split).__name__}.")
@@ -91,6 +108,11 @@ def precompute(
     if worker_index is not None or num_workers is not None:
         from libkd_keras.store import shares
 
+        if views is not None:
+            raise StoreError(
+                "views cannot be combined with worker_index/num_workers yet: precompute a multi-view store with "
+                "one process."
+            )
         if force:
             raise StoreError(
                 "force=True cannot be combined with worker_index/num_workers: rebuild a damaged store with one "
@@ -109,10 +131,13 @@ def precompute(
             teacher_metadata=teacher_metadata,
             verbose=verbose,
         )
+    view_spec = view_spec_for(split, views, view_padding, view_seed)
     rebuild.finish_interrupted_replace(path)
     if not force and files.isfile(files.join(path, MANIFEST_FILE)):
+        store = TeacherStore.open(path, expect=split)
+        check_same_views(store, view_spec)
         return add_teachers(
-            TeacherStore.open(path, expect=split),
+            store,
             teachers,
             split,
             dtype=dtype,
@@ -130,10 +155,10 @@ def precompute(
     if not files.is_local(path):
         if force:
             rebuild.delete_store(path)
-        _write_store(path, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose)
+        _write_store(path, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose, view_spec)
         return TeacherStore.open(path, verify=False)
     tmp = f"{path}.incomplete-{uuid.uuid4().hex[:8]}"
-    _write_store(tmp, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose)
+    _write_store(tmp, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose, view_spec)
     rebuild.swap_in(tmp, path)
     return TeacherStore.open(path, verify=False)
 
@@ -152,19 +177,28 @@ def check_fresh(path, allowed=()):
         )
 
 
-def _write_store(target, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose):
+def _write_store(target, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose, views):
     """A whole new store in the folder `target`, manifest last; `target` is removed again if anything fails."""
     ids, labels, images = sorted_rows(split)
     bounds = shard_bounds(len(ids), shard_size)
     files.makedirs(target)
     try:
+        params = None if views is None else views[0].draw(ids, views[1], views[2])
         entries = {}
         for name, model in teachers.items():
             logits = teacher_logits(name, model, images, split.num_classes, batch_size, dtype, verbose)
             folder = teacher_folder(name, uuid.uuid4().hex[:8])
             entries[name] = write_teacher_shards(target, folder, ids, logits, bounds, dtype, metadata.get(name, {}))
+            if views is not None:
+                view_logits = teacher_view_logits(
+                    name, model, images, params, views[0].padding, split.num_classes, batch_size, dtype, verbose
+                )
+                entries[name]["view_shards"] = write_teacher_views(target, folder, ids, view_logits, bounds, dtype)
         examples = write_example_shards(target, ids, labels, images if include_images else None, bounds)
-        write_manifest(target, finish_manifest(manifest_head(split, include_images, shard_size), examples, entries))
+        manifest = finish_manifest(manifest_head(split, include_images, shard_size), examples, entries)
+        if views is not None:
+            manifest["views"] = write_params(target, ids, params, bounds, views[0], views[2])
+        write_manifest(target, manifest)
     except BaseException:
         files.rmtree(target)
         raise
@@ -207,15 +241,21 @@ def add_teachers(
         )
     bounds = shard_bounds(store.num_examples, store.manifest["shard_size"])
     manifest = json.loads(json.dumps(store.manifest))
+    view_recipe = recipe_of(manifest)
+    params = None if view_recipe is None else read_params(store)
     written = []
     try:
         for name, model in teachers.items():
             logits = teacher_logits(name, model, images, store.num_classes, batch_size, dtype, verbose)
             folder = teacher_folder(name, uuid.uuid4().hex[:8])
             written.append(folder)
-            manifest["teachers"][name] = write_teacher_shards(
-                store.path, folder, store.ids, logits, bounds, dtype, metadata.get(name, {})
-            )
+            entry = write_teacher_shards(store.path, folder, store.ids, logits, bounds, dtype, metadata.get(name, {}))
+            if params is not None:  # a multi-view store: the new teacher labels the stored views too
+                view_logits = teacher_view_logits(
+                    name, model, images, params, view_recipe.padding, store.num_classes, batch_size, dtype, verbose
+                )
+                entry["view_shards"] = write_teacher_views(store.path, folder, store.ids, view_logits, bounds, dtype)
+            manifest["teachers"][name] = entry
         manifest["updated"] = now()
         write_manifest(store.path, manifest)
     except BaseException:

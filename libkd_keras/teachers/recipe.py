@@ -12,6 +12,8 @@ import dataclasses
 import keras
 from keras import ops
 
+from libkd_keras.resumable import validation_epochs
+
 
 @keras.saving.register_keras_serializable(package="libkd_keras")
 class L2SGD(keras.optimizers.SGD):
@@ -59,6 +61,7 @@ class TeacherRecipe:
     label_smoothing: float = 0.1
     warmup_epochs: int = 0
     augment: bool = True  # pad-4 crop + flip (or resized crop + flip for large images)
+    validate_every: int = 1  # score the test split every that many epochs, and after the last
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -67,6 +70,7 @@ class TeacherRecipe:
             raise ValueError(f"`batch_size` must be a positive integer; got {self.batch_size!r}.")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}.")
+        validation_epochs(self.epochs, self.validate_every)  # checks validate_every
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
 

@@ -12,6 +12,13 @@ Both final files are written under temporary names and renamed, `.json` last, so
 `.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged.
 A backup cut off by a kill is repaired before training (`resumable.repair_backup`), and a teacher
 whose loss went NaN is not saved (`resumable.TrainingDiverged`).
+
+Under a `tf.distribute` strategy (`strategy=`, or the one whose scope is active) the model trains
+on the global batch: BatchNormalization normalises with the statistics of all replicas' examples
+(`distribute.synchronized_batch_norm`), so two workers train like one process. Under multi-worker
+training the chief writes the files above in `out_dir`; every other worker writes its own copies in
+`distribute.worker_dir(out_dir)` (`<out_dir>-workertemp_worker_<k>`), so no two processes write
+one file and each resumes from its own backup without a shared filesystem.
 """
 
 import datetime
@@ -28,7 +35,14 @@ from libkd_keras import distribute
 from libkd_keras.atomic_files import save_model_atomic, write_json_atomic
 from libkd_keras.data import teacher_augmentation
 from libkd_keras.models import TEACHER_BUILDERS
-from libkd_keras.resumable import EpochLog, TrainingDiverged, backup_callback, check_finite, repair_backup
+from libkd_keras.resumable import (
+    EpochLog,
+    TrainingDiverged,
+    backup_callback,
+    check_finite,
+    repair_backup,
+    validation_epochs,
+)
 from libkd_keras.teachers.recipe import TeacherRecipe
 
 __all__ = ["EpochLog", "train_teacher"]
@@ -55,7 +69,18 @@ def _one_hot(num_classes):
 
 
 def train_teacher(
-    arch, train_split, test_split, out_dir, *, seed=0, recipe=None, callbacks=None, verbose="auto", name=None, say=print
+    arch,
+    train_split,
+    test_split,
+    out_dir,
+    *,
+    seed=0,
+    recipe=None,
+    callbacks=None,
+    verbose="auto",
+    name=None,
+    say=print,
+    strategy=None,
 ):
     """Train a teacher on `train_split`, evaluate it on `test_split`, save `.keras` + `.json` in `out_dir`.
 
@@ -69,6 +94,12 @@ def train_teacher(
         callbacks: extra Keras callbacks for `fit`.
         name: file stem; default `<arch>_seed<seed>`.
         say: called with a notice line (e.g. a backup that had to be repaired).
+        strategy: the `tf.distribute.Strategy` to train under (default: the current one,
+            `tf.distribute.get_strategy()`); the model and optimizer are made in its scope. With more
+            than one replica, BatchNormalization uses the global batch's statistics while training
+            (`synchronized`), and the saved `.keras` is unchanged (plain BatchNormalization). Under
+            multi-worker training the chief writes into `out_dir` and the other workers into their
+            own `distribute.worker_dir(out_dir)` (see `libkd_keras.distribute`).
 
     Returns the metadata dict (also in `<out_dir>/<name>.json`). If `.keras` and `.json` already
     exist, returns the stored metadata without training (after checking the training data matches).
@@ -79,39 +110,46 @@ def train_teacher(
     >>> meta["top1_test_accuracy"], meta["trainable_parameters"]
     """
     recipe = recipe or TeacherRecipe()
+    strategy = strategy or tf.distribute.get_strategy()
     arch_name, build = _resolve_arch(arch)
     name = name or f"{arch_name}_seed{seed}"
+    own_dir = distribute.worker_dir(out_dir, strategy)  # `out_dir` itself on the chief or on one process
+    finished = _finished(name, own_dir, out_dir)
+    if finished:
+        return _stored_metadata(finished, train_split)
+    out_dir = own_dir
     os.makedirs(out_dir, exist_ok=True)
     model_path = os.path.join(out_dir, f"{name}.keras")
     meta_path = os.path.join(out_dir, f"{name}.json")
-    if os.path.exists(model_path) and os.path.exists(meta_path):
-        return _stored_metadata(meta_path, train_split)
     if train_split.num_classes != test_split.num_classes or train_split.image_shape != test_split.image_shape:
         raise ValueError(
             f"Train and test splits differ: {train_split.num_classes} vs {test_split.num_classes} classes, "
             f"images {train_split.image_shape} vs {test_split.image_shape}."
         )
 
-    keras.utils.set_random_seed(seed)
     num_classes = train_split.num_classes
-    model = build(num_classes=num_classes, input_shape=train_split.image_shape)
-    trained = distribute.fit_view(model)  # `model` itself, except under multi-worker MWMS (see distribute.py)
     steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
     top_k = min(5, num_classes)
-    trained.compile(
-        optimizer=recipe.optimizer(steps_per_epoch),
-        loss=recipe.loss(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top5_accuracy"),
-        ],
-    )
+    with strategy.scope():  # the model, its optimizer and metrics live on the strategy's devices
+        keras.utils.set_random_seed(seed)
+        model = build(num_classes=num_classes, input_shape=train_split.image_shape)
+        trained = distribute.fit_view(model)  # `model` itself, except under a strategy (see distribute.py)
+        trained.compile(
+            optimizer=recipe.optimizer(steps_per_epoch),
+            loss=recipe.loss(),
+            metrics=[
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top5_accuracy"),
+            ],
+        )
     augment = teacher_augmentation(train_split.image_shape[:2], seed=seed) if recipe.augment else None
+    # DATA sharding: every worker reads the whole (seeded, so identical) shuffled split and keeps its
+    # part of each global batch, so a step sees the batch one process would (in-memory splits have no files).
     train_ds = train_split.dataset(recipe.batch_size, shuffle=True, augment=augment, seed=seed)
-    train_ds = train_ds.map(_one_hot(num_classes))
-    test_ds = test_split.dataset(recipe.batch_size).map(_one_hot(num_classes))
+    train_ds = distribute.shard_policy(train_ds.map(_one_hot(num_classes)), "data")
+    test_ds = distribute.shard_policy(test_split.dataset(recipe.batch_size).map(_one_hot(num_classes)), "data")
 
-    backup_dir = distribute.worker_dir(os.path.join(out_dir, f"{name}.backup"))  # chief: the real one
+    backup_dir = os.path.join(out_dir, f"{name}.backup")
     progress_path = os.path.join(out_dir, f"{name}.history.json")
     repair_backup(backup_dir, say=say)
     if not os.path.exists(os.path.join(backup_dir, "training_metadata.json")) and os.path.exists(progress_path):
@@ -125,9 +163,16 @@ def train_teacher(
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
     ]
-    trained.fit(
-        train_ds, validation_data=test_ds, epochs=recipe.epochs, callbacks=fit_callbacks, verbose=verbose, shuffle=False
-    )  # train_ds is shuffled by tf.data
+    with distribute.synchronized_batch_norm(model, strategy):  # the saved model keeps plain BN
+        trained.fit(
+            train_ds,
+            validation_data=test_ds,
+            validation_freq=validation_epochs(recipe.epochs, recipe.validate_every),
+            epochs=recipe.epochs,
+            callbacks=fit_callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )  # train_ds is shuffled by tf.data
 
     history = epoch_log.history()
     try:
@@ -179,6 +224,18 @@ def _save_uncompiled(model, path):
     clone = type(model).from_config(model.get_config())  # clone_model would compile the clone too
     clone.set_weights(model.get_weights())
     save_model_atomic(clone, path)
+
+
+def _finished(name, *folders):
+    """The metadata path of a finished teacher `name` in the first of `folders` holding one, or None.
+
+    A non-chief worker looks in its own folder and in the chief's (the same one on a shared filesystem).
+    """
+    for folder in folders:
+        paths = [os.path.join(folder, f"{name}{suffix}") for suffix in (".keras", ".json")]
+        if all(os.path.exists(p) for p in paths):
+            return paths[1]
+    return None
 
 
 def _stored_metadata(meta_path, train_split):

@@ -23,7 +23,7 @@ def test_every_preset_resolves_and_round_trips_through_toml():
         assert cfg.config_differences(config, config) == []
 
 
-def test_quick_preset_is_small_and_budget_teachers_see_more_images():
+def test_quick_preset_is_small_and_budget_is_a_seeded_experiment():
     quick = resolve_config(preset="quick")
     assert quick["data"]["dataset"] == "cifar10-sample"  # offline: the sample shipped in the package
     assert (quick["teachers"]["resnet_arch"], quick["teachers"]["rednet_arch"]) == ("resnet_cifar", "rednet_cifar")
@@ -34,12 +34,17 @@ def test_quick_preset_is_small_and_budget_teachers_see_more_images():
     assert [s["name"] for s in quick["students"]] == ["baseline", "ensemble"]
     assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8", "int8_mixed"]
     budget = resolve_config(preset="budget")
-    assert budget["teachers"]["train_limit"] > budget["data"]["train_limit"] > 0
-    assert len(budget["teachers"]["resnet_seeds"]) == len(budget["teachers"]["rednet_seeds"]) >= 1
-    plain = ["baseline", "ensemble", "resnet", "rednet"]
-    assert [s["name"] for s in budget["students"]] == plain + [f"{n}-superior" for n in plain]
-    assert {s.get("recipe", budget["student"]["recipe"]) for s in budget["students"][4:]} == {"superior"}
-    assert budget["run"]["precision"] == "auto" and cfg.teacher_epochs(budget, "rednet") < budget["teachers"]["epochs"]
+    assert budget["data"]["train_limit"] == 5000 and budget["data"]["test_limit"] == 0  # all 10,000 test images
+    assert budget["teachers"]["train_limit"] == 0  # the teachers see the students' images, as in the paper
+    assert (budget["teachers"]["resnet_arch"], budget["teachers"]["rednet_arch"]) == ("resnet_cifar", "rednet_cifar")
+    assert [(s["name"], len(s.get("seeds") or [0])) for s in budget["students"]] == [
+        ("baseline", 3),
+        ("ensemble", 3),
+        ("resnet", 1),
+        ("rednet", 1),
+    ]
+    assert budget["student"]["epochs"] > 30 and budget["student"]["validate_every"] > 1
+    assert budget["run"]["precision"] == "auto"
     paper = resolve_config(preset="paper-cifar10-superior")
     assert paper["student"]["epochs"] == 1000 and paper["student"]["recipe"] == "superior"
 
@@ -72,8 +77,14 @@ def test_teacher_sets_expand_all_families_and_names():
     config = resolve_config(preset="budget", overrides=["teachers.resnet_seeds=[0, 1]", "teachers.rednet_seeds=[0, 1]"])
     by_name = {s["name"]: cfg.student_teachers(config, s) for s in config["students"]}
     assert by_name["baseline"] == []
-    assert by_name["ensemble"] == ["resnet26_s0", "resnet26_s1", "rednet26_s0", "rednet26_s1"]
+    assert by_name["ensemble"] == ["resnet20_s0", "resnet20_s1", "rednet20_s0", "rednet20_s1"]
     assert all(n.startswith("resnet") for n in by_name["resnet"])
+    paper = resolve_config(preset="paper-cifar10-superior")
+    assert [cfg.student_teachers(paper, s) for s in paper["students"]][-1] == [
+        "resnet26_s0",
+        "resnet26_s1",
+        "rednet26_s0",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -162,10 +173,12 @@ def test_cifar_architectures_name_their_teachers_by_depth():
 
     typed = Config.from_dict(config)
     assert typed.teachers.resnet_arch == "resnet_cifar" and typed.teacher_specs[2].kwargs == {"depth": 14}
-    assert typed.students[1].teachers == ("resnet20_s0", "resnet20_s1", "rednet14_s0")
-    wide = resolve_config(preset="budget", overrides=["teachers.resnet_arch=resnet_cifar", "teachers.resnet.width=2"])
+    ensemble = next(s for s in typed.students if s.entry == "ensemble")
+    assert ensemble.teachers == ("resnet20_s0", "resnet20_s1", "rednet14_s0")
+    wide = resolve_config(preset="budget", overrides=["teachers.resnet.width=2"])
     assert cfg.teacher_specs(wide)[0][0] == "resnet20x2_s0"
-    assert cfg.teacher_specs(resolve_config(preset="budget"))[0][0] == "resnet26_s0"  # the paper's stay as named
+    paper = resolve_config(preset="paper-cifar10-baseline")
+    assert cfg.teacher_specs(paper)[0][0] == "resnet26_s0"  # the paper's stay as named
 
 
 @pytest.mark.parametrize(
@@ -187,7 +200,7 @@ def test_cifar_architectures_name_their_teachers_by_depth():
 )
 def test_bad_architectures_are_refused_before_anything_runs(overrides, words):
     with pytest.raises(ConfigError) as error:
-        resolve_config(preset="budget", overrides=overrides)  # the paper's archs
+        resolve_config(preset="paper-cifar10-baseline", overrides=overrides)  # the paper's archs
     for word in words:
         assert word in str(error.value)
 
@@ -195,12 +208,12 @@ def test_bad_architectures_are_refused_before_anything_runs(overrides, words):
 def test_typed_sections_carry_every_key_of_the_schema():
     from libkd_keras.pipeline.settings import Config
 
-    raw = resolve_config(preset="budget")
+    raw = resolve_config(preset="budget", overrides=['students.rednet.targets="online"'])
     typed = Config.from_dict(raw)
     for section, options in cfg.SCHEMA.items():
         assert {key: getattr(getattr(typed, section), key) for key in options} == raw[section]
-    superior = typed.student_entry("ensemble-superior")
-    assert superior.settings.recipe == "superior" and typed.student.recipe == "baseline"
+    online = typed.student_entry("rednet")
+    assert online.settings.targets == "online" and typed.student.targets == "clean"
 
 
 def test_student_seeds_name_one_student_per_seed():

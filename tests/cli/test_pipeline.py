@@ -323,3 +323,32 @@ def test_student_seeds_train_one_student_each_and_the_report_pairs_them(tmp_path
         f"- mean difference {100 * statistics.mean(differences):+.2f} ± {100 * statistics.stdev(differences):.2f}"
         in report
     )
+
+
+def test_students_take_their_rows_from_clean_images_stored_views_or_online_teachers(tmp_path):
+    from libkd_keras.pipeline import Pipeline
+    from libkd_keras.pipeline.schema import ConfigError
+    from libkd_keras.store import TeacherStore
+
+    data = write_image_tree(tmp_path / "data", classes=2, train=16, test=6)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    students = (
+        'students=[{name = "clean", teachers = ["all"]}, {name = "views", teachers = ["all"], targets = "views"}, '
+        '{name = "online", teachers = ["all"], targets = "online"}]'
+    )
+    common = [f"data.dataset={data}", "teachers.rednet_seeds=[]", "export.quantizations=[]", students]
+    with pytest.raises(ConfigError, match=r"targets = 'views' but the store holds the clean images only.*store.views"):
+        resolve_config(preset="quick", config_file=config, overrides=common)
+    config = resolve_config(preset="quick", config_file=config, overrides=[*common, "store.views=3"])
+    with RunFolder.open(tmp_path / "run", config) as folder:
+        Pipeline(folder, config, say=lambda m: None, fit_verbose=0).run_all()
+    assert TeacherStore.open(tmp_path / "run" / "store" / "train").num_views == 3
+    assert TeacherStore.open(tmp_path / "run" / "store" / "test").num_views == 0  # views are for training only
+    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "run" / "students").glob("*.json")}
+    assert {name: r["targets"] for name, r in records.items()} == {
+        "clean": "clean",
+        "views": "views",
+        "online": "online",
+    }
+    assert all(r["top1_test_accuracy"] is not None for r in records.values())

@@ -27,3 +27,17 @@ def test_large_images_get_a_random_resized_crop():
 def test_small_size_mismatch_is_refused():
     with pytest.raises(DataError, match="image_size"):
         teacher_augmentation(32)(np.zeros((2, 16, 16, 3), "float32"))
+
+
+def test_seeded_augmentation_of_a_split_repeats_batch_for_batch():
+    from libkd_keras.data import Split
+
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (96, 8, 8, 3), dtype=np.uint8), np.arange(96) % 2, np.arange(96), ("a", "b"))
+
+    def epoch():
+        ds = split.dataset(8, shuffle=True, seed=1, augment=teacher_augmentation(8, padding=2, seed=3))
+        return np.concatenate([images.numpy() for images, _ in ds])
+
+    first, second = epoch(), epoch()
+    np.testing.assert_array_equal(first, second)

@@ -75,3 +75,65 @@ def test_train_student_refuses_mismatched_teachers_and_sizes(tmp_path):
     with pytest.raises(ValueError, match="deit_micro"):
         student_builder("deit_huge", 3, 8)
     assert scaled_base_learning_rate(1e-3, 128) == pytest.approx(4e-3) and scaled_base_learning_rate(0, 128) is None
+
+
+def test_validate_every_scores_the_test_split_on_those_epochs_and_always_the_last(tmp_path):
+    train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    record = train_student(
+        _build(), train, test, tmp_path, recipe=recipe, epochs=5, name="v", validate_every=2, verbose=0
+    )
+    validated = [e for e, acc in zip(record["history"]["epoch"], record["history"]["val_acc"]) if acc is not None]
+    assert validated == [1, 3, 4]  # 0-based epochs 2, 4 and the last (5)
+    assert record["top1_test_accuracy"] == record["history"]["val_acc"][-1]
+
+
+def test_validation_epochs_includes_the_last_and_refuses_nonsense():
+    from libkd_keras.resumable import validation_epochs
+
+    assert validation_epochs(10, 4) == [4, 8, 10] and validation_epochs(3, 1) == [1, 2, 3]
+    assert validation_epochs(3, 10) == [3]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="validate_every"):
+            validation_epochs(3, bad)
+
+
+def _teacher():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_students_learn_from_replayed_views_or_online_teachers(tmp_path):
+    from libkd_keras.store import StoreError, precompute
+
+    train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
+    teacher = _teacher()
+    recipe = baseline(distillation="soft", temperature=2.0, batch_size=12, warmup_epochs=0, precision="float32")
+    views = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=4, view_padding=4)
+    common = dict(recipe=recipe, epochs=1, teachers=["t"], verbose=0)
+    record = train_student(_build(), train, test, tmp_path, store=views, targets="views", name="v", **common)
+    assert record["targets"] == "views" and np.isfinite(record["history"]["loss"]).all()
+    online = train_student(
+        _build(), train, test, tmp_path, targets="online", teacher_models={"t": teacher}, name="o", **common
+    )
+    assert online["targets"] == "online" and online["teacher_trainable_parameters"] == teacher.count_params()
+
+    clean = precompute({"t": teacher}, train, tmp_path / "clean", dtype="float32")
+    with pytest.raises(StoreError, match="clean images only"):
+        train_student(_build(), train, test, tmp_path, store=clean, targets="views", name="x", **common)
+    with pytest.raises(StoreError, match=r"crop padding 4 \(store\) vs padding 2"):
+        train_student(
+            _build(),
+            train,
+            test,
+            tmp_path,
+            store=views,
+            targets="views",
+            name="x",
+            **{**common, "recipe": recipe.replace(crop_padding=2)},
+        )
+    with pytest.raises(ValueError, match="teacher_models"):
+        train_student(_build(), train, test, tmp_path, targets="online", name="x", **common)
+    with pytest.raises(ValueError, match="`targets` must be one of"):
+        train_student(_build(), train, test, tmp_path, store=clean, targets="view", name="x", **common)

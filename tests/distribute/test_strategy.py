@@ -54,3 +54,21 @@ def test_the_cli_refuses_multi_worker_without_tf_config_before_writing(tmp_path,
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT and "TF_CONFIG is not set" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_synchronized_batch_norm_only_with_several_replicas_and_only_while_training():
+    import keras
+
+    inputs = keras.Input((4,))
+    plain, already = keras.layers.BatchNormalization(), keras.layers.BatchNormalization(synchronized=True)
+    model = keras.Model(inputs, already(plain(inputs)))
+    with distribute.synchronized_batch_norm(model) as switched:  # one replica: nothing to synchronize
+        assert switched == [] and not plain.synchronized
+
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    with distribute.synchronized_batch_norm(model, TwoReplicas()) as switched:
+        assert switched == [plain] and plain.synchronized and already.synchronized
+    assert not plain.synchronized and already.synchronized  # as built: the saved config is unchanged
+    assert not model.get_config()["layers"][1]["config"]["synchronized"]

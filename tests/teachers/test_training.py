@@ -112,3 +112,14 @@ def test_unknown_architecture_is_refused(tmp_path):
     split = toy_split(6, "train", 0)
     with pytest.raises(ValueError, match="resnet26"):
         train_teacher("vgg16", split, split, tmp_path)
+
+
+def test_validate_every_scores_the_teacher_on_those_epochs_and_the_last(tmp_path):
+    train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
+    recipe = TeacherRecipe(epochs=4, batch_size=12, validate_every=3)
+    meta = train_teacher(tiny_cnn, train, test, tmp_path, recipe=recipe, verbose=0)
+    accuracy = meta["history"]["val_accuracy"]
+    assert [a is not None for a in accuracy] == [False, False, True, True]
+    assert meta["top1_test_accuracy"] == pytest.approx(accuracy[-1])
+    with pytest.raises(ValueError, match="validate_every"):
+        TeacherRecipe(epochs=4, validate_every=0)

@@ -1,0 +1,246 @@
+"""Multi-view stores: the teachers' logits on V augmented views of each image, replayed exactly.
+
+A view is the student's flip-and-crop (`distill/augment.py`) with its randomness written down: a
+horizontal flip or not, then a reflect-padded crop at `(top, left)`. `precompute(..., views=V)`
+draws V distinct views per example (`views="all"`: every one of the 2 (2p + 1)^2, 162 at p = 4),
+stores their parameters and each teacher's logits on each view, and `TeacherStore.dataset(...,
+views=True)` replays one stored view per example each epoch. The pixels are rebuilt by the same
+`replay` that made them for the teacher, so the teacher row belongs to exactly those pixels.
+
+What is replayed: flip and crop. What is not: RandAugment, colour jitter (they would change the
+pixels after the teacher saw them: use them with online teachers), random erasing and MixUp/CutMix
+(the latter mix the teacher rows like the pixels, as for clean-image rows).
+
+Layout, beside `format.py`'s (a store without "views" is a single-view store, as before):
+
+    views/params-00000-of-00010.tfrecord             id + V x 3 uint8 (flip, top, left), example shard bounds
+    teachers/<name>-<token>/views-00000-of-00010.tfrecord   id + V x C logits (the teacher's dtype)
+
+    manifest "views": {"count": V, "padding": 4, "image_shape": [32, 32, 3], "seed": 0,
+                       "shards": [<shard>, ...]};  each teacher: "view_shards": [<shard>, ...]
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from libkd_keras.store.errors import StoreError
+from libkd_keras.store.format import ID, LOGITS, LOGITS_FEATURES, decode_logits
+from libkd_keras.store.inference import teacher_logits
+from libkd_keras.store.shard_io import write_row_shards
+
+VIEWS_DIR = "views"
+VIEW_KEYS = {"count": int, "padding": int, "image_shape": list, "seed": int, "shards": list}
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewRecipe:
+    """How a view is made: flip, then reflect-pad by `padding` and crop back to `image_shape`.
+
+    Example:
+    >>> recipe = ViewRecipe(padding=4, image_shape=(32, 32, 3))
+    >>> recipe.num_distinct
+    162
+    >>> params = recipe.draw(ids, count=8, seed=0)     # (N, 8, 3): flip, top, left
+    >>> views = replay(images, params[:, 0], recipe.padding)
+    """
+
+    padding: int
+    image_shape: tuple
+
+    def __post_init__(self):
+        height, width = self.image_shape[:2]
+        if not isinstance(self.padding, int) or not 0 <= self.padding < min(height, width):
+            raise StoreError(f"View `padding` must be an integer in [0, {min(height, width)}); got {self.padding!r}.")
+
+    @property
+    def num_distinct(self):
+        return 2 * (2 * self.padding + 1) ** 2
+
+    def all_views(self):
+        """int `(num_distinct, 3)`: every (flip, top, left), flip-major."""
+        offsets = np.arange(2 * self.padding + 1)
+        grid = np.stack(np.meshgrid([0, 1], offsets, offsets, indexing="ij"), axis=-1)
+        return grid.reshape(-1, 3).astype(np.uint8)
+
+    def count_for(self, views):
+        """The number of views per example that `views` (a positive int or "all") asks for."""
+        if views == "all":
+            return self.num_distinct
+        if not isinstance(views, int) or isinstance(views, bool) or not 1 <= views <= self.num_distinct:
+            raise StoreError(
+                f"`views` must be 'all' or an integer in [1, {self.num_distinct}] (the distinct flips and "
+                f"crops at padding {self.padding}); got {views!r}."
+            )
+        return views
+
+    def draw(self, ids, count, seed):
+        """uint8 `(N, count, 3)`: `count` distinct views per example, drawn from `(seed, id)` alone."""
+        table = self.all_views()
+        if count == len(table):
+            return np.broadcast_to(table, (len(ids), count, 3)).copy()
+        picks = [np.random.default_rng([seed, int(i)]).choice(len(table), count, replace=False) for i in ids]
+        return table[np.asarray(picks)]
+
+
+def replay(images, params, padding):
+    """Rebuild views: `images` `(B, H, W, 3)` (any dtype, kept), `params` `(B, 3)` (flip, top, left).
+
+    Pure indexing (reverse, reflect pad, gather): the same inputs give bit-identical pixels.
+    """
+    images = tf.convert_to_tensor(images)
+    params = tf.cast(params, tf.int32)
+    height, width = images.shape[1], images.shape[2]
+    flipped = tf.where(params[:, 0, None, None, None] > 0, tf.reverse(images, axis=[2]), images)
+    if not padding:
+        return flipped
+    padded = tf.pad(flipped, [[0, 0], [padding, padding], [padding, padding], [0, 0]], mode="REFLECT")
+    rows = params[:, 1, None] + tf.range(height)[None]
+    cols = params[:, 2, None] + tf.range(width)[None]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(cropped, cols, axis=2, batch_dims=1)
+
+
+def view_images(images, params, view, padding, batch_size=2048):
+    """uint8 `(N, H, W, 3)`: view number `view` of every image (for the teachers' pass)."""
+    out = [
+        replay(images[start : start + batch_size], params[start : start + batch_size, view], padding).numpy()
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out) if out else images[:0]
+
+
+def view_spec_for(split, views, padding, seed):
+    """`(ViewRecipe, count, seed)` of the views asked for, or None (clean images only)."""
+    if views is None:
+        return None
+    recipe = ViewRecipe(padding=padding, image_shape=tuple(split.image_shape))
+    return recipe, recipe.count_for(views), seed
+
+
+def check_same_views(store, spec):
+    """Adding teachers to a store keeps its views: refuse a different view request, naming both."""
+    stored = store.manifest.get("views")
+    mine = None if spec is None else {"count": spec[1], "padding": spec[0].padding, "seed": spec[2]}
+    theirs = None if stored is None else {k: stored[k] for k in ("count", "padding", "seed")}
+    if mine is not None and mine != theirs:
+        raise StoreError(
+            f"Store {store.path!r} holds views {theirs or 'none (clean images only)'}; asked for {mine}. Teachers "
+            "added to a store get its views; rebuild it with force=True to change them."
+        )
+
+
+def recipe_of(manifest):
+    """The `ViewRecipe` of a multi-view store's manifest, or None for a single-view store."""
+    views = manifest.get("views")
+    if views is None:
+        return None
+    return ViewRecipe(padding=views["padding"], image_shape=tuple(views["image_shape"]))
+
+
+def validate_views(manifest, where):
+    """Raise `StoreError` unless the optional "views" parts of `manifest` are consistent."""
+    views = manifest.get("views")
+    teachers_with = {n for n, t in manifest["teachers"].items() if "view_shards" in t}
+    if views is None:
+        if teachers_with:
+            raise StoreError(f"{where}: teachers {sorted(teachers_with)} have view shards but the store has no views.")
+        return
+    for key, kind in VIEW_KEYS.items():
+        if not isinstance(views.get(key), kind) or isinstance(views.get(key), bool):
+            raise StoreError(f"{where}: views[{key!r}] should be {kind.__name__}; the store is damaged.")
+    if views["image_shape"] != manifest["image_shape"]:
+        raise StoreError(
+            f"{where}: views were made for images {views['image_shape']}, the store holds {manifest['image_shape']}."
+        )
+    counts = [s["num_examples"] for s in manifest["examples"]]
+    missing = sorted(set(manifest["teachers"]) - teachers_with)
+    if missing:
+        raise StoreError(f"{where}: teachers {missing} have no view shards in a multi-view store (damaged).")
+    for name in ["views", *sorted(teachers_with)]:
+        shards = views["shards"] if name == "views" else manifest["teachers"][name]["view_shards"]
+        if [s.get("num_examples") for s in shards] != counts:
+            raise StoreError(f"{where}: the view shards of {name!r} do not line up with the example shards.")
+
+
+def check_views(store):
+    """Refuse replayed views from a single-view store, saying how to precompute one."""
+    if not store.num_views:
+        raise StoreError(
+            f"Store {store.path!r} holds teacher logits on the clean images only; replayed views need a multi-view "
+            "store: precompute it with `precompute(..., views=N)` (config: store.views = N, e.g. 16; "
+            f"`views='all'` stores all {ViewRecipe(4, tuple(store.image_shape)).num_distinct} pad-4 flips and crops)."
+        )
+
+
+def check_replayable(store, recipe, image_shape):
+    """Refuse views the reader cannot replay for a student of `recipe` (its crop) and `image_shape`."""
+    check_views(store)
+    views = recipe_of(store.manifest)
+    differences = []
+    if tuple(image_shape) != tuple(views.image_shape):
+        differences.append(f"image shape {list(views.image_shape)} (store) vs {list(image_shape)} (student)")
+    if not recipe.flip_crop or recipe.crop_padding != views.padding:
+        crop = f"padding {recipe.crop_padding}" if recipe.flip_crop else "no flip/crop"
+        differences.append(f"crop padding {views.padding} (store) vs {crop} (recipe {recipe.name!r})")
+    if differences:
+        raise StoreError(
+            f"Store {store.path!r} cannot replay views for this student: {'; '.join(differences)}. Precompute the "
+            "views with the student's crop and image size, or train with targets='clean'."
+        )
+
+
+# ------------------------------------------------------------------------------ writing, reading
+def write_params(store_dir, ids, params, bounds, recipe, seed):
+    """Write the views' parameters (uint8 `(N, V, 3)`); returns the manifest's "views" entry."""
+    shards = write_row_shards(store_dir, VIEWS_DIR, "params", ids, params, bounds, "uint8")
+    return {
+        "count": int(params.shape[1]),
+        "padding": recipe.padding,
+        "image_shape": list(recipe.image_shape),
+        "seed": int(seed),
+        "shards": shards,
+    }
+
+
+def teacher_view_logits(name, model, images, params, padding, num_classes, batch_size, dtype, verbose=0):
+    """float32 `(N, V, C)`: the teacher once over each of the V stored views of every image."""
+    per_view = []
+    for view in range(params.shape[1]):
+        pixels = view_images(images, params, view, padding)
+        per_view.append(teacher_logits(name, model, pixels, num_classes, batch_size, dtype, verbose))
+    return np.stack(per_view, axis=1)
+
+
+def write_teacher_views(store_dir, folder, ids, logits, bounds, dtype):
+    """One teacher's view logits as `<folder>/views-*` shards; returns the entry's "view_shards"."""
+    return write_row_shards(store_dir, folder, "views", ids, logits, bounds, dtype)
+
+
+def _rows(store, shards, dtype, width, what):
+    ids, rows = [], []
+    for shard in shards:
+        for batch in store._records(shard, LOGITS_FEATURES):
+            ids.append(batch[ID])
+            rows.append(decode_logits(batch[LOGITS], dtype, width).numpy())
+    if not np.array_equal(np.concatenate(ids), store.ids):
+        raise StoreError(f"The {what} shards of store {store.path!r} do not line up with the example ids.")
+    return np.concatenate(rows)
+
+
+def read_params(store):
+    """uint8 `(N, V, 3)` view parameters of a multi-view store, rows by id."""
+    views = store.manifest["views"]
+    return (
+        _rows(store, views["shards"], "uint8", views["count"] * 3, "view parameter")
+        .astype(np.uint8)
+        .reshape(store.num_examples, views["count"], 3)
+    )
+
+
+def read_teacher_views(store, name):
+    """float32 `(N, V, C)` logits of teacher `name` on each stored view."""
+    teacher, count = store.manifest["teachers"][name], store.manifest["views"]["count"]
+    rows = _rows(store, teacher["view_shards"], teacher["dtype"], count * store.num_classes, f"teacher {name!r} view")
+    return rows.reshape(store.num_examples, count, store.num_classes)
