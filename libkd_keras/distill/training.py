@@ -156,13 +156,12 @@ def train_student(
     if int(model.num_classes) != train_split.num_classes:
         raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
     views = bool(teachers) and targets == "views"
-    if online:
-        distiller = recipe.distiller(model, [teacher_models[t] for t in teachers], teacher_ensemble=ensemble)
-        batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seed)
-    else:
-        distiller = recipe.distiller(model)
     if views:
         check_replayable(store, recipe, train_split.image_shape)
+    if online:  # the teachers label each augmented batch inside the step
+        distiller = recipe.distiller(model, [teacher_models[t] for t in teachers], teacher_ensemble=ensemble)
+    else:
+        distiller = recipe.distiller(model)
     if teachers and not online:
         batches = store.dataset(
             teachers=teachers,
@@ -175,7 +174,7 @@ def train_student(
             split=train_split,
             views=views,
         )
-    elif not teachers:
+    else:  # the baseline, or online teachers: the labelled images alone
         batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seed)
     batches = recipe.augment(batches, train_split.num_classes, seed=seed, replayed_views=views)
     steps = math.ceil(len(train_split) / recipe.batch_size)

@@ -223,6 +223,22 @@ def _alive(owner):
     return owner.get("start") is None or start is None or start == owner["start"]
 
 
+def lock_owner(path):
+    """The owner of the lock file `path` while it holds the lock; None when the file is absent or stale.
+
+    Stale: unreadable or half-written (a process killed while writing it), or its process, on this
+    host, is gone. An owner on another host cannot be checked and counts as live.
+    """
+    try:
+        owner = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(owner, dict):
+        return None
+    here = owner.get("host", socket.gethostname()) == socket.gethostname()
+    return None if here and not _alive(owner) else owner
+
+
 def _take_lock(path):
     me = {
         "pid": os.getpid(),
@@ -234,13 +250,10 @@ def _take_lock(path):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                owner = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                owner = {}  # unreadable or half-written by a killed process
-            if owner.get("host", me["host"]) == me["host"] and not _alive(owner):
+            owner = lock_owner(path)
+            if owner is None:
                 with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)  # stale: its process is gone
+                    os.remove(path)  # stale: its process is gone (or it never finished writing the file)
                 continue
             raise RunFolderLocked(
                 f"Run folder {str(path.parent)!r} is in use by another libkd process (pid {owner.get('pid')} on "

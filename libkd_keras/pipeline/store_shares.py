@@ -13,12 +13,10 @@ existing run folder of the same configuration (the one the teachers were trained
 its config, and refuse a folder another libkd command holds.
 """
 
-import json
-import socket
 from pathlib import Path
 
 from libkd_keras.pipeline.config_text import config_differences
-from libkd_keras.pipeline.run_folder import RunFolder, RunFolderLocked, _alive, differences_text, load_run_config
+from libkd_keras.pipeline.run_folder import RunFolder, RunFolderLocked, differences_text, load_run_config, lock_owner
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.store import analyze_store, mark_done, run_teachers
 from libkd_keras.store import StoreError, finalize_store
@@ -44,7 +42,7 @@ def open_shared(root, config):
             f"{differences_text(differences)}). Every worker must use the run's own settings: pass only --out "
             "(the stored config is used) or the options the teachers were trained with."
         )
-    owner = _lock_owner(RunFolder(root, config).lock)
+    owner = lock_owner(RunFolder(root, config).lock)
     if owner is not None:
         raise RunFolderLocked(
             f"Run folder {str(root)!r} is in use by another libkd command (pid {owner.get('pid')} on host "
@@ -53,20 +51,6 @@ def open_shared(root, config):
             f"{str(RunFolder(root, config).lock)!r}."
         )
     return RunFolder(root, config)
-
-
-def _lock_owner(path):
-    """The owner of the lock file `path` while its process lives (a stale lock, as `RunFolder.open` sees it: None)."""
-    try:
-        owner = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None  # unreadable: half-written by a killed process, taken over by the next `open`
-    if not isinstance(owner, dict):
-        return None
-    here = owner.get("host", socket.gethostname()) == socket.gethostname()
-    return None if here and not _alive(owner) else owner
 
 
 def precompute_share(pipeline, splits, worker_index, num_workers):

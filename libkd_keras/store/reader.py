@@ -200,17 +200,21 @@ class TeacherStore:
     def labels(self):
         return self._read_index()[1]
 
+    def _read_rows(self, shards, dtype, width, what):
+        """float32 `(N, width)` of `(id, row)` shards (logits, view logits, view parameters), rows checked by id."""
+        rows, ids = [], []
+        for shard in shards:
+            for batch in self._records(shard, LOGITS_FEATURES):
+                ids.append(batch[ID])
+                rows.append(decode_logits(batch[LOGITS], dtype, width).numpy())
+        if not np.array_equal(np.concatenate(ids), self.ids):
+            raise StoreError(f"{what} shards of store {self.path!r} do not line up with the example ids.")
+        return np.concatenate(rows)
+
     def _teacher_logits(self, name):
         if name not in self._logits:
-            teacher = self.manifest["teachers"][name]
-            rows, ids = [], []
-            for shard in teacher["shards"]:
-                for batch in self._records(shard, LOGITS_FEATURES):
-                    ids.append(batch[ID])
-                    rows.append(decode_logits(batch[LOGITS], teacher["dtype"], self.num_classes).numpy())
-            if not np.array_equal(np.concatenate(ids), self.ids):
-                raise StoreError(f"Teacher {name!r} shards of store {self.path!r} do not line up with the example ids.")
-            self._logits[name] = np.concatenate(rows)
+            shards, dtype = self.manifest["teachers"][name]["shards"], self.manifest["teachers"][name]["dtype"]
+            self._logits[name] = self._read_rows(shards, dtype, self.num_classes, f"Teacher {name!r}")
         return self._logits[name]
 
     def logits(self, names=None):

@@ -21,12 +21,12 @@ Layout, beside `format.py`'s (a store without "views" is a single-view store, as
 """
 
 import dataclasses
+import typing
 
 import numpy as np
 import tensorflow as tf
 
 from libkd_keras.store.errors import StoreError
-from libkd_keras.store.format import ID, LOGITS, LOGITS_FEATURES, decode_logits
 from libkd_keras.store.inference import teacher_logits
 from libkd_keras.store.shard_io import write_row_shards
 
@@ -111,18 +111,26 @@ def view_images(images, params, view, padding, batch_size=2048):
     return np.concatenate(out) if out else images[:0]
 
 
+class ViewSpec(typing.NamedTuple):
+    """The views a precompute is asked for: how they are made, how many per example, and their seed."""
+
+    recipe: ViewRecipe
+    count: int
+    seed: int
+
+
 def view_spec_for(split, views, padding, seed):
-    """`(ViewRecipe, count, seed)` of the views asked for, or None (clean images only)."""
+    """The `ViewSpec` of the views asked for, or None (clean images only)."""
     if views is None:
         return None
     recipe = ViewRecipe(padding=padding, image_shape=tuple(split.image_shape))
-    return recipe, recipe.count_for(views), seed
+    return ViewSpec(recipe, recipe.count_for(views), seed)
 
 
 def check_same_views(store, spec):
     """Adding teachers to a store keeps its views: refuse a different view request, naming both."""
     stored = store.manifest.get("views")
-    mine = None if spec is None else {"count": spec[1], "padding": spec[0].padding, "seed": spec[2]}
+    mine = None if spec is None else {"count": spec.count, "padding": spec.recipe.padding, "seed": spec.seed}
     theirs = None if stored is None else {k: stored[k] for k in ("count", "padding", "seed")}
     if mine is not None and mine != theirs:
         raise StoreError(
@@ -218,29 +226,16 @@ def write_teacher_views(store_dir, folder, ids, logits, bounds, dtype):
     return write_row_shards(store_dir, folder, "views", ids, logits, bounds, dtype)
 
 
-def _rows(store, shards, dtype, width, what):
-    ids, rows = [], []
-    for shard in shards:
-        for batch in store._records(shard, LOGITS_FEATURES):
-            ids.append(batch[ID])
-            rows.append(decode_logits(batch[LOGITS], dtype, width).numpy())
-    if not np.array_equal(np.concatenate(ids), store.ids):
-        raise StoreError(f"The {what} shards of store {store.path!r} do not line up with the example ids.")
-    return np.concatenate(rows)
-
-
 def read_params(store):
     """uint8 `(N, V, 3)` view parameters of a multi-view store, rows by id."""
     views = store.manifest["views"]
-    return (
-        _rows(store, views["shards"], "uint8", views["count"] * 3, "view parameter")
-        .astype(np.uint8)
-        .reshape(store.num_examples, views["count"], 3)
-    )
+    rows = store._read_rows(views["shards"], "uint8", views["count"] * 3, "View parameter")
+    return rows.astype(np.uint8).reshape(store.num_examples, views["count"], 3)
 
 
 def read_teacher_views(store, name):
     """float32 `(N, V, C)` logits of teacher `name` on each stored view."""
     teacher, count = store.manifest["teachers"][name], store.manifest["views"]["count"]
-    rows = _rows(store, teacher["view_shards"], teacher["dtype"], count * store.num_classes, f"teacher {name!r} view")
+    width = count * store.num_classes
+    rows = store._read_rows(teacher["view_shards"], teacher["dtype"], width, f"Teacher {name!r} view")
     return rows.reshape(store.num_examples, count, store.num_classes)

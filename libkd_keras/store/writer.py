@@ -178,12 +178,12 @@ def check_fresh(path, allowed=()):
 
 
 def _write_store(target, teachers, split, metadata, dtype, include_images, batch_size, shard_size, verbose, views):
-    """A whole new store in the folder `target`, manifest last; `target` is removed again if anything fails."""
+    """A whole new store in `target` (with the `ViewSpec` `views`, or None), manifest last; removed again on failure."""
     ids, labels, images = sorted_rows(split)
     bounds = shard_bounds(len(ids), shard_size)
     files.makedirs(target)
     try:
-        params = None if views is None else views[0].draw(ids, views[1], views[2])
+        params = None if views is None else views.recipe.draw(ids, views.count, views.seed)
         entries = {}
         for name, model in teachers.items():
             logits = teacher_logits(name, model, images, split.num_classes, batch_size, dtype, verbose)
@@ -191,13 +191,13 @@ def _write_store(target, teachers, split, metadata, dtype, include_images, batch
             entries[name] = write_teacher_shards(target, folder, ids, logits, bounds, dtype, metadata.get(name, {}))
             if views is not None:
                 view_logits = teacher_view_logits(
-                    name, model, images, params, views[0].padding, split.num_classes, batch_size, dtype, verbose
+                    name, model, images, params, views.recipe.padding, split.num_classes, batch_size, dtype, verbose
                 )
                 entries[name]["view_shards"] = write_teacher_views(target, folder, ids, view_logits, bounds, dtype)
         examples = write_example_shards(target, ids, labels, images if include_images else None, bounds)
         manifest = finish_manifest(manifest_head(split, include_images, shard_size), examples, entries)
         if views is not None:
-            manifest["views"] = write_params(target, ids, params, bounds, views[0], views[2])
+            manifest["views"] = write_params(target, ids, params, bounds, views.recipe, views.seed)
         write_manifest(target, manifest)
     except BaseException:
         files.rmtree(target)
