@@ -64,11 +64,11 @@ def in_mode(fused, fn):
     return run
 
 
-def train_step_fn(model, x, y):
+def train_step_fn(model, x, y, jit_compile=False):
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=False,
+        jit_compile=jit_compile,
     )
     model.make_train_function()
     data = iter(lambda: (x, y), None)

@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 from libkd_keras import models  # noqa: E402
 from libkd_keras.distill import Distiller  # noqa: E402
 
-IMAGE_SIZE, PATCH, NUM_CLASSES = 32, 4, 10
+IMAGE_SIZE, NUM_CLASSES = 32, 10
 
 
 def matmul_peak(dtype, n=2048, reps=5):
@@ -47,10 +47,11 @@ def matmul_peak(dtype, n=2048, reps=5):
 
 def training_flops(student):
     """FLOPs of one training image: 3x the forward's matmuls, attention and patch embedding."""
-    d, tokens = student.dim, (2 if student.distillation else 1) + (IMAGE_SIZE // PATCH) ** 2
+    d, patch = student.dim, student.patch_size
+    tokens = (2 if student.distillation else 1) + (IMAGE_SIZE // patch) ** 2
     hidden = int(d * student.mlp_ratio)
     per_block = tokens * 2 * (3 * d * d + d * d + 2 * d * hidden) + 2 * 2 * tokens * tokens * d
-    embed = (IMAGE_SIZE // PATCH) ** 2 * 2 * PATCH * PATCH * 3 * d
+    embed = (IMAGE_SIZE // patch) ** 2 * 2 * patch * patch * 3 * d
     return 3 * (student.depth * per_block + embed)
 
 
@@ -66,7 +67,7 @@ class StepTimer(keras.callbacks.Callback):
         self.durations.append(time.perf_counter() - self.start)
 
 
-def build(student_name, precision, jit_compile, batch_size):
+def build(student_name, precision, jit_compile, batch_size, patch_size=4):
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(0)
@@ -77,7 +78,7 @@ def build(student_name, precision, jit_compile, batch_size):
             "label": rng.integers(0, NUM_CLASSES, n).astype("int64"),
             "teacher": np.eye(NUM_CLASSES, dtype="float32")[rng.integers(0, NUM_CLASSES, n)],
         }
-        student = models.STUDENT_BUILDERS[student_name](NUM_CLASSES, IMAGE_SIZE, PATCH, distillation=True)
+        student = models.STUDENT_BUILDERS[student_name](NUM_CLASSES, IMAGE_SIZE, patch_size, distillation=True)
         model = Distiller(student, distillation="hard")
         model.compile(
             optimizer=keras.optimizers.AdamW(5e-4 * batch_size / 512, weight_decay=0.05), jit_compile=jit_compile
@@ -96,6 +97,7 @@ def main():
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--jit-compile", nargs="+", default=["false", "true"], choices=["false", "true"])
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--patch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load", default="not recorded", help="machine state to print, e.g. 'shared, load 6'")
@@ -104,7 +106,7 @@ def main():
     variants = [(s, p, j == "true") for s in args.students for p in args.precisions for j in args.jit_compile]
     runs = {}
     for v in variants:
-        model, data = build(*v, args.batch_size)
+        model, data = build(*v, args.batch_size, args.patch_size)
         model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # traces (and compiles) the train step
         runs[v] = (model, data, StepTimer())
     peaks = {"float32": matmul_peak(tf.float32), "mixed_bfloat16": matmul_peak(tf.bfloat16)}
@@ -121,10 +123,12 @@ def main():
         "",
         f"Command: `python benchmarks/bench_training.py --students {' '.join(args.students)} --precisions "
         f"{' '.join(args.precisions)} --jit-compile {' '.join(args.jit_compile)} --batch-size {args.batch_size} "
-        f"--steps {args.steps} --rounds {args.rounds}`  ",
+        f"--patch-size {args.patch_size} --steps {args.steps} --rounds {args.rounds}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, {args.load}; TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}. Matmul peak measured in the same run: float32 {peaks['float32']:.0f} GFLOP/s, "
         f"bfloat16 {peaks['mixed_bfloat16']:.0f} GFLOP/s.",
+        "",
+        f"Patch size {args.patch_size}, batch {args.batch_size}; median step time of the interleaved rounds.",
         "",
         "| student | precision | jit_compile | images/s | GFLOP/s | share of its precision's peak "
         "| share of bf16 peak |",

@@ -20,6 +20,6 @@ def float32_wherever_precision_is_auto(monkeypatch):
     (it would pick mixed_bfloat16 on AMX CPUs); tests/test_precision.py checks the real choice."""
     from libkd_keras import precision
 
-    real = precision.fast_bfloat16
-    monkeypatch.setattr(precision, "fast_bfloat16", lambda: False)
+    real = precision.bf16_hardware
+    monkeypatch.setattr(precision, "bf16_hardware", lambda: frozenset())
     return real

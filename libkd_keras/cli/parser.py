@@ -25,6 +25,7 @@ FLAG_KEYS = {
     "student_epochs": ["student.epochs"],
     "batch_size": ["teachers.batch_size", "student.batch_size"],
     "precision": ["run.precision"],
+    "teachers_from": ["teachers.reuse_from"],
     "seed": ["run.seed"],
     "name": ["run.name"],
 }
@@ -124,9 +125,15 @@ def _run_options():
     training.add_argument(
         "--precision",
         choices=choices.PRECISIONS,
-        help="compute precision; auto = mixed_bfloat16 where the CPU/GPU has bf16 units (default: run.precision)",
+        help="compute precision; auto = per model family, bf16 where it measured faster (default: run.precision)",
     )
     training.add_argument("--seed", type=int, metavar="N", help="run seed (default: run.seed, 0)")
+    training.add_argument(
+        "--teachers-from",
+        metavar="RUN",
+        help="copy the finished teachers of run folder RUN instead of training them, where its teacher "
+        "settings and images are this run's (default: teachers.reuse_from, train here)",
+    )
     training.add_argument(
         "--strategy",
         choices=STRATEGIES,

@@ -71,7 +71,7 @@ class StudentRecipe:
     repeats: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "precision", resolve_precision(self.precision))
+        object.__setattr__(self, "precision", resolve_precision(self.precision, "deit"))  # students are DeiTs
         check_distillation_args(self.alpha, self.distillation, self.temperature, self.label_smoothing)
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
             raise ValueError(f"`batch_size` must be a positive integer; got {self.batch_size!r}.")

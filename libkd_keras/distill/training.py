@@ -119,7 +119,9 @@ def train_student(
         validate: bool. Score `test_split` during training (the history's `val_*`).
         validate_every: int. Validate every that many epochs, and always after the last one.
         evaluate: bool. Evaluate every head on `test_split` at the end (`record["evaluation"]`).
-        compile_options: dict. Extra `Distiller.compile` arguments (not the optimizer).
+        compile_options: dict. Extra `Distiller.compile` arguments (not the optimizer), e.g.
+            `{"jit_compile": True}`: XLA, which trains DeiTs faster also on a CPU (`libkd_keras/xla.py`;
+            the pipeline's `run.jit_compile = "auto"` does it for you).
         extra_record: dict. Merged into the record.
         overwrite: bool. Train again even if `<name>.keras` and `<name>.json` exist.
         say: callable. Receives notice lines (e.g. a repaired backup).

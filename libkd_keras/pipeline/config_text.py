@@ -9,7 +9,9 @@ import json
 from libkd_keras.pipeline.config import default_config, merge, parse_toml
 from libkd_keras.pipeline.schema import SCHEMA, STUDENT_ENTRY_KEYS
 
-IGNORED_IN_COMPARISON = (("run", "name"),)  # the folder's name does not change what a run computes
+# Neither the folder's name nor where the teachers were copied from (they are checked to be the
+# ones this run would train) changes what a run computes.
+IGNORED_IN_COMPARISON = (("run", "name"), ("teachers", "reuse_from"))
 
 
 def config_differences(old, new):

@@ -65,16 +65,17 @@ class RunSection:
     precision: str = option(
         "auto",
         "str",
-        "compute precision of training: float32, mixed_bfloat16, or auto (mixed_bfloat16 on a CPU with "
-        "AMX-BF16/AVX512-BF16 or a GPU of compute capability >= 8.0, float32 elsewhere; speeds: "
-        f"{RESULTS})",
+        "compute precision of training: float32, mixed_bfloat16, or auto (per model family, mixed_bfloat16 "
+        "where it measured at least as fast: a GPU of compute capability >= 8.0, a CPU with AMX-BF16, and for "
+        f"ResNets also AVX512-BF16; float32 elsewhere; speeds: {RESULTS})",
         choices=choices.PRECISIONS,
     )
     jit_compile: object = option(
         "auto",
         "auto_bool",
-        'XLA-compile training and inference steps: true, false, or "auto" (Keras: on with a GPU, off on '
-        f"a CPU; compile times and speeds: {RESULTS})",
+        'XLA-compile training and inference steps: true, false, or "auto" (the students\' steps with XLA '
+        "on every device, except online-target students; teachers and inference as Keras decides: XLA on a "
+        f"GPU, not on a CPU; libkd_keras/xla.py; speeds: {RESULTS})",
     )
 
 
@@ -120,6 +121,12 @@ class TeachersSection:
         "training images the teachers see (0 = the student's data.train_limit); larger than the "
         "student's is a deviation from the paper, which trains both on the same set",
         minimum=0,
+    )
+    reuse_from: str = option(
+        "",
+        "str",
+        'a run folder whose finished teachers this run copies instead of training them ("" = train '
+        "here); refused unless the [teachers] settings, run.seed, precision and images are the same",
     )
     resnet_arch: str = option(
         "resnet26",

@@ -16,6 +16,7 @@ from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.store import TeacherStore
+from libkd_keras.xla import student_jit_compile
 
 
 def recipe_for(config, settings, distillation):
@@ -104,7 +105,7 @@ def train_one(pipeline, entry):
             log_dir=folder.log_dir("student", name),
             callbacks=pipeline.extra_callbacks("student", name),
             validate_every=config.student.validate_every,
-            compile_options={"jit_compile": config.run.jit_compile},
+            compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, online)},
             extra_record={
                 "order": entry.order,
                 "entry": entry.entry,
@@ -184,7 +185,7 @@ def ablate(pipeline, experiments="table4", seeds=(0,), epochs=None, recipes=("ba
         seeds=tuple(seeds),
         train_split=train,
         recipe_overrides=overrides,
-        compile_options={"jit_compile": config.run.jit_compile},
+        compile_options={"jit_compile": student_jit_compile(config.run.jit_compile)},
         verbose=pipeline.fit_verbose,
         log=pipeline.say,
     )

@@ -3,12 +3,21 @@
     teachers/<name>.keras + .json     the teacher and its record (paper Tables 2-3)
 
 The teacher's architecture is `teachers.<family>_arch` with the builder arguments of
-`[teachers.<family>]`; its recipe is the `[teachers]` section (`TeacherRecipe`).
+`[teachers.<family>]`; its recipe is the `[teachers]` section (`TeacherRecipe`). With
+`teachers.reuse_from = RUN` (`--teachers-from RUN`) the step copies RUN's finished teacher
+instead, after checking it is the one this run would train (`reuse_teacher`).
 """
+
+import shutil
+from pathlib import Path
 
 import keras
 
+from libkd_keras import distribute
+from libkd_keras.atomic_files import read_json, temporary_sibling
 from libkd_keras.models import TEACHER_BUILDERS, rednet, resnet
+from libkd_keras.pipeline.config_text import config_differences
+from libkd_keras.pipeline.run_folder import RunFolder, differences_text, load_run_config
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
 from libkd_keras.precision import resolve_precision
 from libkd_keras.resumable import TrainingDiverged
@@ -84,9 +93,22 @@ def train_teachers(pipeline, only=()):
         if folder.done(step):
             pipeline.skip(step, f"teacher {spec.name}")
             continue
+        if config.teachers.reuse_from:
+            started = pipeline.clock()
+            outputs = reuse_teacher(pipeline, spec, config.teachers.reuse_from)
+            top1 = read_json(folder.teacher_json(spec.name))["top1_test_accuracy"]
+            pipeline.done(
+                step,
+                f"teacher {spec.name} (copied from {config.teachers.reuse_from})",
+                started,
+                outputs,
+                summary={"top1": top1, "reused_from": config.teachers.reuse_from},
+                detail=f"top-1 {100 * top1:.1f}%",
+            )
+            continue
         train, test = pipeline.split("teacher_train"), pipeline.split("test")
         recipe = teacher_recipe(config.teachers, spec.epochs)
-        keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision))
+        keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision, spec.family))
         pipeline.say(f"[....] teacher {spec.name}: {recipe.epochs} epochs on {len(train):,} images")
         started = pipeline.clock()
         try:
@@ -107,6 +129,9 @@ def train_teachers(pipeline, only=()):
                 f"{error} For this run: lower teachers.learning_rate (now {config.teachers.learning_rate}), e.g. "
                 f"--set teachers.learning_rate={config.teachers.learning_rate / 2:g} --overwrite."
             ) from None
+        own_dir = distribute.worker_dir(folder.teachers)
+        if own_dir != str(folder.teachers):  # a non-chief worker: its copy (the chief's weights) into its run folder
+            install_teacher(folder, spec.name, own_dir)
         pipeline.done(
             step,
             f"teacher {spec.name}",
@@ -115,6 +140,67 @@ def train_teachers(pipeline, only=()):
             summary={"top1": metadata["top1_test_accuracy"]},
             detail=f"top-1 {100 * metadata['top1_test_accuracy']:.1f}%",
         )
+
+
+def _teacher_settings(config):
+    """What decides a teacher's weights besides its data: [teachers] (less reuse_from) and run.seed."""
+    teachers = {k: v for k, v in config["teachers"].items() if k != "reuse_from"}
+    return {"teachers": teachers, "run": {"seed": config["run"]["seed"]}}
+
+
+def reuse_teacher(pipeline, spec, source):
+    """Copies the finished teacher `spec.name` of run folder `source` into this run; returns its outputs.
+
+    Refused with a ConfigError naming the difference unless it is the teacher this run would train:
+    the same [teachers] settings and run.seed, this run's precision for its family, and the same
+    teacher-training and test images (split fingerprints).
+    """
+    mine = pipeline.config
+    other = load_run_config(source)
+    fix = 'use the same settings and data as that run, or set teachers.reuse_from = "" to train here'
+    if other is None:
+        raise ConfigError(f"teachers.reuse_from = {source!r} is not a libkd run folder (no config.toml).")
+    differences = config_differences(_teacher_settings(other), _teacher_settings(mine.raw))
+    if differences:
+        raise ConfigError(
+            f"teachers.reuse_from = {source!r} trained its teachers with other settings "
+            f"({differences_text(differences)}); {fix}."
+        )
+    theirs = RunFolder(source, other)
+    if not theirs.done(f"teacher/{spec.name}"):
+        raise ConfigError(
+            f"teachers.reuse_from = {source!r} has not finished teacher {spec.name}; finish it there first "
+            f'(libkd train-teacher --out {source}), or set teachers.reuse_from = "" to train it here.'
+        )
+    record = read_json(theirs.teacher_json(spec.name))
+    for kind, key in (("teacher_train", "dataset"), ("test", "test_dataset")):
+        if record[key]["fingerprint"] != pipeline.split(kind).fingerprint:
+            raise ConfigError(
+                f"Teacher {spec.name} of {source!r} was trained or scored on other images than this run's "
+                f"{kind.replace('_', ' ')} split (split fingerprints differ); {fix}."
+            )
+    precision = resolve_precision(mine.run.precision, spec.family)
+    if record["precision"] != precision:
+        raise ConfigError(
+            f"Teacher {spec.name} of {source!r} trained in {record['precision']}, this run trains it in "
+            f"{precision} (run.precision = {mine.run.precision!r}); pass --precision {record['precision']} to reuse it."
+        )
+    return install_teacher(pipeline.folder, spec.name, theirs.teachers)
+
+
+def install_teacher(folder, name, source_dir):
+    """Copies `<name>.keras` and `<name>.json` from `source_dir` into the run's teachers/; returns the outputs.
+
+    Each file arrives under a temporary name and is renamed when whole; the record goes last, so a
+    half-copied teacher never looks finished.
+    """
+    outputs = []
+    for path in (folder.teacher_model(name), folder.teacher_json(name)):
+        with temporary_sibling(path, suffix=path.suffix) as tmp:
+            shutil.copyfile(Path(source_dir) / path.name, tmp)
+            Path(tmp).replace(path)
+        outputs.append(folder.relative(path))
+    return outputs
 
 
 def load_teacher(pipeline, name):

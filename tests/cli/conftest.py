@@ -7,6 +7,7 @@ from matplotlib.image import imsave
 TINY_CONFIG = """
 [run]
 precision = "float32"  # the same numbers on every machine ("auto" picks bf16 on AMX CPUs)
+jit_compile = false  # no XLA compile of each tiny student ("auto" compiles students; tests/test_xla.py)
 
 [data]
 image_size = 16

@@ -253,3 +253,34 @@ def test_bad_student_seeds_are_refused(overrides, words):
         resolve_config(preset="quick", overrides=overrides)
     for word in words:
         assert word in str(error.value)
+
+
+def test_example_experiments_share_the_budget_teachers():
+    """examples/*.toml merge over `budget` and keep its teachers, so `--teachers-from` a budget run applies."""
+    from pathlib import Path
+
+    from libkd_keras.pipeline.settings import Config
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    budget = resolve_config(preset="budget")
+    expected = {
+        "target_sources.toml": {"baseline": "clean", "clean": "clean", "views": "views", "online": "online"},
+        "budget_study.toml": {
+            name: "clean"
+            for name in ("baseline_e30", "ensemble_e30", "ensemble_hard", "ensemble_soft_t1")
+            + ("baseline_e100", "ensemble_e100")
+        },
+    }
+    for file, targets in expected.items():
+        config = resolve_config(preset="budget", config_file=str(examples / file))
+        assert config["teachers"] == budget["teachers"] and config["data"] == budget["data"], file
+        typed = Config.from_dict(config)
+        assert {s.entry: s.settings.targets for s in typed.students} == targets, file
+    study = {
+        s.entry: s.settings
+        for s in Config.from_dict(
+            resolve_config(preset="budget", config_file=str(examples / "budget_study.toml"))
+        ).students
+    }
+    assert (study["ensemble_hard"].distillation, study["ensemble_hard"].temperature) == ("hard", 1.0)
+    assert study["ensemble_e100"].epochs == 100 and study["baseline_e30"].epochs == 30

@@ -138,6 +138,25 @@ def _bad(argv, capsys, *words):
         assert word in err, err
 
 
+@pytest.mark.slow
+@shares_teachers
+def test_a_run_with_teachers_from_another_stores_the_same_logits(trained, tmp_path, capsys):
+    """`--teachers-from`: the copied teachers load and label the data exactly as in the run that trained them."""
+    one, one_options = _copy(trained, tmp_path, "one")
+    _run(["precompute", *one_options], capsys)
+    _, options = trained
+    other = tmp_path / "other"
+    other_options = [*options, "--out", str(other), "--teachers-from", str(one)]
+    out, _ = _run(["train-teacher", *other_options], capsys)
+    assert "[....] teacher" not in out and out.count("(copied from") == 2  # nothing trained
+    _run(["precompute", *other_options], capsys)
+    for which in ("train", "test"):
+        mine, theirs = TeacherStore.open(other / "store" / which), TeacherStore.open(one / "store" / which)
+        assert mine.teacher_names == theirs.teacher_names
+        for name in theirs.teacher_names:
+            np.testing.assert_array_equal(mine.logits([name]), theirs.logits([name]))
+
+
 @pytest.mark.parametrize(
     "flags, words",
     [

@@ -1,0 +1,33 @@
+"""XLA for the students' training steps: what `run.jit_compile = "auto"` means for each kind of step.
+
+Keras' own "auto" compiles a step with XLA on a GPU and not on a CPU. On a CPU, XLA trained the
+DeiT students faster and the ResNet and RedNet teachers slower (the involution taps most; the
+measurements: benchmarks/RESULTS.md, "XLA per model family"). So "auto" here turns XLA on for
+students trained from stored targets (and baselines) on one device; teachers, students that run
+the teachers inside their step (`targets = "online"`), and steps spread over several replicas
+(`tf.distribute`, not measured) keep Keras' choice. `true` and `false` apply everywhere.
+
+Example:
+>>> student_jit_compile("auto", online=False)  # True: XLA for the student step, CPU or GPU
+>>> student_jit_compile("auto", online=True)   # "auto": Keras decides
+>>> distiller.compile(optimizer=..., jit_compile=student_jit_compile(config.run.jit_compile, online))
+"""
+
+
+def student_jit_compile(jit_compile, online=False, replicas=None):
+    """`Distiller.compile`'s `jit_compile` for a student step under `run.jit_compile` (True, False, "auto").
+
+    Args:
+        jit_compile: bool or "auto". The run's setting.
+        online: bool. Whether the step also runs the teachers (`targets = "online"`).
+        replicas: int or None. Replicas in sync (None: those of the current `tf.distribute` strategy).
+    """
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(f'`jit_compile` must be true, false or "auto"; got {jit_compile!r}.')
+    if jit_compile != "auto":
+        return jit_compile
+    if replicas is None:
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return "auto" if online or replicas > 1 else True
