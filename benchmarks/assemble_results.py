@@ -13,6 +13,7 @@ ORDER = [
     "export",
     "pipeline",
     "cifar-scale",
+    "budget-cifar-2026-12-02",
     "views",
     "test-suite",
     "analysis",
