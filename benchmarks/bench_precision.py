@@ -1,7 +1,7 @@
 """float32 vs mixed_bfloat16 training steps of the three model families, in one run (ratios).
 
     python benchmarks/bench_precision.py --batch-size 64 --steps 3 --rounds 3 --write benchmarks/results/precision.md
-    python benchmarks/bench_precision.py --models cifar --batch-size 125 --write benchmarks/results/precision-cifar.md
+    python benchmarks/bench_precision.py --models cifar --batch-size 125   # a section of results/precision.md
 
 Backs `run.precision = "auto"` (libkd_keras/precision.py, `BF16_PAYS_ON`): per model family, bf16
 on the hardware where it measured at least as fast as float32.

@@ -45,14 +45,29 @@ def matmul_peak(dtype, n=2048, reps=5):
     return 2 * n**3 / best / 1e9
 
 
+def matmul_flops(student, batch=1):
+    """Training FLOPs (3x the forward) of `batch` images in the matmuls: per block part, a block, the step.
+
+    Keys: "projections" (qkv and output), "attention" (QK^T and AV), "mlp", "block", and "step"
+    (every block plus the patch embedding; softmax, norms and the optimizer are not counted).
+    """
+    d, patch = student.dim, student.patch_size
+    patches = (IMAGE_SIZE // patch) ** 2
+    tokens = (2 if student.distillation else 1) + patches
+    hidden = int(d * student.mlp_ratio)
+    parts = {
+        "projections": 3 * batch * tokens * 2 * (3 * d * d + d * d),
+        "attention": 3 * batch * 2 * 2 * tokens * tokens * d,
+        "mlp": 3 * batch * tokens * 2 * 2 * d * hidden,
+    }
+    block = sum(parts.values())
+    embed = 3 * batch * patches * 2 * patch * patch * 3 * d
+    return {**parts, "block": block, "step": student.depth * block + embed}
+
+
 def training_flops(student):
     """FLOPs of one training image: 3x the forward's matmuls, attention and patch embedding."""
-    d, patch = student.dim, student.patch_size
-    tokens = (2 if student.distillation else 1) + (IMAGE_SIZE // patch) ** 2
-    hidden = int(d * student.mlp_ratio)
-    per_block = tokens * 2 * (3 * d * d + d * d + 2 * d * hidden) + 2 * 2 * tokens * tokens * d
-    embed = (IMAGE_SIZE // patch) ** 2 * 2 * patch * patch * 3 * d
-    return 3 * (student.depth * per_block + embed)
+    return matmul_flops(student)["step"]
 
 
 class StepTimer(keras.callbacks.Callback):

@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_models import publish  # noqa: E402
-from bench_training import matmul_peak  # noqa: E402
+from bench_training import matmul_flops, matmul_peak  # noqa: E402
 from keras import ops  # noqa: E402
 
 from libkd_keras import models  # noqa: E402
@@ -51,21 +51,14 @@ def grad_fn(layers, fn, inputs, jit_compile):
     return step
 
 
-def matmul_flops(student, batch):
-    """Forward + backward matmul FLOPs (3x the forward) of the parts that are matmuls, and of the whole step."""
-    d, tokens = student.dim, (2 if student.distillation else 1) + (IMAGE_SIZE // student.patch_size) ** 2
-    hidden, patches = int(d * student.mlp_ratio), (IMAGE_SIZE // student.patch_size) ** 2
-    projections = 3 * batch * tokens * 2 * d * (3 * d + d)
-    core = 3 * batch * 2 * 2 * tokens * tokens * d
-    mlp = 3 * batch * tokens * 2 * 2 * d * hidden
-    embed = 3 * batch * patches * 2 * student.patch_size**2 * 3 * d
-    return {
-        "qkv + output projections": projections,
-        "attention core (QK^T, softmax, AV)": core,
-        "MLP: fc1, exact GELU, fc2": mlp,
-        "whole block": projections + core + mlp,
-        "whole Distiller train step": student.depth * (projections + core + mlp) + embed,
-    }
+# The rows of the table that are matmuls, and their key in `bench_training.matmul_flops`.
+MATMUL_ROWS = {
+    "qkv + output projections": "projections",
+    "attention core (QK^T, softmax, AV)": "attention",
+    "MLP: fc1, exact GELU, fc2": "mlp",
+    "whole block": "block",
+    "whole Distiller train step": "step",
+}
 
 
 def parts(student, batch, jit_compile):
@@ -171,7 +164,8 @@ def main():
     ms = {name: 1e3 * statistics.median(s) for name, s in seconds.items()}
     total = ms["whole Distiller train step"]
     peak = matmul_peak(tf.float32)
-    flops = matmul_flops(student, args.batch_size)
+    counted = matmul_flops(student, args.batch_size)
+    flops = {row: counted[key] for row, key in MATMUL_ROWS.items()}
 
     def rate(name):
         gflops = flops[name] / ms[name] / 1e6 if name in flops else None

@@ -74,8 +74,8 @@ class RunSection:
         "auto",
         "auto_bool",
         'XLA-compile training and inference steps: true, false, or "auto" (the students\' steps with XLA '
-        "on every device, except online-target students; teachers and inference as Keras decides: XLA on a "
-        f"GPU, not on a CPU; libkd_keras/xla.py; speeds: {RESULTS})",
+        "on one device, except online-target students; teachers, inference and multi-replica runs as Keras "
+        f"decides: XLA on a GPU, not on a CPU; libkd_keras/xla.py; speeds: {RESULTS})",
     )
 
 

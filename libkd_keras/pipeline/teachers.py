@@ -95,8 +95,8 @@ def train_teachers(pipeline, only=()):
             continue
         if config.teachers.reuse_from:
             started = pipeline.clock()
-            outputs = reuse_teacher(pipeline, spec, config.teachers.reuse_from)
-            top1 = read_json(folder.teacher_json(spec.name))["top1_test_accuracy"]
+            outputs, record = reuse_teacher(pipeline, spec, config.teachers.reuse_from)
+            top1 = record["top1_test_accuracy"]
             pipeline.done(
                 step,
                 f"teacher {spec.name} (copied from {config.teachers.reuse_from})",
@@ -143,13 +143,15 @@ def train_teachers(pipeline, only=()):
 
 
 def _teacher_settings(config):
-    """What decides a teacher's weights besides its data: [teachers] (less reuse_from) and run.seed."""
-    teachers = {k: v for k, v in config["teachers"].items() if k != "reuse_from"}
-    return {"teachers": teachers, "run": {"seed": config["run"]["seed"]}}
+    """What decides a teacher's weights besides its data: [teachers] and run.seed (compared by
+    `config_differences`, which leaves out `teachers.reuse_from` itself)."""
+    return {"teachers": config["teachers"], "run": {"seed": config["run"]["seed"]}}
 
 
 def reuse_teacher(pipeline, spec, source):
-    """Copies the finished teacher `spec.name` of run folder `source` into this run; returns its outputs.
+    """Copies the finished teacher `spec.name` of run folder `source` into this run.
+
+    Returns `(outputs, record)`: the step's output paths and the teacher's record.
 
     Refused with a ConfigError naming the difference unless it is the teacher this run would train:
     the same [teachers] settings and run.seed, this run's precision for its family, and the same
@@ -185,7 +187,7 @@ def reuse_teacher(pipeline, spec, source):
             f"Teacher {spec.name} of {source!r} trained in {record['precision']}, this run trains it in "
             f"{precision} (run.precision = {mine.run.precision!r}); pass --precision {record['precision']} to reuse it."
         )
-    return install_teacher(pipeline.folder, spec.name, theirs.teachers)
+    return install_teacher(pipeline.folder, spec.name, theirs.teachers), record
 
 
 def install_teacher(folder, name, source_dir):
