@@ -1,13 +1,16 @@
 """DeiT training throughput through `Distiller.fit`, against this machine's measured matmul peak.
 
     python benchmarks/bench_training.py --students deit_tiny deit_micro --batch-size 64 --steps 3 --rounds 3
+    python benchmarks/bench_training.py --students deit_tiny --precisions float32 --batch-size 64 128 256
 
-Every variant (student x precision x `jit_compile`) trains with stored teacher labels
+Every variant (student x precision x `jit_compile` x batch size) trains with stored teacher labels
 (`Distiller(distillation="hard")`, batches `(image, {"label", "teacher"})`), the variants taking
 turns for `--rounds` rounds in one process; images/s come from the median step time. The same
 run measures the float32 and bfloat16 peak of `tf.matmul` (2048 x 2048, in a `tf.function`), and
 each variant's share of the peak of its precision: FLOPs per training image are counted as
 3x the forward (matmuls, attention and patch embedding; softmax, norms and the optimizer not).
+`--intra-op`/`--inter-op` set `tf.config.threading` for the whole process (TensorFlow fixes them
+at its first op), so thread counts are compared across runs, not interleaved.
 
 Prints a Markdown section; `--write benchmarks/results/training.md` saves it.
 """
@@ -111,17 +114,27 @@ def main():
     )
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--jit-compile", nargs="+", default=["false", "true"], choices=["false", "true"])
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[64])
+    parser.add_argument("--intra-op", type=int, default=0, help="tf.config.threading intra-op threads (0 = TF's)")
+    parser.add_argument("--inter-op", type=int, default=0, help="tf.config.threading inter-op threads (0 = TF's)")
     parser.add_argument("--patch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load", default="not recorded", help="machine state to print, e.g. 'shared, load 6'")
     parser.add_argument("--write", default=None, help="also write the Markdown section to this file")
     args = parser.parse_args()
-    variants = [(s, p, j == "true") for s in args.students for p in args.precisions for j in args.jit_compile]
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    variants = [
+        (s, p, j == "true", b)
+        for s in args.students
+        for p in args.precisions
+        for j in args.jit_compile
+        for b in args.batch_size
+    ]
     runs = {}
     for v in variants:
-        model, data = build(*v, args.batch_size, args.patch_size)
+        model, data = build(*v, args.patch_size)
         model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # traces (and compiles) the train step
         runs[v] = (model, data, StepTimer())
     peaks = {"float32": matmul_peak(tf.float32), "mixed_bfloat16": matmul_peak(tf.bfloat16)}
@@ -137,24 +150,29 @@ def main():
         f"## Training throughput: DeiT students through Distiller.fit (issue 17, {datetime.date.today().isoformat()})",
         "",
         f"Command: `python benchmarks/bench_training.py --students {' '.join(args.students)} --precisions "
-        f"{' '.join(args.precisions)} --jit-compile {' '.join(args.jit_compile)} --batch-size {args.batch_size} "
-        f"--patch-size {args.patch_size} --steps {args.steps} --rounds {args.rounds}`  ",
+        f"{' '.join(args.precisions)} --jit-compile {' '.join(args.jit_compile)} "
+        f"--batch-size {' '.join(map(str, args.batch_size))} --patch-size {args.patch_size} --steps {args.steps} "
+        f"--rounds {args.rounds} --intra-op {args.intra_op} --inter-op {args.inter_op}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, {args.load}; TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}. Matmul peak measured in the same run: float32 {peaks['float32']:.0f} GFLOP/s, "
         f"bfloat16 {peaks['mixed_bfloat16']:.0f} GFLOP/s.",
         "",
-        f"Patch size {args.patch_size}, batch {args.batch_size}; median step time of the interleaved rounds.",
+        f"Patch size {args.patch_size}; threads intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
+        f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TensorFlow's choice); median step "
+        "time of the interleaved rounds; the last column is against the first variant.",
         "",
-        "| student | precision | jit_compile | images/s | GFLOP/s | share of its precision's peak "
-        "| share of bf16 peak |",
-        "|---|---|---|---|---|---|---|",
+        "| student | precision | jit_compile | batch | images/s | GFLOP/s | share of its precision's peak "
+        "| share of bf16 peak | vs first |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (student, precision, jit), (model, _, timer) in runs.items():
-        ips = args.batch_size / statistics.median(timer.durations)
+    first = None
+    for (student, precision, jit, batch), (model, _, timer) in runs.items():
+        ips = batch / statistics.median(timer.durations)
+        first = first or ips
         gflops = ips * training_flops(model.student) / 1e9
         lines.append(
-            f"| {student} | {precision} | {jit} | {ips:.1f} | {gflops:.0f} | "
-            f"{gflops / peaks[precision]:.0%} | {gflops / peaks['mixed_bfloat16']:.0%} |"
+            f"| {student} | {precision} | {jit} | {batch} | {ips:.1f} | {gflops:.0f} | "
+            f"{gflops / peaks[precision]:.0%} | {gflops / peaks['mixed_bfloat16']:.0%} | {ips / first:.2f}x |"
         )
     publish = "\n".join(lines) + "\n"
     print(publish)

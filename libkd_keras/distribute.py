@@ -12,6 +12,9 @@
   sibling, so the chief deleting its backup at the end never races a worker). Use it for
   `BackupAndRestore(backup_dir)` and `ModelCheckpoint`; every worker restores its own copy (the
   weights are identical on all workers), so no shared filesystem is needed to resume.
+- `same_on_every_worker(flag, what)`: a per-worker yes/no (is this step finished here?) checked
+  with one `all_gather` before the workers act on it. Without a shared filesystem each worker reads
+  its own run folder; one that skips a step its peers run would leave them waiting in a collective.
 - `synchronized_batch_norm(model)`: BatchNormalization on the global batch while training with
   several replicas (the saved model keeps plain BatchNormalization); `train_teacher` uses it.
 
@@ -128,6 +131,41 @@ def worker_dir(path, strategy=None):
         return path
     role, index = worker_task(strategy)
     return f"{path}-workertemp_{role}_{index}"
+
+
+class WorkersDisagree(ValueError):
+    """Workers of one multi-worker run found different states (raised on every worker alike)."""
+
+
+def same_on_every_worker(flag, what, fix="", strategy=None):
+    """`flag`, when every worker of a multi-worker run has the same; else `WorkersDisagree` on all of them.
+
+    Args:
+        flag: bool. This worker's answer (e.g. "is `what` finished in my run folder?").
+        what: str. What the flag is about, for the message.
+        fix: str. How to make the workers agree, appended to the message.
+        strategy: tf.distribute.Strategy or None. The current one by default; outside multi-worker
+            training `flag` is returned as it is.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if not _multi_worker(strategy):
+        return bool(flag)
+    # One value per replica, gathered in replica order: the workers' flags, each repeated per local device.
+    flags = strategy.gather(strategy.run(lambda: tf.constant([1.0 if flag else 0.0])), axis=0).numpy()
+    per_worker = flags.reshape(-1, strategy.num_replicas_in_sync // _worker_count(strategy)).max(axis=1)
+    if per_worker.min() == per_worker.max():
+        return bool(flag)
+    yes = [i for i, value in enumerate(per_worker) if value]
+    no = [i for i, value in enumerate(per_worker) if not value]
+    raise WorkersDisagree(
+        f"The workers disagree on {what}: yes on worker(s) {yes}, no on worker(s) {no} (in cluster order). "
+        f"Each worker reads its own run folder, so they part when one lost or never got its copy. {fix}".strip()
+    )
+
+
+def _worker_count(strategy):
+    spec = _resolver(strategy).cluster_spec().as_dict()
+    return sum(len(spec.get(role, [])) for role in ("chief", "worker"))
 
 
 @contextlib.contextmanager

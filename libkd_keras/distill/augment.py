@@ -17,6 +17,12 @@ epoch draws a different third.
 Images stay raw float32 pixels in [0, 255] (the models normalise inside). All layers run in
 float32 whatever the dtype policy.
 
+Reproducibility: with a `seed`, flip and crop are stateless functions of a per-image seed stream
+(`tf.data.Dataset.random`, new each epoch), so the same seed gives the same pixels in every run
+even in parallel maps. RandAugment, colour jitter, random erasing and MixUp/CutMix are Keras
+layers drawing from their own `SeedGenerator` inside parallel maps: seeded, but the order in
+which the calls draw is not fixed, so their pixels differ from run to run.
+
 Example:
 >>> batches = store.dataset(teachers=["resnet26", "rednet26"], target="hard", batch_size=128)
 >>> train = student_augmentation(batches, num_classes=10, batch_size=128, mixup_alpha=0.8,
@@ -38,13 +44,16 @@ def _repeat_in_batch(repeats):
     return repeat
 
 
-def _flip_and_crop(padding, seed):
-    def flip_and_crop(image):
-        image = tf.image.random_flip_left_right(image, seed=seed)
+def _flip_and_crop(padding):
+    # Stateless: the flip and the crop are functions of the image's own seed pair, so a parallel
+    # `map` gives the same pixels whatever order its calls run in.
+    def flip_and_crop(image, seed):
+        flip_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
         if padding:
             shape = tf.shape(image)
             image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]], mode="REFLECT")
-            image = tf.image.random_crop(image, shape, seed=seed)
+            image = tf.image.stateless_random_crop(image, shape, seed=crop_seed)
         return image
 
     return flip_and_crop
@@ -105,7 +114,7 @@ def student_augmentation(
 
     per_image = []
     if flip_crop:
-        per_image.append(_flip_and_crop(crop_padding, seed_for(0)))
+        per_image.append(_flip_and_crop(crop_padding))
     if rand_augment_ops:
         per_image.append(
             keras.layers.RandAugment(
@@ -120,13 +129,17 @@ def student_augmentation(
         per_image.append(_colour_jitter(color_jitter, seed_for(2)))
     if per_image:
 
-        def augment_image(image, targets):
+        def augment_image(example, image_seed):
+            image, targets = example
             image = tf.cast(image, tf.float32)
             for op in per_image:
-                image = op(image, training=True) if isinstance(op, keras.layers.Layer) else op(image)
+                image = op(image, training=True) if isinstance(op, keras.layers.Layer) else op(image, image_seed)
             return image, targets
 
-        dataset = dataset.unbatch().map(augment_image, num_parallel_calls=autotune).batch(batch_size)
+        # One seed pair per image, a new stream each epoch (iteration), the same streams for the same `seed`.
+        image_seeds = tf.data.Dataset.random(seed=seed_for(0), rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset.unbatch(), image_seeds)
+        dataset = dataset.map(augment_image, num_parallel_calls=autotune).batch(batch_size)
 
     per_batch = []
     if random_erasing:

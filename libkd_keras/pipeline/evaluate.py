@@ -15,7 +15,7 @@ def evaluate(pipeline, only=()):
     folder = pipeline.folder
     for name in [s.name for s in pipeline.config.select_students(only)]:
         step = f"evaluate/{name}"
-        if folder.done(step):
+        if pipeline.finished(step):
             pipeline.skip(step, f"evaluate {name}")
             continue
         pipeline.require([f"student/{name}"], "distill")

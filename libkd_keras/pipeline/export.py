@@ -27,7 +27,7 @@ def export(pipeline, student=None):
     if not name or name not in names:  # none given, or an entry with several seeds: its best seed
         name = best_student(pipeline, entry=name or None)
     step = f"export/{name}"
-    if folder.done(step):
+    if pipeline.finished(step):
         pipeline.skip(step, f"export {name}")
         return name
     pipeline.require([f"student/{name}"], "distill")

@@ -20,6 +20,7 @@ Example:
 
 import time
 
+from libkd_keras.distribute import same_on_every_worker
 from libkd_keras.pipeline import evaluate as evaluate_step
 from libkd_keras.pipeline import export as export_step
 from libkd_keras.pipeline import store as store_step
@@ -68,6 +69,14 @@ class Pipeline:
     def clock():
         """`(wall, cpu)` start times of a step; markers record both (CPU time is what a shared machine steals)."""
         return time.perf_counter(), time.process_time()
+
+    def finished(self, step):
+        """Whether `step` is finished; under multi-worker training, the same answer on every worker or an error."""
+        return same_on_every_worker(
+            self.folder.done(step),
+            f"whether step {step} is finished",
+            fix="Copy the run folder of a worker that finished it (the chief's) over the others' and rerun.",
+        )
 
     def skip(self, step, what):
         marker = self.folder.finished(step)

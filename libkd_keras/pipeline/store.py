@@ -35,7 +35,7 @@ def precompute(pipeline, splits=("train", "test"), force=False):
         if force:
             folder.forget(step)
             folder.forget("store/analysis")
-        if folder.done(step):
+        if pipeline.finished(step):
             pipeline.skip(step, f"store {which}")
             continue
         split, path = pipeline.split(which), folder.store_split(which)
@@ -132,7 +132,7 @@ def ensembles(config):
 def analyze_store(pipeline):
     """Accuracy of every teacher and ensemble on the test store, and their disagreement matrix."""
     step, folder = "store/analysis", pipeline.folder
-    if folder.done(step):
+    if pipeline.finished(step):
         pipeline.skip(step, "store analysis")
         return
     pipeline.require(["store/test"], "precompute")

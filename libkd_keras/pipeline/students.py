@@ -58,7 +58,7 @@ def distill(pipeline, only=()):
     """
     for entry in pipeline.config.select_students(only):
         step = f"student/{entry.name}"
-        if pipeline.folder.done(step):
+        if pipeline.finished(step):
             pipeline.skip(step, f"student {entry.name}")
             continue
         train_one(pipeline, entry)

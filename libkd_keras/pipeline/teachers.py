@@ -90,7 +90,7 @@ def train_teachers(pipeline, only=()):
         step = f"teacher/{spec.name}"
         if only and spec.name not in only:
             continue
-        if folder.done(step):
+        if pipeline.finished(step):
             pipeline.skip(step, f"teacher {spec.name}")
             continue
         if config.teachers.reuse_from:

@@ -101,3 +101,32 @@ def test_paired_comparison_statistics():
     assert c["seeds"] == [0, 2] and c["positive"] == 2 and c["n"] == 2
     assert c["mean"] == 0.25 and c["std"] == 0.0
     assert c["t"] is None and c["exceeds"] is True  # std 0: no t statistic
+
+
+def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  # noqa: F811
+    """Students of different epochs: each gain, and the claim, use the no-teacher student of its own epochs."""
+    import importlib.util
+    from pathlib import Path
+
+    from libkd_keras.analysis.report import load_students
+    from libkd_keras.run_layout import RunLayout
+
+    top1 = {"baseline": [0.49], "mixed": [0.50], "baseline_e100": [0.52], "mixed_e100": [0.57]}
+    monkeypatch.setitem(TEACHERS, "baseline_e100", [])
+    monkeypatch.setitem(TEACHERS, "mixed_e100", TEACHERS["mixed"])
+    records = _seeded_run(run_dir, top1, seeds=(0,))
+    for name in ("baseline_e100_s0", "mixed_e100_s0"):
+        records[name]["epochs"] = 100
+        _write(run_dir / "students" / f"{name}.json", records[name])
+    text = write_report(run_dir).path.read_text()
+    assert "2 or 100 epochs (per student)" in text
+    assert "| +1.00 |" in text and "| +5.00 |" in text  # not +8.00: baseline_e100 is mixed_e100's baseline
+    assert "+8.00" not in text and "| +3.00 |" not in text
+
+    script = Path(__file__).parents[2] / "benchmarks" / "publish_run.py"
+    spec = importlib.util.spec_from_file_location("publish_run", script)
+    publish_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish_run)
+    lines = publish_run.claim_lines(load_students(RunLayout(run_dir)))
+    assert len(lines) == 2 and "vs `baseline` 49.00%" in lines[0] and "vs `baseline_e100` 52.00%" in lines[1]
+    assert "+1.00 points" in lines[0] and "+5.00 points" in lines[1]

@@ -138,3 +138,30 @@ def test_each_teacher_trains_at_its_familys_precision(tmp_path, options, trained
         n: json.loads((tmp_path / "a" / "teachers" / f"{n}.json").read_text()) for n in ("resnet_s0", "rednet_s0")
     }
     assert {n: r["precision"] for n, r in records.items()} == {"resnet_s0": "mixed_bfloat16", "rednet_s0": "float32"}
+
+
+def test_workers_that_disagree_on_a_finished_teacher_stop_with_one_message(
+    tmp_path, options, trained_by, capsys, monkeypatch
+):
+    """Each step asks `same_on_every_worker` (one collective under MWMS) before it skips or runs; a
+    disagreement (a worker whose run folder lost the teacher) is exit 2, and nothing is trained or removed."""
+    from libkd_keras.pipeline import runner
+
+    assert _train(options, tmp_path / "a") == 0
+    asked = []
+
+    def peers_lost_it(flag, what, fix="", strategy=None):
+        asked.append((flag, what))
+        if flag:
+            raise distribute.WorkersDisagree(f"The workers disagree on {what}: yes on worker(s) [0], no on [1]. {fix}")
+        return flag
+
+    monkeypatch.setattr(runner, "same_on_every_worker", peers_lost_it)
+    before = sorted(p.name for p in (tmp_path / "a" / "teachers").iterdir())
+    capsys.readouterr()
+    assert _train(options, tmp_path / "a") == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert asked == [(True, "whether step teacher/resnet_s0 is finished")]
+    assert "error: The workers disagree on whether step teacher/resnet_s0 is finished" in err
+    assert "Copy the run folder of a worker that finished it (the chief's)" in err
+    assert len(trained_by) == 2 and sorted(p.name for p in (tmp_path / "a" / "teachers").iterdir()) == before

@@ -104,3 +104,32 @@ def test_repeated_augmentation_repeats_the_first_third_of_each_batch():
 def test_bad_mixing_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         LabelConsistentMix(C, **kwargs)
+
+
+def _flip_crop_epochs(seed, epochs=2):
+    """Two epochs of flip-and-crop over 64 distinct images, from a fresh pipeline (a fresh run)."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (64, SIZE, SIZE, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(64))).batch(16)
+    out = student_augmentation(data, C, batch_size=16, seed=seed)
+    return images, [np.concatenate([x.numpy() for x, _ in out]) for _ in range(epochs)]
+
+
+def test_seeded_flip_and_crop_are_the_same_in_every_run_and_new_each_epoch():
+    images, first = _flip_crop_epochs(seed=5)
+    _, again = _flip_crop_epochs(seed=5)
+    _, other = _flip_crop_epochs(seed=6)
+    for epoch in range(2):  # parallel maps, yet bit-identical pixels for the same seed
+        np.testing.assert_array_equal(first[epoch], again[epoch])
+    assert not np.array_equal(first[0], first[1])  # each epoch draws new flips and crops
+    assert not np.array_equal(first[0], other[0])
+    assert not np.array_equal(first[0], images)  # something was flipped or shifted
+    # Still a flip then a pad-4 crop: each output is a window of its reflect-padded (maybe flipped) image.
+    padded = np.pad(images[3], [(4, 4), (4, 4), (0, 0)], mode="reflect")
+    windows = [
+        source[top : top + SIZE, left : left + SIZE]
+        for source in (padded, np.pad(images[3][:, ::-1], [(4, 4), (4, 4), (0, 0)], mode="reflect"))
+        for top in range(9)
+        for left in range(9)
+    ]
+    assert any(np.array_equal(first[0][3], w) for w in windows)

@@ -137,3 +137,21 @@ def test_students_learn_from_replayed_views_or_online_teachers(tmp_path):
         train_student(_build(), train, test, tmp_path, targets="online", name="x", **common)
     with pytest.raises(ValueError, match="`targets` must be one of"):
         train_student(_build(), train, test, tmp_path, store=clean, targets="view", name="x", **common)
+
+
+def test_a_seeded_baseline_student_is_the_same_in_every_run(tmp_path):
+    """Shuffling, flip-and-crop and initialisation all come from the seed: two runs, identical weights."""
+    train, test = toy_split(48, "train", 0), toy_split(6, "test", 1)
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    assert recipe.flip_crop  # the augmentation is part of what must repeat
+    runs = []
+    for seed, folder in ((3, "a"), (3, "b"), (4, "c")):
+        record = train_student(
+            _build(), train, test, tmp_path / folder, recipe=recipe, epochs=2, seed=seed, name="s", verbose=0
+        )
+        model = keras.saving.load_model(tmp_path / folder / "s.keras")
+        runs.append((record["history"]["loss"], model.get_weights()))
+    (loss_a, weights_a), (loss_b, weights_b), (loss_c, _) = runs
+    assert loss_a == loss_b and loss_a != loss_c
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_array_equal(a, b)

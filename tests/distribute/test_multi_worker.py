@@ -152,6 +152,7 @@ def test_two_workers_train_the_distiller_and_a_teacher_like_one_process(tmp_path
     check_stored_resume(runs)
     check_online(runs)
     check_teacher(runs)
+    check_agreement(runs)
 
 
 def check_lockstep(runs):
@@ -210,3 +211,14 @@ def check_teacher(runs):
         np.testing.assert_array_equal(chief_w, other_w)
         np.testing.assert_allclose(chief_w, alone_w, atol=1e-5, err_msg=variable.path)  # moving statistics too
         assert not variable.trainable or np.abs(chief_w - start).max() > 1e-3, variable.path  # it trained
+
+
+def check_agreement(runs):
+    """Workers that disagree on a step (one lost its run folder) both stop with one message; none waits."""
+    (single, _), (first, _), (second, _) = runs[0].values()
+    assert single["agreement"] == {"same": True, "first_only": True}  # one process: its own answer
+    for worker in (first, second):
+        assert worker["agreement"]["same"] is True and "first_only" not in worker["agreement"]
+        assert worker["agreement"]["error"].startswith(
+            "The workers disagree on whether step teacher/x is finished: yes on worker(s) [0], no on worker(s) [1]"
+        )

@@ -9,6 +9,7 @@ Arguments `OUT STORE [BACKUP]`. With `TF_CONFIG` set it trains under `MultiWorke
   optimizer state overwritten, and resumed through `BackupAndRestore(worker_dir(BACKUP))`.
 - online: the Distiller, 1 epoch, with a tiny BatchNormalization teacher in the step (per-step
   losses recorded too).
+- agreement: `same_on_every_worker` with the same flag everywhere, then with worker 0 alone saying yes.
 - teacher: `train_teacher` on a tiny CNN with BatchNormalization, inside `strategy.scope()` as the
   CLI calls it; writes `OUT/teachers/tiny_cnn_seed0.keras` (the chief) or its worker's sibling folder.
 
@@ -160,6 +161,17 @@ def main(out, store_path, backup=None):
         meta = train_teacher(tiny_cnn, train, test, os.path.join(out, "teachers"), recipe=teacher_recipe(), verbose=0)
     result["teacher"] = {k: meta["history"][k] for k in ("loss", "val_loss", "accuracy")}
     lap("teacher")
+
+    # A step finished on worker 0 only (a worker that lost its run folder): an error on both, not a hang.
+    agreement = {"same": distribute.same_on_every_worker(True, "a flag every worker has", strategy=strategy)}
+    try:
+        agreement["first_only"] = distribute.same_on_every_worker(
+            result["task"][1] == 0, "whether step teacher/x is finished", strategy=strategy
+        )
+    except distribute.WorkersDisagree as error:
+        agreement["error"] = str(error)
+    result["agreement"] = agreement
+    lap("agreement")
 
     name = "_".join(map(str, result["task"]))
     weights = {f"stored_{i}": w.numpy() for i, w in enumerate(stored.weights)}

@@ -114,19 +114,37 @@ def load_students(layout):
     return rows
 
 
-def baseline_student(students, seed=None):
+# What a student's training budget is: a gain is measured against a baseline with the same budget.
+BUDGET_KEYS = ("arch", "patch_size", "epochs", "batch_size", "learning_rate", "train_images")
+
+
+def same_budget(a, b):
+    """Whether two student rows were trained with the same budget (`BUDGET_KEYS`; missing keys match)."""
+    return all(a.get(k) is None or b.get(k) is None or a.get(k) == b.get(k) for k in BUDGET_KEYS)
+
+
+def baseline_student(students, like=None, seed=None):
     """The first scored student trained without teachers (gains are measured against it), or None.
 
-    With `seed`, the baseline student of that seed (None when the baseline was not trained with it).
+    With `like`, one trained with the same budget as that student (`same_budget`); with `seed`,
+    one of that seed if there is one, else any of that budget.
     """
-    return next(
-        (
-            s
-            for s in students
-            if not s.get("teachers") and s.get("top1") is not None and (seed is None or s.get("seed") == seed)
-        ),
-        None,
+    candidates = [
+        s
+        for s in students
+        if not s.get("teachers") and s.get("top1") is not None and (like is None or same_budget(s, like))
+    ]
+    return next((s for s in candidates if seed is None or s.get("seed") == seed), None) or (
+        candidates[0] if candidates else None
     )
+
+
+def student_epochs(config, students):
+    """The students' epochs as text: `"50 epochs"`, or `"30, 50 or 100 epochs (per student)"` when entries differ."""
+    found = sorted({s["epochs"] for s in students if s.get("epochs")})
+    if len(found) < 2:
+        return f"{found[0] if found else config.get('student', {}).get('epochs')} epochs"
+    return f"{', '.join(map(str, found[:-1]))} or {found[-1]} epochs (per student)"
 
 
 def _per_thread(value):

@@ -113,9 +113,8 @@ def terminal_table(teachers, analysis, students, exports):
         [f"{e['name']} ({e['rule']})", "ensemble", _pct(e.get("top1"), 1), ""]
         for e in (analysis or {}).get("ensembles") or []
     ]
-    first = baseline_student(students)
     for s in students:
-        gain, baseline = "", baseline_student(students, seed=s.get("seed")) or first
+        gain, baseline = "", baseline_student(students, like=s, seed=s.get("seed"))
         if baseline is not None and s is not baseline and s.get("top1") is not None:
             gain = f"{100.0 * (s['top1'] - baseline['top1']):+.1f}"
         rows.append([s["name"], "student", _pct(s.get("top1"), 1), gain])

@@ -14,7 +14,7 @@ import time
 
 from libkd_keras.analysis import plots
 from libkd_keras.analysis.report import seeds
-from libkd_keras.analysis.report.records import baseline_student
+from libkd_keras.analysis.report.records import baseline_student, student_epochs
 
 NOT_RUN = "_not run_"
 
@@ -37,7 +37,7 @@ def _yes(flag):
     return "✓" if flag else "✗"
 
 
-def header(config, layout):
+def header(config, layout, students=()):
     data, run = config.get("data", {}), config.get("run", {})
     teachers, student = config.get("teachers", {}), config.get("student", {})
     lines = [f"# LIB-KD run report: {run.get('name', layout.root.name)}", ""]
@@ -56,7 +56,7 @@ def header(config, layout):
             f"- Teachers: {teachers.get('resnet_epochs') or teachers.get('epochs')} epochs (ResNet), "
             f"{teachers.get('rednet_epochs') or teachers.get('epochs')} (RedNet), "
             f"batch {teachers.get('batch_size')}; students: "
-            f"{student.get('arch')} (patch {student.get('patch_size')}), {student.get('epochs')} epochs, "
+            f"{student.get('arch')} (patch {student.get('patch_size')}), {student_epochs(config, students)}, "
             f"batch {student.get('batch_size')}; precision {run.get('precision')}.",
         ]
     return "\n".join(lines)
@@ -188,15 +188,16 @@ def student_section(students, layout, made):
     else:
         rows = []
         for s in students:
-            gain = "–"
-            if baseline is not None and s.get("top1") is not None and s is not baseline:
-                gain = f"{100.0 * (s['top1'] - baseline['top1']):+.2f}"
+            gain, own = "–", baseline_student(students, like=s, seed=s.get("seed"))
+            if own is not None and s.get("top1") is not None and s is not own:
+                gain = f"{100.0 * (s['top1'] - own['top1']):+.2f}"
             rows.append([s.get("name"), *_student_cells(s), _pct(s.get("top1")), _pct(s.get("top5")), gain])
         lines.append(_table(["Student", *columns, "Top-1 (%)", "Top-5 (%)", "Gain (points)"], rows))
         lines += [
             "",
             "Top-1 is the student's inference output (the average of its class and distillation heads) "
-            "on the test split; gain is over the baseline student (no teacher).",
+            "on the test split; gain is over the baseline student (no teacher) of the same budget: "
+            "architecture, patch, epochs, batch, learning rate and images.",
         ]
     if any(s.get("cls_top1") is not None for s in students):
         lines += [

@@ -13,6 +13,7 @@ Example:
 
 import math
 
+from libkd_keras.analysis.report.records import same_budget
 from libkd_keras.choices import TEACHER_FAMILIES
 
 FAMILY_NAMES = {"resnet": "ResNet", "rednet": "RedNet"}
@@ -98,16 +99,17 @@ def paired_comparison(mixed, single):
 def mixed_vs_single(groups):
     """`[(mixed entry, best single-family entry, comparison), ...]` for each entry with both families' teachers.
 
-    The best single-family entry (all ResNet or all RedNet teachers) is the one with the highest mean top-1.
+    The best single-family entry (all ResNet or all RedNet teachers) is the one with the highest mean top-1
+    among those trained with the mixed entry's budget (`same_budget`).
     """
     families = {entry: teacher_families(rows) for entry, rows in groups.items()}
-    singles = [entry for entry, f in families.items() if len(f) == 1]
-    if not singles:
-        return []
-    best = max(singles, key=lambda entry: mean_std([s["top1"] for s in groups[entry]])[1])
-    return [
-        (entry, best, paired_comparison(groups[entry], groups[best])) for entry, f in families.items() if len(f) > 1
-    ]
+    found = []
+    for entry in (e for e, f in families.items() if len(f) > 1):
+        singles = [e for e, f in families.items() if len(f) == 1 and same_budget(groups[e][0], groups[entry][0])]
+        if singles:
+            best = max(singles, key=lambda e: mean_std([s["top1"] for s in groups[e]])[1])
+            found.append((entry, best, paired_comparison(groups[entry], groups[best])))
+    return found
 
 
 def _points(value, signed=True):
@@ -154,16 +156,26 @@ def comparison_lines(groups):
     return lines[:-1] if lines[-1] == "" else lines
 
 
-def baseline_entry(groups):
-    """The first entry trained without teachers (gains are measured against it), or None."""
-    return next((entry for entry, rows in groups.items() if not rows[0].get("teachers")), None)
+def baseline_entry(groups, like=None):
+    """The first entry trained without teachers (gains are measured against it), or None.
+
+    With `like` (an entry), the first such entry trained with the same budget (`same_budget`).
+    """
+    return next(
+        (
+            entry
+            for entry, rows in groups.items()
+            if not rows[0].get("teachers") and (like is None or same_budget(rows[0], groups[like][0]))
+        ),
+        None,
+    )
 
 
 def entry_rows(groups, cell):
     """Table 4 rows, one per entry: `cell(first student, key)` for the fixed columns, then the statistics."""
-    baseline = baseline_entry(groups)
     table = []
     for entry, rows in groups.items():
+        baseline = baseline_entry(groups, like=entry)
         n, top1, top1_std = mean_std([s["top1"] for s in rows])
         _, top5, top5_std = mean_std([s.get("top5") for s in rows])
         gain_text = "–"
@@ -179,6 +191,7 @@ def entry_rows(groups, cell):
 
 NOTE = (
     "Top-1 and top-5 are the mean ± sample std over seeds (n seeds, listed) of the students' inference output "
-    "on the test split. Gain is over the baseline entry: with the same seed list, the mean ± std of the per-seed "
+    "on the test split. Gain is over the baseline entry of the same budget (architecture, patch, epochs, batch, "
+    "learning rate, images): with the same seed list, the mean ± std of the per-seed "
     "differences (paired); otherwise the difference of the means ± sqrt(std_a² + std_b²), marked unpaired."
 )

@@ -46,7 +46,7 @@ def write_report(run_dir):
     markdown = (
         "\n\n".join(
             [
-                sections.header(config, layout),
+                sections.header(config, layout, students),
                 teacher_md,
                 student_md,
                 curves_md,
