@@ -129,8 +129,27 @@ def ensembles(config):
     return groups
 
 
+def _train_targets(pipeline):
+    """`label_information` of each teacher and ensemble on the student's training store (None without it).
+
+    At T = 1, where the probabilities read as the teachers' confidence: how much the targets on the
+    images the students train on differ from the labels.
+    """
+    if not pipeline.folder.done("store/train"):
+        return None
+    store = TeacherStore.open(pipeline.folder.store_split("train"), expect=pipeline.split("train"))
+    temperature = 1.0
+    sets = [(n, [n]) for n in pipeline.config.teacher_names] + ensembles(pipeline.config)
+    rows = [
+        {"name": name, "members": members, **analyses.label_information(store, members, temperature)}
+        for name, members in sets
+    ]
+    return {"temperature": temperature, "num_examples": store.num_examples, "rows": rows}
+
+
 def analyze_store(pipeline):
-    """Accuracy of every teacher and ensemble on the test store, and their disagreement matrix."""
+    """Accuracy of every teacher and ensemble on the test store, their disagreement matrix, and how
+    far their soft targets on the student's training images are from the labels."""
     step, folder = "store/analysis", pipeline.folder
     if pipeline.finished(step):
         pipeline.skip(step, "store analysis")
@@ -170,6 +189,7 @@ def analyze_store(pipeline):
             "teachers": accuracy,
             "ensembles": rows,
             "disagreement": {"labels": labels, "matrix": matrix},
+            "train_targets": _train_targets(pipeline),
         },
     )
     best = max(rows, key=lambda e: e["top1"], default=None)

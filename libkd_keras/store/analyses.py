@@ -7,6 +7,10 @@ Predictors are named by *specs*:
   the shell pattern (e.g. `"ensemble:resnet26_*"`);
 - `"vote:<pattern>"`: their majority vote, ties broken by the soft average.
 
+On the student's training store, `label_information` says how much a target set can add beyond
+the labels: teachers that memorised those images give targets that agree with every label and
+put most of the probability on it.
+
 Example (paper Tables 2-3 and Figure 9):
 >>> teacher_accuracy(store, ["resnet26_seed0", "resnet26_seed1", "resnet26_seed2"])
 >>> disagreement_matrix(store, ["ensemble:resnet26_*", "ensemble:rednet26_*"])[0, 1]   # paper: 0.07431
@@ -17,7 +21,7 @@ import fnmatch
 import keras
 import numpy as np
 
-from libkd_keras.ensembles import soft_average, vote_counts
+from libkd_keras.ensembles import ensemble_target, soft_average, vote_counts
 from libkd_keras.evaluation import TopK
 from libkd_keras.store.errors import StoreError
 
@@ -99,3 +103,18 @@ def disagreement_matrix(store, names):
         for j, b in enumerate(predictions):
             matrix[i, j] = disagreement(a, b)
     return matrix
+
+
+def label_information(store, members, temperature):
+    """How far the soft targets of `members` (soft average at `temperature`) are from the labels.
+
+    Returns `{"agreement": fraction of examples whose target's argmax is the label,
+    "true_class_probability": mean probability the target gives the label}`; both near 1 mean
+    the targets say little the labels do not.
+    """
+    labels = np.asarray(store.labels)
+    targets = keras.ops.convert_to_numpy(ensemble_target(store.logits(list(members)), "soft", "soft", temperature))
+    return {
+        "agreement": float(np.mean(targets.argmax(axis=1) == labels)),
+        "true_class_probability": float(np.mean(targets[np.arange(len(labels)), labels])),
+    }

@@ -118,6 +118,12 @@ def test_pipeline_writes_every_artifact_and_the_report(quick_run):
         assert section in report
     assert "not run" not in report
     assert "| ensemble | resnet_s0, rednet_s0 | ✓ | hard |" in report
+    train_targets = json.loads((run / "store" / "analysis.json").read_text())["train_targets"]
+    assert train_targets["num_examples"] == 120 and train_targets["temperature"] == 1.0
+    assert [r["name"] for r in train_targets["rows"]] == ["resnet_s0", "rednet_s0", "all 2 teachers"]
+    assert all(0.0 <= r["agreement"] <= 1.0 and 0.0 < r["true_class_probability"] < 1.0 for r in train_targets["rows"])
+    assert "### Stored targets on the student's training images" in report
+    assert f"| resnet_s0 | resnet_s0 | {100 * train_targets['rows'][0]['agreement']:.2f} |" in report
 
 
 def test_rerun_skips_finished_steps_and_retrains_only_what_is_missing(quick_run, capsys):

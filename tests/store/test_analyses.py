@@ -66,3 +66,20 @@ def test_disagreement_and_matrix_match_numpy(four_teacher_store):
         analyses.disagreement_matrix(store, ["ensemble:vgg_*"])
     with pytest.raises(ValueError, match="same N"):
         analyses.disagreement(a, b[:5])
+
+
+def test_label_information_matches_numpy_and_sees_memorised_labels(four_teacher_store, tmp_path):
+    store, tables, labels = four_teacher_store
+    for members in (["res_0"], ["res_0", "red_1"]):
+        soft = np.mean([softmax(tables[m] / 2.0) for m in members], axis=0)
+        info = analyses.label_information(store, members, temperature=2.0)
+        assert info["agreement"] == pytest.approx(np.mean(soft.argmax(1) == labels))
+        assert info["true_class_probability"] == pytest.approx(np.mean(soft[np.arange(200), labels]), rel=1e-5)
+    # A teacher that memorised the labels: agreement 1 and nearly all the probability on the label.
+    split = make_split(n=200, ids=np.arange(200))
+    table = np.full((200, NUM_CLASSES), -10.0, np.float32)
+    table[np.arange(200), split.labels] = 10.0
+    memorised = precompute({"m": TableTeacher(table)}, split, tmp_path / "m", dtype="float32", include_images=False)
+    info = analyses.label_information(memorised, ["m"], temperature=1.0)
+    assert info["agreement"] == 1.0 and info["true_class_probability"] > 0.99
+    assert analyses.label_information(store, ["res_0"], 1.0)["true_class_probability"] < 0.9

@@ -62,6 +62,33 @@ def header(config, layout, students=()):
     return "\n".join(lines)
 
 
+def _train_target_lines(found):
+    """The stored soft targets on the student's training images against the labels (store/analysis.json)."""
+    if not found:
+        return []
+    return [
+        "",
+        "### Stored targets on the student's training images",
+        "",
+        _table(
+            [
+                "Teachers",
+                "Members",
+                "Agree with the label (%)",
+                f"Probability of the label at T = {found['temperature']:g} (%)",
+            ],
+            [
+                [r["name"], ", ".join(r["members"]), _pct(r["agreement"]), _pct(r["true_class_probability"])]
+                for r in found["rows"]
+            ],
+        ),
+        "",
+        f"On the {found['num_examples']:,} images the students train on. Targets that agree with nearly every label "
+        "and put most of the probability on it add little beyond the labels: teachers that memorised these "
+        "images pass on less.",
+    ]
+
+
 def teacher_section(teachers, analysis, layout, made):
     lines = ["## Teachers (paper Tables 2 and 3)", ""]
     if not teachers:
@@ -119,6 +146,7 @@ def teacher_section(teachers, analysis, layout, made):
                 ],
             )
         )
+    lines += _train_target_lines((analysis or {}).get("train_targets"))
     disagreement = (analysis or {}).get("disagreement")
     lines += ["", "### Disagreement", ""]
     if disagreement and len(disagreement.get("labels", [])) >= 2:
