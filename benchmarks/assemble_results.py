@@ -13,6 +13,7 @@ ORDER = [
     "export",
     "pipeline",
     "cifar-scale",
+    "budget-200-epochs-2026-12-03",
     "budget-100-epochs-2026-12-02",
     "budget-cifar-2026-12-02",
     "budget-study-2026-12-02",
