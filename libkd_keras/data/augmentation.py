@@ -1,4 +1,5 @@
-"""Teacher augmentation: pad-4 random crop + flip for small images, random resized crop + flip otherwise.
+"""Teacher augmentation: pad-4 random crop + flip for small images, random resized crop + flip otherwise,
+then optionally random erasing (Keras' `RandomErasing`, a Cutout-like regulariser for small data).
 
 Works on batches of float32 pixels in [0, 255] inside `tf.data` (per-example randomness, vectorised);
 it never normalises: every model normalises inside itself (docs/DESIGN.md).
@@ -6,6 +7,7 @@ it never normalises: every model normalises inside itself (docs/DESIGN.md).
 
 import math
 
+import keras
 import tensorflow as tf
 
 from libkd_keras.data.errors import DataError
@@ -21,13 +23,18 @@ class TeacherAugmentation:
       (inputs must already be `image_size`).
     - larger: a random box covering `scale` of the area with aspect ratio in `ratio` (clipped to the
       image), resized to `image_size` (torchvision's RandomResizedCrop, without its rejection loop).
+    - then, with probability `random_erasing` per image, one random box (2-33% of the area) is
+      replaced by noise (`keras.layers.RandomErasing`).
 
     Example:
     >>> augment = teacher_augmentation(32)
     >>> train = split.dataset(128, shuffle=True, augment=augment)
+    >>> regularised = teacher_augmentation(32, random_erasing=0.5)
     """
 
-    def __init__(self, image_size, padding=4, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=True, seed=None):
+    def __init__(
+        self, image_size, padding=4, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=True, random_erasing=0.0, seed=None
+    ):
         self.image_size = as_size(image_size)
         if self.image_size is None:
             raise DataError("`image_size` is required for teacher augmentation.")
@@ -35,6 +42,13 @@ class TeacherAugmentation:
         self.padding, self.scale, self.ratio, self.flip = int(padding), tuple(scale), tuple(ratio), flip
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise DataError(f"`scale` must satisfy 0 < min <= max <= 1; got {scale!r}.")
+        if not 0.0 <= random_erasing <= 1.0:
+            raise DataError(f"`random_erasing` (a probability) must be in [0, 1]; got {random_erasing!r}.")
+        self.erase = None
+        if random_erasing:  # (p, p): every image is erased with probability p (a lone float draws p from [0, p])
+            self.erase = keras.layers.RandomErasing(
+                factor=(random_erasing, random_erasing), value_range=(0, 255), seed=seed, dtype="float32"
+            )
         # Created here, eagerly: tf.data functions cannot create variables.
         if seed is None:
             self.generator = tf.random.Generator.from_non_deterministic_state()
@@ -51,6 +65,8 @@ class TeacherAugmentation:
         if self.flip:
             flips = self.generator.uniform([tf.shape(images)[0]]) < 0.5
             images = tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
+        if self.erase is not None:
+            images = self.erase(images, training=True)
         return images[0] if unbatched else images
 
     def _pad_and_crop(self, images):

@@ -112,6 +112,9 @@ class TeachersSection:
         0, "int", "linear warm-up epochs before the cosine decay (capped at epochs - 1)", minimum=0
     )
     augment: bool = option(True, "bool", "pad-4 random crop + flip (random resized crop + flip for large images)")
+    random_erasing: float = option(
+        0.0, "float", "with augment: probability that an image gets one random box erased", minimum=0.0, maximum=1.0
+    )
     validate_every: int = option(
         1, "int", "score the test images every that many epochs, and always after the last", minimum=1
     )

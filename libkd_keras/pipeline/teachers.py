@@ -76,6 +76,7 @@ def teacher_recipe(section, epochs):
         label_smoothing=section.label_smoothing,
         warmup_epochs=min(section.warmup_epochs, epochs - 1),
         augment=section.augment,
+        random_erasing=section.random_erasing,
         validate_every=section.validate_every,
     )
 

@@ -61,6 +61,7 @@ class TeacherRecipe:
     label_smoothing: float = 0.1
     warmup_epochs: int = 0
     augment: bool = True  # pad-4 crop + flip (or resized crop + flip for large images)
+    random_erasing: float = 0.0  # with `augment`: the probability that an image gets one box erased
     validate_every: int = 1  # score the test split every that many epochs, and after the last
 
     def __post_init__(self):
@@ -73,6 +74,8 @@ class TeacherRecipe:
         validation_epochs(self.epochs, self.validate_every)  # checks validate_every
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
+        if not 0 <= self.random_erasing <= 1:
+            raise ValueError(f"`random_erasing` (a probability) must be in [0, 1]; got {self.random_erasing!r}.")
 
     @property
     def scaled_learning_rate(self):

@@ -142,7 +142,9 @@ def train_teacher(
                 keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top5_accuracy"),
             ],
         )
-    augment = teacher_augmentation(train_split.image_shape[:2], seed=seed) if recipe.augment else None
+    augment = None
+    if recipe.augment:
+        augment = teacher_augmentation(train_split.image_shape[:2], random_erasing=recipe.random_erasing, seed=seed)
     # DATA sharding: every worker reads the whole (seeded, so identical) shuffled split and keeps its
     # part of each global batch, so a step sees the batch one process would (in-memory splits have no files).
     train_ds = train_split.dataset(recipe.batch_size, shuffle=True, augment=augment, seed=seed)

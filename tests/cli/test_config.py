@@ -285,3 +285,14 @@ def test_example_experiments_share_the_budget_teachers():
     }
     assert (study["ensemble_hard"].distillation, study["ensemble_hard"].temperature) == ("hard", 1.0)
     assert study["ensemble_e100"].epochs == 100 and study["baseline_e30"].epochs == 30
+
+
+def test_teacher_random_erasing_reaches_the_recipe_and_is_checked():
+    from libkd_keras.pipeline.settings import Config
+    from libkd_keras.pipeline.teachers import teacher_recipe
+
+    config = Config.from_dict(resolve_config(preset="budget", overrides=["teachers.random_erasing=0.5"]))
+    assert teacher_recipe(config.teachers, 40).random_erasing == 0.5
+    assert teacher_recipe(Config.from_dict(resolve_config(preset="budget")).teachers, 40).random_erasing == 0.0
+    with pytest.raises(ConfigError, match="random_erasing"):
+        resolve_config(preset="budget", overrides=["teachers.random_erasing=2"])

@@ -41,3 +41,18 @@ def test_seeded_augmentation_of_a_split_repeats_batch_for_batch():
 
     first, second = epoch(), epoch()
     np.testing.assert_array_equal(first, second)
+
+
+def test_random_erasing_replaces_one_box_per_image_at_its_probability():
+    batch = np.full((64, 32, 32, 3), 128.0, "float32")
+    erased = teacher_augmentation(32, padding=0, random_erasing=1.0, seed=0)(batch).numpy()
+    changed = np.abs(erased - 128.0).max(axis=-1) > 1e-3  # (64, 32, 32): the erased pixels
+    assert changed.any(axis=(1, 2)).all(), "an image was not erased at probability 1"
+    rows, cols = changed.any(axis=2), changed.any(axis=1)
+    # one box: its rows and columns are contiguous, and it covers its whole bounding box
+    boxes = rows.sum(1) * cols.sum(1)
+    assert (changed.sum(axis=(1, 2)) == boxes).all() and (boxes < 32 * 32).all()
+    kept = teacher_augmentation(32, padding=0, random_erasing=0.0, seed=0)(batch).numpy()
+    np.testing.assert_array_equal(kept, batch)
+    with pytest.raises(DataError, match="random_erasing"):
+        teacher_augmentation(32, random_erasing=1.5)

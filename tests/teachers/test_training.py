@@ -45,6 +45,8 @@ def test_recipe_scales_the_learning_rate_and_decays_it_by_cosine():
     assert float(warm(0)) == 0.0 and float(warm(10)) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="epochs"):
         TeacherRecipe(epochs=0)
+    with pytest.raises(ValueError, match="random_erasing"):
+        TeacherRecipe(epochs=10, random_erasing=-0.1)
 
 
 def test_l2sgd_adds_weight_decay_to_the_gradient_before_momentum():
