@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_models import publish  # noqa: E402
 
 from libkd_keras import models  # noqa: E402
 from libkd_keras.distill import Distiller  # noqa: E402
@@ -174,11 +175,7 @@ def main():
             f"| {student} | {precision} | {jit} | {batch} | {ips:.1f} | {gflops:.0f} | "
             f"{gflops / peaks[precision]:.0%} | {gflops / peaks['mixed_bfloat16']:.0%} | {ips / first:.2f}x |"
         )
-    publish = "\n".join(lines) + "\n"
-    print(publish)
-    if args.write:
-        with open(args.write, "w") as f:
-            f.write(publish)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

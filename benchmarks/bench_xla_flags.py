@@ -111,6 +111,7 @@ def main():
             for i, v in enumerate(variants)
         }
     import tensorflow as tf
+    from bench_models import publish
 
     lines = [
         f"## XLA CPU flags for the student step (issue 17, {datetime.date.today().isoformat()})",
@@ -139,11 +140,7 @@ def main():
                 f"| {s} | {v} | {flags} | **{ips:.1f}** ({rounds}) | {ips / none:.2f}x | {ips / xla:.2f}x "
                 f"| {logits:.1e} | {grads:.1e} |"
             )
-    publish = "\n".join(lines) + "\n"
-    print(publish)
-    if args.write:
-        with open(args.write, "w") as f:
-            f.write(publish)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":
