@@ -272,6 +272,7 @@ def test_example_experiments_share_the_budget_teachers():
         },
     }
     expected["../benchmarks/targets_views_online.toml"] = {"views": "views", "online": "online"}  # RESULTS.md's run
+    expected["../benchmarks/budget_temperature.toml"] = {"ensemble_t10": "clean", "ensemble_t20": "clean"}
     for file, targets in expected.items():
         config = resolve_config(preset="budget", config_file=str(examples / file))
         assert config["teachers"] == budget["teachers"] and config["data"] == budget["data"], file
@@ -285,6 +286,13 @@ def test_example_experiments_share_the_budget_teachers():
     }
     assert (study["ensemble_hard"].distillation, study["ensemble_hard"].temperature) == ("hard", 1.0)
     assert study["ensemble_e100"].epochs == 100 and study["baseline_e30"].epochs == 30
+    sweep = Config.from_dict(
+        resolve_config(preset="budget", config_file=str(examples / "../benchmarks/budget_temperature.toml"))
+    ).students
+    assert [(s.entry, s.settings.temperature, s.settings.distillation) for s in sweep] == [
+        ("ensemble_t10", 10.0, "soft"),
+        ("ensemble_t20", 20.0, "soft"),
+    ]
 
 
 def test_teacher_random_erasing_reaches_the_recipe_and_is_checked():
