@@ -273,6 +273,7 @@ def test_example_experiments_share_the_budget_teachers():
     }
     expected["../benchmarks/targets_views_online.toml"] = {"views": "views", "online": "online"}  # RESULTS.md's run
     expected["../benchmarks/budget_temperature.toml"] = {"ensemble_t10": "clean", "ensemble_t20": "clean"}
+    expected["../benchmarks/budget_function_matching.toml"] = {"ensemble_fm": "online", "baseline_superior": "clean"}
     students = {}  # file -> {entry: settings}, resolved once
     for file, targets in expected.items():
         config = resolve_config(preset="budget", config_file=str(examples / file))
@@ -287,6 +288,11 @@ def test_example_experiments_share_the_budget_teachers():
         ("ensemble_t10", 10.0, "soft"),
         ("ensemble_t20", 20.0, "soft"),
     ]
+    matching = students["../benchmarks/budget_function_matching.toml"]
+    assert {entry: s.recipe for entry, s in matching.items()} == {
+        "ensemble_fm": "superior",
+        "baseline_superior": "superior",
+    }
 
 
 def test_teacher_random_erasing_reaches_the_recipe_and_is_checked():
