@@ -1,8 +1,9 @@
 """Ensemble rules over teacher logits, and the description of the target they give.
 
 One implementation, written with `keras.ops`, shared by the store (targets computed once, read by
-tf.data) and the Distiller's online mode (teachers run inside the step). This module imports
-neither the store nor TensorFlow directly, so either side can use it.
+tf.data) and online teachers (`teacher_target`: in the Distiller's step or in the input pipeline,
+`distill/online.py`). This module imports neither the store nor TensorFlow directly, so any side
+can use it.
 
 All rules take teacher logits shaped `(batch, teachers, classes)`.
 
@@ -87,3 +88,22 @@ def target_name(is_soft, temperature, rule):
         return f'hard targets (rule "{rule}")'
     at = f" at T={temperature:g}" if temperature else " (independent of T)"
     return f'soft targets{at} (rule "{rule}")'
+
+
+def teacher_target(teachers, images, num_classes, rule="soft", target="hard", temperature=1.0):
+    """Online teachers' ensemble target on `images`: frozen (`training=False`, no gradient), float32.
+
+    Args:
+        teachers: sequence of keras.Model. Each maps the images to logits `(batch, num_classes)`.
+        images: tensor `(batch, H, W, 3)`. The pixels the student sees.
+        num_classes: int. The student's classes; a teacher predicting another count is an error.
+        rule, target, temperature: as `ensemble_target`.
+    """
+    logits = [ops.cast(ops.stop_gradient(t(images, training=False)), "float32") for t in teachers]
+    for teacher, out in zip(teachers, logits):
+        if out.shape[-1] != num_classes:
+            raise ValueError(
+                f"`teachers`: {teacher.name} predicts {out.shape[-1]} classes but the student "
+                f"predicts {num_classes}; they must match."
+            )
+    return ensemble_target(ops.stack(logits, axis=1), rule=rule, target=target, temperature=temperature)

@@ -3,23 +3,24 @@
 Keras' own "auto" compiles a step with XLA on a GPU and not on a CPU. On a CPU, XLA trained the
 DeiT students faster and the ResNet and RedNet teachers slower (the involution taps most; the
 measurements: benchmarks/RESULTS.md, "XLA per model family"). So "auto" here turns XLA on for
-students trained from stored targets (and baselines) on one device; teachers, students that run
-the teachers inside their step (`targets = "online"`), and steps spread over several replicas
-(`tf.distribute`, not measured) keep Keras' choice. `true` and `false` apply everywhere.
+students trained from stored targets (and baselines) on one device, and for online students
+whose teachers label the batches in `tf.data` (on a CPU: `distill/online.py`). Teachers, students
+that run the teachers inside their step (online targets on a GPU), and steps spread over several
+replicas (`tf.distribute`, not measured) keep Keras' choice. `true` and `false` apply everywhere.
 
 Example:
->>> student_jit_compile("auto", online=False)  # True: XLA for the student step, CPU or GPU
->>> student_jit_compile("auto", online=True)   # "auto": Keras decides
->>> distiller.compile(optimizer=..., jit_compile=student_jit_compile(config.run.jit_compile, online))
+>>> student_jit_compile("auto", teachers_in_step=False)  # True: XLA for the student step, CPU or GPU
+>>> student_jit_compile("auto", teachers_in_step=True)   # "auto": Keras decides
+>>> distiller.compile(optimizer=..., jit_compile=student_jit_compile(config.run.jit_compile, in_step))
 """
 
 
-def student_jit_compile(jit_compile, online=False, replicas=None):
+def student_jit_compile(jit_compile, teachers_in_step=False, replicas=None):
     """`Distiller.compile`'s `jit_compile` for a student step under `run.jit_compile` (True, False, "auto").
 
     Args:
         jit_compile: bool or "auto". The run's setting.
-        online: bool. Whether the step also runs the teachers (`targets = "online"`).
+        teachers_in_step: bool. Whether the step also runs the teachers (`Distiller(teachers=...)`).
         replicas: int or None. Replicas in sync (None: those of the current `tf.distribute` strategy).
     """
     if jit_compile not in (True, False, "auto"):
@@ -30,4 +31,4 @@ def student_jit_compile(jit_compile, online=False, replicas=None):
         import tensorflow as tf
 
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return "auto" if online or replicas > 1 else True
+    return "auto" if teachers_in_step or replicas > 1 else True

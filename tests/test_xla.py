@@ -7,17 +7,17 @@ from libkd_keras.pipeline import students as pipeline_students
 
 
 @pytest.mark.parametrize(
-    "setting, online, replicas, expected",
+    "setting, teachers_in_step, replicas, expected",
     [
         ("auto", False, 1, True),  # stored targets or a baseline, one device: XLA
-        ("auto", True, 1, "auto"),  # the teachers run inside the step: Keras decides
+        ("auto", True, 1, "auto"),  # the teachers run inside the step (a GPU): Keras decides
         ("auto", False, 2, "auto"),  # several replicas: Keras decides
         (True, True, 2, True),
         (False, False, 1, False),
     ],
 )
-def test_auto_compiles_students_from_stored_targets(setting, online, replicas, expected):
-    assert xla.student_jit_compile(setting, online, replicas) == expected
+def test_auto_compiles_students_from_stored_targets(setting, teachers_in_step, replicas, expected):
+    assert xla.student_jit_compile(setting, teachers_in_step, replicas) == expected
 
 
 def test_the_default_strategy_has_one_replica():

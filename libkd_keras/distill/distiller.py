@@ -5,7 +5,7 @@ from keras import ops
 
 from libkd_keras.distill import losses, targets
 from libkd_keras.distribute import MultiWorkerFit
-from libkd_keras.ensembles import ENSEMBLE_RULES, ensemble_target
+from libkd_keras.ensembles import ENSEMBLE_RULES, teacher_target
 
 
 def _as_teacher_list(teachers):
@@ -48,9 +48,11 @@ class Distiller(MultiWorkerFit, keras.Model):
       without `target_kind` (built by hand) are used as given.
     - `teachers=[model, ...]` (online mode): the frozen teachers run inside the step on the
       (augmented) batch images (`training=False`, no gradient), their ensemble target is built by
-      `libkd_keras.ensembles.ensemble_target` (`teacher_ensemble` "soft" or "vote") and the same loss
+      `libkd_keras.ensembles.teacher_target` (`teacher_ensemble` "soft" or "vote") and the same loss
       applies. Batches may then be `(images, labels)`; a stored `"teacher"` entry is ignored. The
       teachers are not tracked: they are not part of `distiller.weights` and are never saved.
+      On a CPU, `distill.online.label_online` gives the same targets faster: the teachers label
+      the batches in `tf.data` and the Distiller trains in stored mode, with XLA.
     - `distillation="none"`: the plain student baseline through the same entry point. A student
       with a distillation token trains both heads on the true label (`alpha * CE_ls(cls, y) +
       (1 - alpha) * CE_ls(dist, y)`, reported as `label_loss` and `distill_loss`), so its
@@ -157,15 +159,10 @@ class Distiller(MultiWorkerFit, keras.Model):
         return self.student(x, training=False)
 
     def _online_target(self, images):
-        logits = [ops.cast(ops.stop_gradient(t(images, training=False)), "float32") for t in self._teachers]
-        for teacher, out in zip(self._teachers, logits):
-            if out.shape[-1] != self.num_classes:
-                raise ValueError(
-                    f"`teachers`: {teacher.name} predicts {out.shape[-1]} classes but the student "
-                    f"predicts {self.num_classes}; they must match."
-                )
-        return ensemble_target(
-            ops.stack(logits, axis=1),
+        return teacher_target(
+            self._teachers,
+            images,
+            self.num_classes,
             rule=self.teacher_ensemble,
             target=self.distillation,
             temperature=self.temperature,

@@ -10,8 +10,8 @@ Files for a student called `<name>` in `out_dir`:
 
 The student learns from teacher targets (`targets`): stored on the clean images (`store.dataset`,
 no teacher runs), stored on views it replays (`store.dataset(views=True)`, a multi-view store), or
-from the teachers run online on each augmented batch; with no teachers, from the labels alone
-(the student baseline). `.keras` is
+from the teachers run online on each augmented batch (in `tf.data` on a CPU, in the step on a GPU:
+`distill/online.py`); with no teachers, from the labels alone (the student baseline). `.keras` is
 written before `.json`, both atomically, so a student whose two files exist is complete.
 
 Example:
@@ -36,6 +36,7 @@ import tensorflow as tf
 import libkd_keras
 from libkd_keras import choices, distribute
 from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
+from libkd_keras.distill.online import in_input_pipeline, label_online
 from libkd_keras.distill.students import heads_record, teacher_set_size
 from libkd_keras.resumable import (
     EpochLog,
@@ -121,7 +122,8 @@ def train_student(
         evaluate: bool. Evaluate every head on `test_split` at the end (`record["evaluation"]`).
         compile_options: dict. Extra `Distiller.compile` arguments (not the optimizer), e.g.
             `{"jit_compile": True}`: XLA, which trains DeiTs faster also on a CPU (`libkd_keras/xla.py`;
-            the pipeline's `run.jit_compile = "auto"` does it for you).
+            the pipeline's `run.jit_compile = "auto"` does it for you, also for online teachers
+            labelling in `tf.data`).
         extra_record: dict. Merged into the record.
         overwrite: bool. Train again even if `<name>.keras` and `<name>.json` exist.
         say: callable. Receives notice lines (e.g. a repaired backup).
@@ -160,8 +162,10 @@ def train_student(
     views = bool(teachers) and targets == "views"
     if views:
         check_replayable(store, recipe, train_split.image_shape)
-    if online:  # the teachers label each augmented batch inside the step
-        distiller = recipe.distiller(model, [teacher_models[t] for t in teachers], teacher_ensemble=ensemble)
+    teacher_list = [teacher_models[t] for t in teachers] if online else []
+    in_step = online and not in_input_pipeline()  # where online teachers run: distill/online.py
+    if in_step:  # the teachers label each augmented batch inside the step
+        distiller = recipe.distiller(model, teacher_list, teacher_ensemble=ensemble)
     else:
         distiller = recipe.distiller(model)
     if teachers and not online:
@@ -179,6 +183,15 @@ def train_student(
     else:  # the baseline, or online teachers: the labelled images alone
         batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seed)
     batches = recipe.augment(batches, train_split.num_classes, seed=seed, replayed_views=views)
+    if online and not in_step:  # the teachers label each augmented batch in tf.data
+        batches = label_online(
+            batches,
+            teacher_list,
+            train_split.num_classes,
+            rule=ensemble,
+            target=recipe.distillation,
+            temperature=recipe.temperature,
+        )
     steps = math.ceil(len(train_split) / recipe.batch_size)
     distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
 

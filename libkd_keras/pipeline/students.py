@@ -12,6 +12,7 @@ Its recipe is the [student] section with the entry's own keys (`recipe_for`), it
 import time
 
 from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, train_student
+from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.resumable import TrainingDiverged
@@ -68,6 +69,7 @@ def train_one(pipeline, entry):
     config, folder, name, teachers = pipeline.config, pipeline.folder, entry.name, list(entry.teachers)
     settings = entry.settings
     online = bool(teachers) and settings.targets == "online"
+    in_step = online and not in_input_pipeline()  # online teachers run in the step or in tf.data
     if online:
         pipeline.require([f"teacher/{t}" for t in teachers], "train-teacher")
     elif teachers:
@@ -105,7 +107,7 @@ def train_one(pipeline, entry):
             log_dir=folder.log_dir("student", name),
             callbacks=pipeline.extra_callbacks("student", name),
             validate_every=config.student.validate_every,
-            compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, online)},
+            compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, in_step)},
             extra_record={
                 "order": entry.order,
                 "entry": entry.entry,

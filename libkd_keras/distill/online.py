@@ -1,0 +1,70 @@
+"""Online teachers in the input pipeline: `tf.data` labels each augmented batch with their target.
+
+`targets = "online"` means the frozen teachers label the very pixels the student sees (after flip
+and crop, RandAugment, erasing, MixUp/CutMix). Two places can run them, with the same targets
+(`ensembles.teacher_target`):
+
+- inside the training step: `Distiller(teachers=[...])`;
+- here, as the input pipeline's last map (`label_online`), which hands a stored-mode Distiller
+  batches of `(images, {"label", "teacher", "target_kind"})`, as the store does.
+
+Here the student's step holds no teacher, so it compiles with XLA on a CPU too (`xla.py`), and
+`tf.data`'s prefetch overlaps the teachers' pass with the student's step (the measurement:
+benchmarks/RESULTS.md, "Online teachers: in the step or in the input pipeline"). `tf.data` runs
+on the host CPU, so on a GPU, or with several replicas, the teachers stay in the step:
+`in_input_pipeline()` is that rule, and `train_student` follows it.
+
+Example:
+>>> batches = recipe.augment(split.dataset(128, shuffle=True, seed=0), num_classes=10, seed=0)
+>>> batches = label_online(batches, [resnet, rednet], num_classes=10, target="soft", temperature=4.0)
+>>> recipe.distiller(student).fit(batches, epochs=200)    # the targets of Distiller(teachers=[...])
+"""
+
+import keras
+import tensorflow as tf
+
+from libkd_keras.ensembles import describe_target, teacher_target
+from libkd_keras.layers.involution_xla import fused_taps
+
+
+def in_input_pipeline(replicas=None):
+    """Whether online teachers should run in `tf.data` here: TensorFlow backend, no GPU, one replica.
+
+    Args:
+        replicas: int or None. Replicas in sync (None: those of the current `tf.distribute` strategy).
+    """
+    if keras.backend.backend() != "tensorflow" or tf.config.list_logical_devices("GPU"):
+        return False
+    if replicas is None:
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return replicas == 1
+
+
+def label_online(dataset, teachers, num_classes, rule="soft", target="hard", temperature=1.0):
+    """`dataset` of `(images, labels)` batches with the teachers' ensemble target added to each.
+
+    Args:
+        dataset: tf.data.Dataset. Batches `(images, labels)`: labels int `(B,)` or rows `(B, C)`
+            (MixUp/CutMix), as the recipe's augmentation yields them.
+        teachers: sequence of keras.Model. Frozen teachers returning logits.
+        num_classes: int. The student's classes.
+        rule: str. "soft" (average the probabilities) or "vote" (`ensembles.ENSEMBLE_RULES`).
+        target: str. "hard" or "soft": the Distiller's `distillation`.
+        temperature: float. The Distiller's temperature (soft targets).
+
+    Returns batches `(images, {"label", "teacher", "target_kind"})`, prefetched.
+    """
+    teachers = tuple(teachers)
+    if not teachers or not all(isinstance(t, keras.Model) for t in teachers):
+        raise ValueError(f"`teachers` must be a non-empty list of keras.Model returning logits; got {teachers!r}.")
+    kind = tf.constant(describe_target(rule, target, temperature), tf.float32)
+
+    def label(images, labels):
+        teacher = teacher_target(teachers, images, num_classes, rule=rule, target=target, temperature=temperature)
+        rows = tf.tile(kind[None], [tf.shape(images)[0], 1])
+        return images, {"label": labels, "teacher": teacher, "target_kind": rows}
+
+    # The map is traced here: Involution2D's XLA-fused taps (inference, no gradient) run inside it.
+    with fused_taps(True):
+        labelled = dataset.map(label)
+    return labelled.prefetch(tf.data.AUTOTUNE)
