@@ -30,6 +30,7 @@ ORDER = [
     "precompute-shards",
     "multi-worker",
     "xla",
+    "online",
     "deit-profile",
     "training",
 ]

@@ -1,15 +1,17 @@
 """Online teachers: in the student's step, or in `tf.data` with an XLA student step, in one run (ratios).
 
-    python benchmarks/bench_online.py --batch-size 128 --steps 8 --rounds 3 --write benchmarks/results/online.md
+    python benchmarks/bench_online.py --recipe superior --steps 16 --rounds 3 --write benchmarks/results/online.md
 
 Backs `distill/online.py`: on a CPU, `train_student` lets `tf.data` label each augmented batch
 with the teachers and trains a stored-mode Distiller with XLA, instead of running the teachers
 inside a step XLA would slow down (`xla.py`). The budget's models: a ResNet-20 and a RedNet-20
 teacher (random weights: the same work as trained ones; each in the precision "auto" gives its
 family here) and a DeiT-Micro student (patch 8, float32) with soft targets at T = 4. The data
-are 8 cached batches of random images; every variant steps through its own iterator, so the
-prefetch overlap is part of what is timed. The variants take turns for `rounds` rounds of
-`steps` steps (median of the rounds), so load hits them alike.
+are 8 cached batches of random images, augmented on the fly by a student recipe with `--recipe`
+(as in training). Each timed window opens a fresh iterator and takes `steps` steps, so the
+prefetch overlap and the augmentation's share of the CPU are timed, and no variant's prefetch
+runs ahead while another is timed. The variants take turns for `rounds` rounds (median of the
+rounds), so load hits them alike.
 """
 
 import argparse
@@ -26,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_models import publish  # noqa: E402
 
-from libkd_keras.distill import Distiller, online  # noqa: E402
+from libkd_keras.distill import RECIPES, Distiller, online  # noqa: E402
 from libkd_keras.models import STUDENT_BUILDERS, rednet_cifar, resnet_cifar  # noqa: E402
 from libkd_keras.precision import resolve_precision  # noqa: E402
 
@@ -61,7 +63,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--patch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per variant and round")
+    parser.add_argument(
+        "--recipe", choices=["none", *RECIPES], default="none", help="the student recipe's augmentation in tf.data"
+    )
+    parser.add_argument("--steps", type=int, default=16, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load", default="not recorded", help="machine state to print, e.g. 'idle'")
     parser.add_argument("--write", default=None, help="also write the Markdown section to this file")
@@ -72,6 +77,8 @@ def main():
     images = rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32")
     labels = rng.integers(0, 10, n).astype("int64")
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(args.batch_size).cache().repeat()
+    if args.recipe != "none":  # augmented on every step, as in training (MixUp/CutMix: label rows)
+        batches = RECIPES[args.recipe](batch_size=args.batch_size).augment(batches, 10, seed=0)
     frozen = teachers()
     labelled = online.label_online(batches, frozen, 10, target="soft", temperature=TEMPERATURE)
     variants = {
@@ -80,40 +87,44 @@ def main():
         "teachers in tf.data, XLA student step (`label_online`)": (student(None, True, args.patch_size), labelled),
         "no teachers: stored soft targets, XLA (the student's part alone)": (
             student(None, True, args.patch_size),
-            labelled.cache().repeat(),  # labelled once, then read back
+            batches.map(lambda x, y: (x, {"label": y, "teacher": tf.fill([tf.shape(x)[0], 10], 0.1)})),
         ),
     }
-    steps, first = {}, {}
+    first = {}
     for name, (model, data) in variants.items():
-        iterator = iter(data)
-        steps[name] = lambda model=model, iterator=iterator: model.train_function(iterator)
         start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), (steps[name](), steps[name]()))  # tracing, compilation
-        first[name] = time.perf_counter() - start
-    seconds = {name: [] for name in steps}
+        iterator = iter(data)
+        tf.nest.map_structure(lambda t: t.numpy(), (model.train_function(iterator), model.train_function(iterator)))
+        first[name] = time.perf_counter() - start  # tracing, compilation
+        del iterator
+    seconds = {name: [] for name in variants}
     for _ in range(args.rounds):
-        for name, step in steps.items():
+        for name, (model, data) in variants.items():
+            # A fresh iterator inside the timed window: no variant's prefetch runs ahead while another is timed.
             start = time.perf_counter()
+            iterator = iter(data)
             for _ in range(args.steps):
-                out = step()
+                out = model.train_function(iterator)
             tf.nest.map_structure(lambda t: t.numpy(), out)
             seconds[name].append((time.perf_counter() - start) / args.steps)
+            del iterator
     speed = {name: args.batch_size / statistics.median(s) for name, s in seconds.items()}
     today = speed[next(iter(speed))]
     lines = [
         f"## Online teachers: in the step or in the input pipeline ({datetime.date.today()})",
         "",
         f"Command: `python benchmarks/bench_online.py --batch-size {args.batch_size} --patch-size "
-        f"{args.patch_size} --steps {args.steps} --rounds {args.rounds}`  ",
+        f"{args.patch_size} --recipe {args.recipe} --steps {args.steps} --rounds {args.rounds}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, {args.load}; TensorFlow "
         f"{tf.__version__}, Keras {keras.__version__}. ResNet-20 ({frozen[0].dtype_policy.name}) + RedNet-20 "
         f"({frozen[1].dtype_policy.name}) teachers, random weights; "
-        f"DeiT-Micro student (patch {args.patch_size}), soft targets at T = {TEMPERATURE:g}; median of "
+        f"DeiT-Micro student (patch {args.patch_size}), soft targets at T = {TEMPERATURE:g}; augmentation: "
+        f"{args.recipe if args.recipe != 'none' else 'none'}; median of "
         f"{args.rounds} interleaved rounds of {args.steps} steps; run time {time.perf_counter() - started:.0f} s.",
         "",
         "| online student step | images/s | vs. teachers in the step, no XLA | first two steps (s) |",
         "|---|---|---|---|",
-        *[f"| {name} | {speed[name]:.0f} | {speed[name] / today:.2f}x | {first[name]:.1f} |" for name in steps],
+        *[f"| {name} | {speed[name]:.0f} | {speed[name] / today:.2f}x | {first[name]:.1f} |" for name in variants],
     ]
     publish(lines, args.write)
 

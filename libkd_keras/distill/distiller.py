@@ -51,8 +51,8 @@ class Distiller(MultiWorkerFit, keras.Model):
       `libkd_keras.ensembles.teacher_target` (`teacher_ensemble` "soft" or "vote") and the same loss
       applies. Batches may then be `(images, labels)`; a stored `"teacher"` entry is ignored. The
       teachers are not tracked: they are not part of `distiller.weights` and are never saved.
-      On a CPU, `distill.online.label_online` gives the same targets faster: the teachers label
-      the batches in `tf.data` and the Distiller trains in stored mode, with XLA.
+      `distill.online.label_online` gives the same targets from `tf.data` instead: the Distiller
+      then trains in stored mode (with XLA on a CPU too), and validation runs no teacher.
     - `distillation="none"`: the plain student baseline through the same entry point. A student
       with a distillation token trains both heads on the true label (`alpha * CE_ls(cls, y) +
       (1 - alpha) * CE_ls(dist, y)`, reported as `label_loss` and `distill_loss`), so its

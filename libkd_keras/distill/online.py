@@ -9,10 +9,12 @@ and crop, RandAugment, erasing, MixUp/CutMix). Two places can run them, with the
   batches of `(images, {"label", "teacher", "target_kind"})`, as the store does.
 
 Here the student's step holds no teacher, so it compiles with XLA on a CPU too (`xla.py`), and
-`tf.data`'s prefetch overlaps the teachers' pass with the student's step (the measurement:
-benchmarks/RESULTS.md, "Online teachers: in the step or in the input pipeline"). `tf.data` runs
-on the host CPU, so on a GPU, or with several replicas, the teachers stay in the step:
-`in_input_pipeline()` is that rule, and `train_student` follows it.
+validation runs no teacher. On a 2-core CPU a training step is no faster this way (the teachers'
+pass is most of it); validation is (benchmarks/RESULTS.md, "Online teachers: in the step or in
+the input pipeline"). `tf.data` runs on the host CPU, so on a GPU, or with several replicas, the
+teachers stay in the step: `in_input_pipeline()` is that rule, and `train_student` follows it.
+Validation data are not labelled here, so `val_loss` is the true-label term, as for stored
+targets (in the step, the teachers label the validation images too); the accuracies are the same.
 
 Example:
 >>> batches = recipe.augment(split.dataset(128, shuffle=True, seed=0), num_classes=10, seed=0)
@@ -54,6 +56,11 @@ def label_online(dataset, teachers, num_classes, rule="soft", target="hard", tem
 
     Returns batches `(images, {"label", "teacher", "target_kind"})`, prefetched.
     """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"`label_online` runs the teachers in tf.data, which needs the TensorFlow backend (this is "
+            f"{keras.backend.backend()!r}); pass `teachers=[...]` to the Distiller to run them in the step."
+        )
     teachers = tuple(teachers)
     if not teachers or not all(isinstance(t, keras.Model) for t in teachers):
         raise ValueError(f"`teachers` must be a non-empty list of keras.Model returning logits; got {teachers!r}.")
