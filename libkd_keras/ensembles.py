@@ -13,6 +13,7 @@ Example:
 [1.0, 4.0, 0.0]
 """
 
+import keras
 from keras import ops
 
 from libkd_keras.choices import DISTILLATIONS, ENSEMBLES
@@ -88,6 +89,20 @@ def target_name(is_soft, temperature, rule):
         return f'hard targets (rule "{rule}")'
     at = f" at T={temperature:g}" if temperature else " (independent of T)"
     return f'soft targets{at} (rule "{rule}")'
+
+
+def as_teacher_list(teachers):
+    """Online teachers as a tuple: from a list, a dict (its values) or one keras.Model; never empty."""
+    if isinstance(teachers, dict):
+        teachers = list(teachers.values())
+    elif isinstance(teachers, keras.Model):
+        teachers = [teachers]
+    teachers = () if teachers is None else tuple(teachers)
+    if not teachers or not all(isinstance(t, keras.Model) for t in teachers):
+        raise ValueError(
+            f"`teachers` must be a non-empty list (or dict) of keras.Model returning logits; got {teachers!r}."
+        )
+    return teachers
 
 
 def teacher_target(teachers, images, num_classes, rule="soft", target="hard", temperature=1.0):

@@ -5,22 +5,7 @@ from keras import ops
 
 from libkd_keras.distill import losses, targets
 from libkd_keras.distribute import MultiWorkerFit
-from libkd_keras.ensembles import ENSEMBLE_RULES, teacher_target
-
-
-def _as_teacher_list(teachers):
-    if teachers is None:
-        return ()
-    if isinstance(teachers, dict):
-        teachers = list(teachers.values())
-    elif isinstance(teachers, keras.Model):
-        teachers = [teachers]
-    teachers = tuple(teachers)
-    if not teachers or not all(isinstance(t, keras.Model) for t in teachers):
-        raise ValueError(
-            f"`teachers` must be a non-empty list (or dict) of keras.Model returning logits; got {teachers!r}."
-        )
-    return teachers
+from libkd_keras.ensembles import ENSEMBLE_RULES, as_teacher_list, teacher_target
 
 
 @keras.saving.register_keras_serializable(package="libkd_keras")
@@ -110,7 +95,7 @@ class Distiller(MultiWorkerFit, keras.Model):
             )
         if teacher_ensemble not in ENSEMBLE_RULES:
             raise ValueError(f"`teacher_ensemble` must be one of {ENSEMBLE_RULES}; got {teacher_ensemble!r}.")
-        teachers = _as_teacher_list(teachers)
+        teachers = () if teachers is None else as_teacher_list(teachers)
         if teachers and distillation == "none":
             raise ValueError('`teachers` were given but distillation="none" uses none; pass "hard" or "soft".')
         self.num_classes = int(student.num_classes)

@@ -25,7 +25,7 @@ Example:
 import keras
 import tensorflow as tf
 
-from libkd_keras.ensembles import describe_target, teacher_target
+from libkd_keras.ensembles import as_teacher_list, describe_target, teacher_target
 from libkd_keras.layers.involution_xla import fused_taps
 
 
@@ -48,7 +48,7 @@ def label_online(dataset, teachers, num_classes, rule="soft", target="hard", tem
     Args:
         dataset: tf.data.Dataset. Batches `(images, labels)`: labels int `(B,)` or rows `(B, C)`
             (MixUp/CutMix), as the recipe's augmentation yields them.
-        teachers: sequence of keras.Model. Frozen teachers returning logits.
+        teachers: list, dict or keras.Model. Frozen teachers returning logits (`as_teacher_list`).
         num_classes: int. The student's classes.
         rule: str. "soft" (average the probabilities) or "vote" (`ensembles.ENSEMBLE_RULES`).
         target: str. "hard" or "soft": the Distiller's `distillation`.
@@ -61,9 +61,7 @@ def label_online(dataset, teachers, num_classes, rule="soft", target="hard", tem
             f"`label_online` runs the teachers in tf.data, which needs the TensorFlow backend (this is "
             f"{keras.backend.backend()!r}); pass `teachers=[...]` to the Distiller to run them in the step."
         )
-    teachers = tuple(teachers)
-    if not teachers or not all(isinstance(t, keras.Model) for t in teachers):
-        raise ValueError(f"`teachers` must be a non-empty list of keras.Model returning logits; got {teachers!r}.")
+    teachers = as_teacher_list(teachers)
     kind = tf.constant(describe_target(rule, target, temperature), tf.float32)
 
     def label(images, labels):

@@ -92,7 +92,7 @@ def test_the_rule_puts_the_teachers_in_tf_data_on_one_cpu_replica():
 
 def test_bad_teachers_and_class_counts_are_refused():
     _, _, data = _batches()
-    with pytest.raises(ValueError, match="non-empty list of keras.Model"):
+    with pytest.raises(ValueError, match=r"non-empty list \(or dict\) of keras.Model"):
         online.label_online(data, [], 4)
     with pytest.raises(ValueError, match="predicts 4 classes but the student predicts 3"):
         online.label_online(data, _teachers(), 3)
