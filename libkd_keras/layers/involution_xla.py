@@ -3,8 +3,9 @@
 `Involution2D` spends most of its time in its K*K tap sums: run op by op, each tap
 materialises a full tensor. Compiled by XLA (`tf.function(jit_compile=True)`), the forward
 becomes one loop over the output. The backward is written for XLA too: the input gradient as
-a gather (each input pixel sums its K*K products, no scatter), the kernel gradient as K*K
-group sums. The numbers equal the portable keras.ops path to float tolerance.
+a gather (each input pixel sums the products of the taps that read it, no scatter; with a
+stride, one gather per stride phase), the kernel gradient as K*K group sums. The numbers equal
+the portable keras.ops path to float tolerance.
 
 Where the fused path runs (`fused_taps_enabled`): on the TensorFlow backend, in eager calls
 and inside Keras' own `fit` / `evaluate` / `predict` step functions (Keras names them
@@ -111,14 +112,31 @@ def _compiled(kernel_size, strides, group_channels, input_shape, dtype):
             out = term if out is None else out + term
         return tf.reshape(out, (-1, ho, wo, g * gc))
 
-    def dilate(t, height, width):
-        """(B, Ho, Wo, ...) -> (B, H, W, ...): values on the stride grid, zeros between."""
-        if s == 1:
-            return t
-        rest = t.shape[3:]
-        t = tf.reshape(t, (-1, t.shape[1], 1, t.shape[2], 1, *rest))
-        t = tf.pad(t, [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1]] + [[0, 0]] * len(rest))
-        return tf.reshape(t, (-1, height, width, *rest))
+    def input_gradient(w, dyg, height, width):
+        """d/dx as a gather: input pixel (s*m + a, s*n + b) sums dy * w[t] over the taps t = (i, j)
+        that read it, from output pixel (m + (a + pad - i) / s, n + (b + pad - j) / s); only taps
+        with (a + pad - i) and (b + pad - j) divisible by s reach phase (a, b), so a stride-s
+        layer does 1/s^2 of the dense work. The phases are interleaved back at the end."""
+        _, ho, wo, _, _ = w.shape
+        lo, hi = -((pad + 1 - k) // s), (s - 1 + pad) // s  # output-grid padding: -min, max offset
+
+        def padded(t):
+            return tf.pad(t, [[0, 0], [lo, hi], [lo, hi], [0, 0], [0, 0]])
+
+        dy_p, w_p = padded(dyg), padded(w)
+        offsets = [[(i, (a + pad - i) // s + lo) for i in range(k) if (a + pad - i) % s == 0] for a in range(s)]
+        rows = []
+        for a in range(s):
+            phases = []
+            for b in range(s):
+                acc = tf.zeros_like(dyg)
+                for i, r in offsets[a]:
+                    for j, c in offsets[b]:
+                        t = i * k + j
+                        acc += dy_p[:, r : r + ho, c : c + wo] * w_p[:, r : r + ho, c : c + wo, :, t : t + 1]
+                phases.append(acc)
+            rows.append(tf.stack(phases, 3))  # (B, Ho, Wo, s, G, gc): column phase b
+        return tf.reshape(tf.stack(rows, 2), (-1, height, width, dyg.shape[3] * gc))  # row phase a
 
     def backward(x, w, dy):
         _, ho, wo, g, _ = w.shape
@@ -127,17 +145,7 @@ def _compiled(kernel_size, strides, group_channels, input_shape, dtype):
         dyg = tf.reshape(dy, (-1, ho, wo, g, gc))
         # d/dw[t]: the group sums of tap_t(x) * dy.
         dw = tf.stack([tf.reduce_sum(p * dyg, -1) for p in _phase_taps(_pad(xg, pad), k, s, ho, wo)], -1)
-        # d/dx: input pixel p gathers dy * w[t] from the output pixel whose tap t reads p, i.e. at
-        # offset (pad - i, pad - j) on the input grid (dy and w spread out by the stride).
-        dy_full = _pad(dilate(dyg, height, width), pad)
-        w_full = _pad(dilate(w, height, width), pad)
-        dx = None
-        for t in range(k * k):
-            i, j = divmod(t, k)
-            a, b = 2 * pad - i, 2 * pad - j
-            term = dy_full[:, a : a + height, b : b + width] * w_full[:, a : a + height, b : b + width, :, t : t + 1]
-            dx = term if dx is None else dx + term
-        return tf.reshape(dx, (-1, height, width, g * gc)), dw
+        return input_gradient(w, dyg, height, width), dw
 
     return tf.function(forward, jit_compile=True), tf.function(backward, jit_compile=True)
 

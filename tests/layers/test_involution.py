@@ -128,16 +128,21 @@ def test_hand_written_gradient_matches_automatic_gradient(rng, strides, fused):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("strides,kernel_size,size", [(1, 7, 12), (2, 7, 12), (2, 3, 10), (1, 1, 6)])
+@pytest.mark.parametrize(
+    "strides,kernel_size,size",
+    [(1, 7, (12, 12)), (2, 7, (12, 12)), (2, 3, (10, 10)), (1, 1, (6, 6))]
+    + [(2, 5, (8, 12)), (2, 1, (6, 8)), (4, 3, (8, 8))],  # non-square, K < stride, stride 4
+)
 def test_fused_and_portable_taps_give_the_same_values_and_gradients(rng, strides, kernel_size, size):
     """The XLA-fused taps (fit/predict on TensorFlow) and the portable keras.ops taps (export, other
     backends): same output, same input gradient, same gradient for every weight of the layer."""
     import tensorflow as tf
 
-    x = tf.constant(rng.normal(size=(3, size, size, 32)).astype("float32"))
-    layer = Involution2D(kernel_size=kernel_size, strides=strides, group_channels=8, reduction_ratio=4)
+    (height, width), s = size, strides
+    x = tf.constant(rng.normal(size=(3, height, width, 32)).astype("float32"))
+    layer = Involution2D(kernel_size=kernel_size, strides=s, group_channels=8, reduction_ratio=4)
     layer.build(x.shape)
-    upstream = tf.constant(rng.normal(size=(3, size // strides, size // strides, 32)).astype("float32"))
+    upstream = tf.constant(rng.normal(size=(3, height // s, width // s, 32)).astype("float32"))
     results = []
     for fused in (True, False):
         with tf.GradientTape() as tape, fused_taps(fused):
