@@ -19,7 +19,7 @@ TEACHER_ARCHS = {
 }
 STUDENT_ARCHS = ("deit_micro", "deit_tiny", "deit_small", "deit_base")
 
-RECIPES = ("baseline", "superior")  # student augmentation recipes (distill/recipes.py)
+RECIPES = ("baseline", "superior", "mix")  # student augmentation recipes (distill/recipes.py)
 DISTILLATIONS = ("hard", "soft")  # distillation target types (distill/losses.py)
 ENSEMBLES = ("soft", "vote")  # how several teachers' predictions are combined (ensembles.py)
 # Where a student's teacher rows come from: stored on the clean images, stored on replayed views

@@ -245,7 +245,7 @@ def build_parser():
         "--recipes",
         nargs="+",
         choices=choices.RECIPES,
-        default=list(choices.RECIPES),
+        default=["baseline", "superior"],
         help="student recipes of the Table 4 runs (default: baseline superior)",
     )
     p.add_argument(

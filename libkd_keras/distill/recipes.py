@@ -15,6 +15,11 @@ data (`augment`).
   repeated augmentation (3 copies, DeiT's RASampler, see `augment.py`), colour jitter 0.3, random
   erasing 0.25, RandAugment (2 ops). timm switches colour jitter off when RandAugment is on; the
   paper lists both and so do we.
+- `mix()`: baseline + MixUp 0.8 / CutMix 1.0 and nothing else: every op of it can follow a stored
+  view (flip and crop are replayed from a multi-view store, MixUp/CutMix mix the stored rows with
+  the pixels), so a student of `targets="views"` gets the teacher's row on exactly the image it
+  sees, at stored cost (Beyer et al. 2022's "consistent" teaching; `superior`'s RandAugment and
+  colour jitter break that match).
 
 Example:
 >>> recipe = superior(precision="mixed_bfloat16")
@@ -179,7 +184,12 @@ def superior(**overrides):
     ).replace(**overrides)
 
 
-RECIPES = {"baseline": baseline, "superior": superior}
+def mix(**overrides):
+    """The baseline recipe with MixUp/CutMix only: consistent with replayed store views (module docstring)."""
+    return StudentRecipe(name="mix", mixup_alpha=0.8, cutmix_alpha=1.0, mix_switch_prob=0.5).replace(**overrides)
+
+
+RECIPES = {"baseline": baseline, "superior": superior, "mix": mix}
 
 
 def make_student(

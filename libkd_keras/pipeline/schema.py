@@ -196,7 +196,11 @@ class StudentSection:
     )
     label_smoothing: float = option(0.1, "float", "label smoothing of the true-label loss", minimum=0.0, maximum=0.99)
     recipe: str = option(
-        "baseline", "str", "augmentation recipe (superior: MixUp/CutMix, RandAugment, ...)", choices=choices.RECIPES
+        "baseline",
+        "str",
+        "augmentation recipe (superior: MixUp/CutMix, RandAugment, ...; mix: flip/crop + MixUp/CutMix only, "
+        "which replayed store views follow exactly)",
+        choices=choices.RECIPES,
     )
     distillation: str = option("hard", "str", "distillation target type", choices=choices.DISTILLATIONS)
     alpha: float = option(

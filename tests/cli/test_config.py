@@ -95,7 +95,7 @@ def test_teacher_sets_expand_all_families_and_names():
         (dict(preset="quick", overrides=["studnet.epochs=3"]), ["[studnet]", "Valid sections"]),
         (dict(preset="quick", overrides=["student.epochs=three"]), ["student.epochs must be an integer"]),
         (dict(preset="quick", overrides=["student.alpha=1.5"]), ["student.alpha must be <= 1.0"]),
-        (dict(preset="quick", overrides=["student.recipe=fancy"]), ["fancy", "baseline, superior"]),
+        (dict(preset="quick", overrides=["student.recipe=fancy"]), ["fancy", "baseline, superior, mix"]),
         (
             dict(preset="quick", overrides=['export.quantizations=["int4"]']),
             ["int4", "float32, float16, dynamic, int8, int8_mixed"],
@@ -293,6 +293,32 @@ def test_example_experiments_share_the_budget_teachers():
         "ensemble_fm": "superior",
         "baseline_superior": "superior",
     }
+
+
+def test_patient_consistent_config_runs_mix_students_on_the_function_matching_teachers():
+    """benchmarks/patient_consistent.toml: the function-matching run's teachers (so --teachers-from one
+    applies), a store of all 162 views, and `mix` students whose recipe is MixUp/CutMix on flip/crop only."""
+    from pathlib import Path
+
+    from libkd_keras.pipeline.settings import Config
+    from libkd_keras.pipeline.students import recipe_for
+
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    config = resolve_config(preset="budget", config_file=str(benchmarks / "patient_consistent.toml"))
+    matching = resolve_config(preset="budget", config_file=str(benchmarks / "budget_function_matching.toml"))
+    matching["teachers"].update(random_erasing=0.5, resnet_epochs=120, rednet_epochs=60)  # its command's --set
+    assert config["teachers"] == matching["teachers"] and config["store"]["views"] == 162
+    parsed = Config.from_dict(config)
+    students = {s.entry: s.settings for s in parsed.students}
+    assert {e: (s.recipe, s.targets, s.epochs) for e, s in students.items()} == {
+        "views_mix": ("mix", "views", 200),
+        "clean_mix": ("mix", "clean", 200),
+        "alone_mix": ("mix", "clean", 200),
+        "views_mix_e1000": ("mix", "views", 1000),
+    }
+    recipe = recipe_for(parsed, students["views_mix"], "soft")
+    assert (recipe.name, recipe.mixup_alpha, recipe.cutmix_alpha, recipe.flip_crop) == ("mix", 0.8, 1.0, True)
+    assert (recipe.rand_augment_ops, recipe.color_jitter, recipe.random_erasing, recipe.repeats) == (0, 0.0, 0.0, 1)
 
 
 def test_teacher_random_erasing_reaches_the_recipe_and_is_checked():

@@ -24,7 +24,10 @@ def test_baseline_hyper_parameters_and_deit_learning_rate_scaling():
     sup = superior()
     assert (sup.mixup_alpha, sup.cutmix_alpha, sup.mix_switch_prob, sup.repeats) == (0.8, 1.0, 0.5, 3)
     assert (sup.color_jitter, sup.random_erasing, sup.rand_augment_ops) == (0.3, 0.25, 2)
-    assert set(RECIPES) == {"baseline", "superior"}
+    mix = RECIPES["mix"]()  # MixUp/CutMix on flip/crop only: all of it follows a replayed store view
+    assert (mix.name, mix.mixup_alpha, mix.cutmix_alpha, mix.mix_switch_prob, mix.repeats) == ("mix", 0.8, 1.0, 0.5, 1)
+    assert (mix.flip_crop, mix.color_jitter, mix.random_erasing, mix.rand_augment_ops) == (True, 0.0, 0.0, 0)
+    assert set(RECIPES) == {"baseline", "superior", "mix"}
 
 
 def test_schedule_warms_up_then_decays_by_cosine_to_the_minimum():
