@@ -10,7 +10,7 @@ weights) labels N CIFAR-10 training images. Rows:
 Wall times are process start to exit (TensorFlow import and data loading included) and, separately,
 the precompute call alone. The 2-worker store is checked against the 1-process one (ids, labels, logits).
 
-Run (about 2 minutes on 2 shared CPU cores; results go to benchmarks/RESULTS.md by hand):
+Run (about 2 minutes on 2 shared CPU cores; results go to benchmarks/results/precompute-shards.md by hand):
     python benchmarks/bench_precompute_shards.py --images 5000 --data /tmp/cifar
 """
 

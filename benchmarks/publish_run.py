@@ -1,12 +1,13 @@
-"""Publishes a finished `libkd pipeline` run folder as a section of benchmarks/RESULTS.md.
+"""Publishes a finished `libkd pipeline` run folder as a dated log in benchmarks/results/.
 
     python benchmarks/publish_run.py saved_models/budget-cifar10 --name cifar10 \
         --command "libkd pipeline --preset budget --dataset /tmp/cifar10-jpeg --out saved_models/budget-cifar10"
-    python benchmarks/assemble_results.py
 
 Writes `benchmarks/results/<name>.md`: the budget (images, epochs, wall time per step, machine),
 the claim of the paper checked against the students' top-1, and the run's own report (its
 headings one level down, its plots copied to `benchmarks/results/<name>/`).
+Then link the log from benchmarks/RESULTS.md (written by hand: update the topic's row, move the
+log it supersedes to that topic's History line).
 """
 
 import argparse

@@ -10,8 +10,8 @@ and crop, RandAugment, erasing, MixUp/CutMix). Two places can run them, with the
 
 Here the student's step holds no teacher, so it compiles with XLA on a CPU too (`xla.py`), and
 validation runs no teacher. On a 2-core CPU a training step is no faster this way (the teachers'
-pass is most of it); validation is (benchmarks/RESULTS.md, "Online teachers: in the step or in
-the input pipeline"). `tf.data` runs on the host CPU, so on a GPU, or with several replicas, the
+pass is most of it); validation is (benchmarks/RESULTS.md, "Training speed"; the log:
+benchmarks/results/online.md). `tf.data` runs on the host CPU, so on a GPU, or with several replicas, the
 teachers stay in the step: `in_input_pipeline()` is that rule, and `train_student` follows it.
 Validation data are not labelled here, so `val_loss` is the true-label term, as for stored
 targets (in the step, the teachers label the validation images too); the accuracies are the same.
