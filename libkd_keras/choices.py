@@ -17,6 +17,10 @@ TEACHER_ARCHS = {
     "resnet": ("resnet26", "resnet_cifar"),  # paper's ResNet-26; He et al. 2016 CIFAR ResNet (6n+2)
     "rednet": ("rednet26", "rednet_cifar"),  # paper's RedNet-26; the CIFAR ResNet with involution
 }
+# Teachers the user brings ([[teachers.models]], --teacher): their family, and the pixel ranges their
+# models may expect (libkd always feeds raw [0, 255] pixels; "0-1" models get them divided by 255).
+OWN_TEACHER_FAMILY = "keras"
+PIXEL_CONVENTIONS = ("0-255", "0-1")
 STUDENT_ARCHS = ("deit_micro", "deit_tiny", "deit_small", "deit_base")
 
 RECIPES = ("baseline", "superior", "mix")  # student augmentation recipes (distill/recipes.py)
@@ -31,6 +35,8 @@ STORE_DTYPES = ("float16", "float32")  # precision of stored teacher logits
 __all__ = [
     "DISTILLATIONS",
     "ENSEMBLES",
+    "OWN_TEACHER_FAMILY",
+    "PIXEL_CONVENTIONS",
     "PRECISIONS",
     "QUANTIZATIONS",
     "RECIPES",

@@ -56,10 +56,13 @@ def resolve_run(args):
 
     overrides = flag_overrides(args) + list(args.overrides)
     stored = load_run_config(args.out) if args.out else None
+    teachers = getattr(args, "teachers", [])  # --teacher [NAME=]PATH
     if stored is not None and args.preset is None and args.config is None:
-        config = resolve_config(base=stored, overrides=overrides)
+        config = resolve_config(base=stored, overrides=overrides, teachers=teachers)
     else:
-        config = resolve_config(preset=args.preset or DEFAULT_PRESET, config_file=args.config, overrides=overrides)
+        config = resolve_config(
+            preset=args.preset or DEFAULT_PRESET, config_file=args.config, overrides=overrides, teachers=teachers
+        )
     run_dir = Path(args.out) if args.out else Path(DEFAULT_ROOT) / config["run"]["name"]
     return config, run_dir
 

@@ -135,6 +135,16 @@ def _run_options():
         "settings and images are this run's (default: teachers.reuse_from, train here)",
     )
     training.add_argument(
+        "--teacher",
+        metavar="[NAME=]PATH",
+        action="append",
+        default=[],
+        dest="teachers",
+        help="your own saved Keras classifier as a teacher (a .keras file returning logits on raw [0, 255] "
+        "pixels, or a KerasHub ImageClassifier preset folder), beside the trained families; NAME defaults to "
+        "the file's stem; repeatable; [[teachers.models]] in --config also sets its pixel range (default: none)",
+    )
+    training.add_argument(
         "--strategy",
         choices=STRATEGIES,
         default="default",

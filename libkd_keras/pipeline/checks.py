@@ -5,6 +5,8 @@ one paragraph with exit code 2. No TensorFlow here.
 """
 
 import copy
+import os
+import re
 
 from libkd_keras import choices
 from libkd_keras.pipeline.schema import (
@@ -14,6 +16,7 @@ from libkd_keras.pipeline.schema import (
     STUDENT_ENTRY,
     STUDENT_ENTRY_KEYS,
     TEACHER_ARCH_KWARGS,
+    TEACHER_MODEL_ENTRY,
     ConfigError,
     did_you_mean,
 )
@@ -46,6 +49,9 @@ def check_layer(layer, origin):
                     f"Valid keys of [{section}]: {', '.join(valid)}."
                 )
             _check_value(f"{section}.{key}", SCHEMA[section][key], value, origin)
+        if section == "teachers" and "models" in values:
+            for entry in values["models"]:
+                normalize_teacher_model(entry, origin)
         if section == "student" and "seeds" in values:
             _check_seeds("student.seeds", values["seeds"], origin, allow_empty=True)
 
@@ -89,6 +95,35 @@ def normalize_student(entry, origin="students"):
     return out
 
 
+TEACHER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # it names files: teachers/<name>.keras
+
+
+def normalize_teacher_model(entry, origin="teachers.models"):
+    """A [[teachers.models]] entry checked and completed: absolute path, name (default: the file's stem), pixels."""
+    for key, value in entry.items():
+        if key not in TEACHER_MODEL_ENTRY:
+            valid = tuple(TEACHER_MODEL_ENTRY)
+            raise ConfigError(
+                f"{origin}: unknown key {key!r} in a [[teachers.models]] entry{did_you_mean(key, valid)}. "
+                f"Valid keys: {', '.join(valid)}."
+            )
+        _check_value(f"teachers.models.{key}", TEACHER_MODEL_ENTRY[key], value, origin)
+    if not entry.get("path"):
+        raise ConfigError(
+            f'{origin}: every [[teachers.models]] entry needs a path, e.g. path = "my_cnn.keras" (a saved Keras '
+            "classifier)."
+        )
+    path = os.path.abspath(os.path.expanduser(entry["path"]))
+    name = entry.get("name") or os.path.basename(path.rstrip(os.sep)).removesuffix(".keras")
+    if not TEACHER_NAME.match(name):
+        raise ConfigError(
+            f"{origin}: teacher name {name!r} (of {entry['path']!r}) must start with a letter or digit and hold "
+            "only letters, digits and '_ . -' (it names the teacher's files); give one with name = ... or "
+            "--teacher NAME=PATH."
+        )
+    return {"name": name, "path": path, "pixels": entry.get("pixels", TEACHER_MODEL_ENTRY["pixels"].default)}
+
+
 def _type_ok(kind, value):
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
@@ -104,6 +139,8 @@ def _type_ok(kind, value):
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "table":
         return isinstance(value, dict)
+    if kind == "table_list":
+        return isinstance(value, list) and all(isinstance(v, dict) for v in value)
     if kind == "auto_bool":
         return isinstance(value, bool) or value == "auto"
     raise AssertionError(kind)
@@ -117,6 +154,7 @@ _KIND_WORDS = {
     "int_list": "a list of integers, e.g. [0, 1]",
     "str_list": 'a list of strings, e.g. ["a", "b"]',
     "table": "a table of builder arguments",
+    "table_list": "an array of tables ([[section.key]] entries)",
     "auto_bool": 'true, false or "auto"',
 }
 
@@ -125,6 +163,8 @@ def _check_value(name, opt, value, origin):
     if not _type_ok(opt.kind, value):
         raise ConfigError(f"{origin}: {name} must be {_KIND_WORDS[opt.kind]}; got {value!r}.")
     items = value if isinstance(value, list) else [value]
+    if opt.kind == "table_list":
+        return  # each table is checked by its owner (normalize_teacher_model)
     if opt.choices:
         for item in items:
             if item not in opt.choices:

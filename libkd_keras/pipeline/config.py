@@ -24,7 +24,7 @@ import sys
 from importlib import resources
 
 from libkd_keras import choices
-from libkd_keras.pipeline.checks import check_config, check_layer, coerce, normalize_student
+from libkd_keras.pipeline.checks import check_config, check_layer, coerce, normalize_student, normalize_teacher_model
 from libkd_keras.pipeline.schema import DEFAULT_STUDENTS, SCHEMA, SECTIONS, ConfigError, did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -107,16 +107,19 @@ def merge(base, layer, origin):
         for key, value in values.items():
             if SCHEMA[section][key].kind == "table":
                 merged[section][key] = {**merged[section][key], **copy.deepcopy(value)}
+            elif (section, key) == ("teachers", "models"):
+                merged[section][key] = [normalize_teacher_model(entry, origin) for entry in value]
             else:
                 merged[section][key] = coerce(SCHEMA[section][key], value)
     return merged
 
 
-def resolve_config(preset=None, config_file=None, overrides=(), base=None):
+def resolve_config(preset=None, config_file=None, overrides=(), base=None, teachers=()):
     """The full config: `base` (or the defaults), then the preset, the user's file, the overrides.
 
     `overrides` are `"section.key=value"` strings (value in TOML syntax; a bare word is a string).
     A student entry's key is addressed by its name: `"students.ensemble.alpha=0.3"`.
+    `teachers`: `"PATH"` or `"NAME=PATH"` strings (the CLI's `--teacher`), added to `teachers.models`.
     """
     config = copy.deepcopy(base) if base is not None else default_config()
     name = ""
@@ -128,6 +131,7 @@ def resolve_config(preset=None, config_file=None, overrides=(), base=None):
         name = _file_stem(config_file)
     for override in overrides:
         config = apply_override(config, override)
+    config = add_teacher_models(config, teachers)
     if not config["run"]["name"]:
         config["run"]["name"] = name or "run"
     check_config(config)
@@ -160,6 +164,19 @@ def apply_override(config, override):
             "students.<name>.<key>, or section.table.key for builder arguments."
         )
     return merge(config, {parts[0]: {parts[1]: value}}, f"--set {override!r}")
+
+
+def add_teacher_models(config, teachers):
+    """`config` with each `"[NAME=]PATH"` of `teachers` appended to `teachers.models` (an entry already
+    there, e.g. from the run folder's stored config, is not added twice)."""
+    config = copy.deepcopy(config)
+    for text in teachers:
+        name, _, path = text.partition("=") if "=" in text.split("/", 1)[0] else ("", "", text)
+        entry = normalize_teacher_model({"path": path, **({"name": name} if name else {})}, f"--teacher {text!r}")
+        models = config["teachers"]["models"]
+        if not any(m["name"] == entry["name"] and m["path"] == entry["path"] for m in models):
+            models.append(entry)
+    return config
 
 
 def parse_value(raw):

@@ -7,7 +7,7 @@ import copy
 import json
 
 from libkd_keras.pipeline.config import default_config, merge, parse_toml
-from libkd_keras.pipeline.schema import SCHEMA, STUDENT_ENTRY_KEYS
+from libkd_keras.pipeline.schema import SCHEMA, STUDENT_ENTRY_KEYS, TEACHER_MODEL_ENTRY
 
 # Neither the folder's name nor where the teachers were copied from (they are checked to be the
 # ones this run would train) changes what a run computes.
@@ -42,12 +42,14 @@ def to_toml(config):
         tables = []
         for key, value in values.items():
             if isinstance(value, dict):
-                tables.append((key, value))
+                tables.append((f"[{section}.{key}]", value))
+            elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                tables += [(f"[[{section}.{key}]]", entry) for entry in value]  # e.g. [[teachers.models]]
             else:
                 lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
-        for key, table in tables:
-            lines.append(f"[{section}.{key}]")
+        for header, table in tables:
+            lines.append(header)
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
             lines.append("")
     for entry in config.get("students", []):
@@ -81,5 +83,7 @@ def describe_options():
         for key, opt in options.items():
             default = _toml_value(opt.default) if opt.kind != "table" else "{}"
             lines.append(f"  {section}.{key} = {default}  -- {opt.help}")
+            if (section, key) == ("teachers", "models"):
+                lines += [f"    [[teachers.models]] {k}  -- {o.help}" for k, o in TEACHER_MODEL_ENTRY.items()]
     lines.append("  [[students]] name, teachers, and optionally " + ", ".join(STUDENT_ENTRY_KEYS))
     return "\n".join(lines)

@@ -70,7 +70,7 @@ class RunData:
         try:
             train = self.split("train")
             self.split("test")
-            if self.config.teacher_specs:
+            if any(not t.path for t in self.config.teacher_specs):  # teachers to train (not the user's own)
                 self.split("teacher_train")
         finally:
             self._loading = False

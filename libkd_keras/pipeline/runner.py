@@ -1,6 +1,7 @@
 """`Pipeline`: the LIB-KD steps of one run folder, in order, each resumable.
 
     teacher/<name>     pipeline/teachers.py   train_teacher         -> teachers/<name>.keras + .json
+                       pipeline/own_teachers.py  the user's own (checked in load_data, copied in, scored)
     store/train|test   pipeline/store.py      precompute (once)     -> store/train/, store/test/
                        pipeline/store_shares.py  the same over N workers (--worker-index/--num-workers, --finalize)
     store/analysis     pipeline/store.py      teacher + ensemble accuracy, disagreement -> store/analysis.json
@@ -23,8 +24,8 @@ import time
 from libkd_keras.distribute import same_on_every_worker
 from libkd_keras.pipeline import evaluate as evaluate_step
 from libkd_keras.pipeline import export as export_step
+from libkd_keras.pipeline import own_teachers, store_shares
 from libkd_keras.pipeline import store as store_step
-from libkd_keras.pipeline import store_shares
 from libkd_keras.pipeline import students as students_step
 from libkd_keras.pipeline import teachers as teachers_step
 from libkd_keras.pipeline.data import RunData
@@ -62,8 +63,10 @@ class Pipeline:
         return self.data.split(kind)
 
     def load_data(self):
-        """Loads every split the run needs (bad data fails here, before any training)."""
+        """Loads every split the run needs and checks the user's own teachers against them (bad data or a
+        teacher that does not fit fails here, before any training)."""
         self.data.load_all()
+        own_teachers.check(self)
 
     @staticmethod
     def clock():

@@ -25,12 +25,12 @@ class Option:
     """One config key: its default, type, help text and allowed values."""
 
     default: object
-    kind: str  # "int", "float", "str", "bool", "auto_bool", "int_list", "str_list", "table"
+    kind: str  # "int", "float", "str", "bool", "auto_bool", "int_list", "str_list", "table", "table_list"
     help: str
     choices: tuple = ()
     minimum: float = None
     maximum: float = None
-    keys: tuple = ()  # for kind="table": the keyword arguments it may hold
+    keys: tuple = ()  # for kind="table": the keyword arguments it may hold; "table_list": each table's keys
 
 
 def option(default, kind, help, **limits):
@@ -54,6 +54,25 @@ TEACHER_ARCH_KWARGS = {
     "resnet_cifar": CIFAR_KWARGS,
     "rednet26": REDNET_KWARGS,
     "rednet_cifar": CIFAR_KWARGS,
+}
+# Each [[teachers.models]] entry: a saved Keras classifier the user brings as a teacher (not trained here).
+TEACHER_MODEL_ENTRY = {
+    "path": Option(
+        None,
+        "str",
+        "a saved Keras classifier returning logits: a .keras file, or a KerasHub ImageClassifier preset folder "
+        "(save_to_preset); relative paths are taken from the current folder (required)",
+    ),
+    "name": Option(
+        "", "str", "the teacher's name in the store, the report and students' teachers = [...] ('' = the file's stem)"
+    ),
+    "pixels": Option(
+        "0-255",
+        "str",
+        "the pixel range the model expects: 0-255 (raw pixels, as every libkd model takes) or 0-1 (libkd "
+        "divides the raw pixels by 255 in front of it)",
+        choices=choices.PIXEL_CONVENTIONS,
+    ),
 }
 DEIT_KWARGS = ("dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "layer_norm_epsilon")
 
@@ -142,6 +161,14 @@ class TeachersSection:
         "str",
         "involution teacher: rednet26 (the paper's) or rednet_cifar (the CIFAR ResNet with involution)",
         choices=choices.TEACHER_ARCHS["rednet"],
+    )
+    models: list = option(
+        [],
+        "table_list",
+        "your own saved Keras classifiers as teachers, beside or instead of the trained families: "
+        '[[teachers.models]] tables with path, name and pixels (also --teacher [NAME=]PATH); family "keras"; '
+        "used as they are, not trained",
+        keys=tuple(TEACHER_MODEL_ENTRY),
     )
     resnet: dict = option(
         {},

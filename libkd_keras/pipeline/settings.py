@@ -12,7 +12,7 @@ Example:
 import dataclasses
 from dataclasses import dataclass
 
-from libkd_keras.choices import TEACHER_FAMILIES
+from libkd_keras.choices import OWN_TEACHER_FAMILY, TEACHER_FAMILIES
 from libkd_keras.pipeline.schema import (
     CIFAR_DEFAULTS,
     SECTION_CLASSES,
@@ -30,7 +30,11 @@ from libkd_keras.pipeline.schema import (
 
 @dataclass(frozen=True)
 class TeacherSpec:
-    """One configured teacher: `name` (e.g. "resnet26_s0", "resnet20_s1"), family, arch, seed, builder args."""
+    """One configured teacher: `name` (e.g. "resnet26_s0", "resnet20_s1"), family, arch, seed, builder args.
+
+    A teacher the user brings ([[teachers.models]]) has family "keras", its file in `path` and the pixel
+    range its model expects in `pixels`; it is not trained (seed None, epochs 0).
+    """
 
     name: str
     family: str
@@ -38,6 +42,8 @@ class TeacherSpec:
     seed: int
     kwargs: dict
     epochs: int
+    path: str = ""
+    pixels: str = "0-255"
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,8 @@ def teacher_specs(config):
     """The teachers of a config dict as `[(name, family, seed), ...]`, e.g. `("resnet26_s0", "resnet", 0)`.
 
     A paper architecture with builder arguments is named without the "26" (it is no longer ResNet-26);
-    a CIFAR architecture is named by its depth (`resnet20_s0`).
+    a CIFAR architecture is named by its depth (`resnet20_s0`). The user's [[teachers.models]] come
+    last, as `(name, "keras", None)`.
     """
     specs = []
     for family in TEACHER_FAMILIES:
@@ -87,6 +94,23 @@ def teacher_specs(config):
         arch = config["teachers"].get(f"{family}_arch", f"{family}26")
         base = teacher_base_name(family, arch, config["teachers"][family])
         specs += [(f"{base}_s{seed}", family, seed) for seed in seeds]
+    for entry in config["teachers"].get("models", []):
+        name = entry["name"]
+        clash = (
+            "is the name of another teacher"
+            if name in [n for n, _, _ in specs]
+            else "is a word that selects teachers in students' teachers = [...]"
+            if name in ("all", OWN_TEACHER_FAMILY, *TEACHER_FAMILIES)
+            else "starts like a trained family's teachers (the ablation and report tell families apart by that prefix)"
+            if name.lower().startswith(TEACHER_FAMILIES)
+            else ""
+        )
+        if clash:
+            raise ConfigError(
+                f"[[teachers.models]] teacher name {name!r} (of {entry['path']!r}) {clash}; give it another name, "
+                f'e.g. name = "my_{name}" or --teacher my_{name}=PATH.'
+            )
+        specs.append((name, OWN_TEACHER_FAMILY, None))
     return specs
 
 
@@ -94,24 +118,26 @@ def student_teachers(config, entry, specs=None):
     """Teacher names of a [[students]] entry, in config order ('all' and family names expanded)."""
     specs = teacher_specs(config) if specs is None else specs
     names = [name for name, _, _ in specs]
+    families = (*TEACHER_FAMILIES, OWN_TEACHER_FAMILY)
     chosen = set()
     for item in entry["teachers"]:
         if item == "all":
             chosen.update(names)
-        elif item in TEACHER_FAMILIES:
+        elif item in families:
             chosen.update(name for name, family, _ in specs if family == item)
         elif item in names:
             chosen.add(item)
         else:
-            valid = ["all", *TEACHER_FAMILIES, *names]
+            valid = ["all", *families, *names]
             raise ConfigError(
                 f"Student {entry['name']!r}: unknown teacher {item!r}{did_you_mean(item, valid)}. "
                 f"Valid: {', '.join(valid)}."
             )
     if entry["teachers"] and not chosen:
         raise ConfigError(
-            f"Student {entry['name']!r} asks for teachers {entry['teachers']} but the config trains none of "
-            "them; set teachers.resnet_seeds / teachers.rednet_seeds."
+            f"Student {entry['name']!r} asks for teachers {entry['teachers']} but the config has none of "
+            "them; set teachers.resnet_seeds / teachers.rednet_seeds, or bring your own with [[teachers.models]] "
+            "or --teacher PATH."
         )
     return [name for name in names if name in chosen]
 
@@ -146,8 +172,11 @@ class Config:
             return config
         sections = {name: section(**config[name]) for name, section in SECTION_CLASSES.items()}
         specs = teacher_specs(config)
+        own = {entry["name"]: entry for entry in config["teachers"].get("models", [])}
         teachers = [
-            TeacherSpec(
+            TeacherSpec(name, family, family, None, {}, 0, own[name]["path"], own[name]["pixels"])
+            if family == OWN_TEACHER_FAMILY
+            else TeacherSpec(
                 name,
                 family,
                 config["teachers"][f"{family}_arch"],

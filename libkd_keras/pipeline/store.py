@@ -113,13 +113,15 @@ def _force(force, path):
 
 
 def ensembles(config):
-    """`[(name, members), ...]`: each family's seeds, all teachers, each student's teacher set."""
+    """`[(name, members), ...]`: each family's seeds (the user's own teachers: "keras xN"), all teachers,
+    each student's teacher set."""
     specs = config.teacher_specs
     groups = []
-    for family in choices.TEACHER_FAMILIES:
+    for family in (*choices.TEACHER_FAMILIES, choices.OWN_TEACHER_FAMILY):
         members = [t.name for t in specs if t.family == family]
         if len(members) > 1:
-            groups.append((f"{members[0].rsplit('_s', 1)[0]} x{len(members)}", members))
+            base = family if family == choices.OWN_TEACHER_FAMILY else members[0].rsplit("_s", 1)[0]
+            groups.append((f"{base} x{len(members)}", members))
     if len({t.family for t in specs}) > 1:
         groups.append((f"all {len(specs)} teachers", [t.name for t in specs]))
     for entry in config.students:

@@ -5,7 +5,9 @@
 The teacher's architecture is `teachers.<family>_arch` with the builder arguments of
 `[teachers.<family>]`; its recipe is the `[teachers]` section (`TeacherRecipe`). With
 `teachers.reuse_from = RUN` (`--teachers-from RUN`) the step copies RUN's finished teacher
-instead, after checking it is the one this run would train (`reuse_teacher`).
+instead, after checking it is the one this run would train (`reuse_teacher`). The user's own
+teachers ([[teachers.models]], family "keras") are not trained: the step installs them
+(`own_teachers.install`), with or without `reuse_from`.
 """
 
 import shutil
@@ -16,6 +18,7 @@ import keras
 from libkd_keras import distribute
 from libkd_keras.atomic_files import read_json, temporary_sibling
 from libkd_keras.models import TEACHER_BUILDERS, rednet, resnet
+from libkd_keras.pipeline import own_teachers
 from libkd_keras.pipeline.config_text import config_differences
 from libkd_keras.pipeline.run_folder import RunFolder, differences_text, load_run_config
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
@@ -94,6 +97,9 @@ def train_teachers(pipeline, only=()):
         if pipeline.finished(step):
             pipeline.skip(step, f"teacher {spec.name}")
             continue
+        if spec.path:  # the user's own: copied in and scored, not trained
+            own_teachers.install(pipeline, spec)
+            continue
         if config.teachers.reuse_from:
             started = pipeline.clock()
             outputs, record = reuse_teacher(pipeline, spec, config.teachers.reuse_from)
@@ -145,8 +151,10 @@ def train_teachers(pipeline, only=()):
 
 def _teacher_settings(config):
     """What decides a teacher's weights besides its data: [teachers] and run.seed (compared by
-    `config_differences`, which leaves out `teachers.reuse_from` itself)."""
-    return {"teachers": config["teachers"], "run": {"seed": config["run"]["seed"]}}
+    `config_differences`, which leaves out `teachers.reuse_from` itself; the user's own
+    `teachers.models` are not trained, so they do not count)."""
+    teachers = {k: v for k, v in config["teachers"].items() if k != "models"}
+    return {"teachers": teachers, "run": {"seed": config["run"]["seed"]}}
 
 
 def reuse_teacher(pipeline, spec, source):
@@ -210,6 +218,7 @@ def load_teacher(pipeline, name):
     """A trained teacher of the run (cached; uncompiled), with the run's jit setting for `predict`."""
     cache = pipeline.teacher_models
     if name not in cache:
+        own_teachers.import_libraries(read_json(pipeline.folder.teacher_json(name)))  # e.g. keras_hub's layers
         teacher = keras.saving.load_model(pipeline.folder.teacher_model(name), compile=False)
         if pipeline.config.run.jit_compile != "auto":
             teacher.jit_compile = pipeline.config.run.jit_compile

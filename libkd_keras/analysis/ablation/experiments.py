@@ -185,7 +185,9 @@ def table4_experiments(teacher_names, recipes=RECIPES, alpha=0.5, distillation="
 
     Teachers are the first stored names of each family (natural order: `resnet26_s0`,
     `resnet26_s1`, ...). Sets needing more teachers of a family than the store holds come back
-    with `skip` set to a note such as "needs 3 RedNets (the store has 1: rednet26_s0)".
+    with `skip` set to a note such as "needs 3 RedNets (the store has 1: rednet26_s0)". Stored
+    teachers of no family (the user's own, `[[teachers.models]]`) add a row each ("single NAME",
+    `t4-own-NAME`) and one with every stored teacher ("all N teachers", `t4-all-teachers`).
 
     Example:
     >>> [e.name for e in table4_experiments(["resnet26_s0", "rednet26_s0"], recipes=("baseline",))][:3]
@@ -213,7 +215,22 @@ def table4_experiments(teacher_names, recipes=RECIPES, alpha=0.5, distillation="
                     skip=skip,
                 )
             )
+        experiments += _own_teacher_rows(teacher_names, families, suffix, recipe, alpha, distillation, ensemble)
     return experiments
+
+
+def _own_teacher_rows(teacher_names, families, suffix, recipe, alpha, distillation, ensemble):
+    """Table 4 rows of the stored teachers outside the ResNet/RedNet families: each alone, then all teachers."""
+    in_families = {name for members in families.values() for name in members}
+    own = [name for name in sorted(teacher_names, key=_natural_key) if name not in in_families]
+    sets = [(f"t4-own-{name}", (name,), f"single {name}") for name in own]
+    if own and len(teacher_names) > 1:
+        every = tuple(sum(families.values(), [])) + tuple(own)
+        sets.append(("t4-all-teachers", every, f"all {len(every)} teachers"))
+    common = dict(distillation=distillation, recipe=recipe, alpha=alpha, ensemble=ensemble, group="table4")
+    return [
+        Experiment(name=name + suffix, teachers=teachers, teacher_set=label, **common) for name, teachers, label in sets
+    ]
 
 
 def figure11_experiments(
