@@ -57,7 +57,7 @@ def _by_seed(rows, key="top1"):
     return {s.get("seed"): s[key] for s in rows if s.get(key) is not None}
 
 
-def _same_images(a, b):
+def same_images(a, b):
     """Two prediction files' `(correct_a, correct_b)` on the same test images (matched by id), or None."""
     if a is None or b is None or sorted(a["ids"].tolist()) != sorted(b["ids"].tolist()):
         return None
@@ -118,7 +118,7 @@ def student_vs(student, other):
     Returns `{"test": "mcnemar" or None, "p", "only_a", "only_b", "verdict", "why"}` (the verdict on
     "`student` beats `other`"; "cannot tell at this n" without predictions of both, with the reason in `why`).
     """
-    paired = _same_images(load_predictions(student), load_predictions(other))
+    paired = same_images(load_predictions(student), load_predictions(other))
     if paired is None:
         return {
             "test": None,
