@@ -4,16 +4,16 @@
         --command "libkd pipeline --preset budget --dataset /tmp/cifar10-jpeg --out saved_models/budget-cifar10"
 
 Writes `benchmarks/results/<name>.md`: the budget (images, epochs, wall time per step, machine),
-the claim of the paper checked against the students' top-1, and the run's own report (its
-headings one level down, its plots copied to `benchmarks/results/<name>/`).
+the claim of the paper checked against the students' top-1 (paired by seed, with its test and
+verdict), and the run's own report (its headings one level down, its plots copied to
+`benchmarks/results/<name>/`); and `benchmarks/results/<name>/summary.json`, the run's results in
+the schema of `libkd_keras/analysis/report/summary.py`, written by the library from the run folder.
 Then link the log from benchmarks/RESULTS.md (written by hand: update the topic's row, move the
 log it supersedes to that topic's History line).
 """
 
 import argparse
 import datetime
-import os
-import platform
 import re
 import shutil
 import sys
@@ -24,47 +24,44 @@ sys.path.insert(0, str(HERE.parent))
 
 from libkd_keras.analysis.report import load_config, load_steps, load_students, seeds, write_report  # noqa: E402
 from libkd_keras.analysis.report.records import student_epochs  # noqa: E402
+from libkd_keras.analysis.report.summary import machine_description, write_summary  # noqa: E402
 from libkd_keras.run_layout import RunLayout  # noqa: E402
 
 
 def claim_lines(students):
-    """The paper's claim, checked on the entries' means over seeds (the report below has every seed).
+    """The paper's claim, checked entry by entry, paired by seed (the report below has every seed).
 
-    Each mixed-ensemble entry is compared with the baseline and the best same-bias entry of its budget.
+    Each mixed-ensemble entry is compared with the baseline and with each same-bias entry of its budget; the
+    verdict ("holds", "does not hold", "cannot tell at this n") follows from the paired test alone: the
+    Student-t 95% interval over common seeds, or with one seed the exact McNemar test on the same test images.
     """
     groups = seeds.entry_groups(students)
-    singles = {mixed: (single, c) for mixed, single, c in seeds.mixed_vs_single(groups)}
 
     def mean(entry):
         n, value, std = seeds.mean_std([s["top1"] for s in groups[entry]])
         return f"`{entry}` {seeds.spread(value, std)}% (n = {n})"
 
-    def verdict(difference, std, n):
-        if std is None:
-            noise = "one seed: a point or two is within seed noise at this size"
-            return f"{'holds' if difference > 0 else 'does not hold'} here, unconfirmed ({noise})"
-        if abs(difference) <= std:
-            return f"is not separable from the seed spread here (|mean| <= std over {n} seeds)"
-        return "holds here" if difference > 0 else "does not hold here"
+    def result(c, a, b):
+        left_out = seeds.left_out_text(c, a, b)
+        return (
+            f"mean difference {seeds.spread(c['mean'], c['std'], signed=True)} points over {c['n']} common "
+            f"seed(s), {seeds.test_text(c)}{'; ' + left_out if left_out else ''}: **{c['verdict']}**"
+        )
 
     lines = []
     for mixed in (entry for entry, rows in groups.items() if len(seeds.teacher_families(rows)) > 1):
         baseline = seeds.baseline_entry(groups, like=mixed)
         if baseline is not None:
-            g_mean, g_std, paired = seeds.gain(groups[mixed], groups[baseline])
+            c = seeds.gain(groups[mixed], groups[baseline])
             lines.append(
-                f"- Mixed ensemble vs the student alone: {mean(mixed)} vs {mean(baseline)}; gain "
-                f"{seeds.spread(g_mean, g_std, signed=True)} points "
-                f"({'paired by seed' if paired else 'of the means'}): "
-                f"the claim {verdict(g_mean, g_std, len(groups[mixed]))}."
+                f"- Mixed ensemble beats the student alone: {mean(mixed)} vs {mean(baseline)}; "
+                f"{result(c, mixed, baseline)}."
             )
-        if mixed in singles:
-            single, c = singles[mixed]
+        for _, single, c in (found for found in seeds.mixed_vs_single(groups) if found[0] == mixed):
             lines.append(
-                f"- Mixed ensemble vs the best same-bias teacher set: {mean(mixed)} vs {mean(single)}; "
-                f"{c['positive']}/{c['n']} common seeds positive, mean difference "
-                f"{seeds.spread(c['mean'], c['std'], signed=True)} points: "
-                f"the claim {verdict(c['mean'], c['std'], c['n'])}."
+                f"- Mixed ensemble beats the same-bias set `{single}` ({seeds.teacher_count(groups[mixed])} vs "
+                f"{seeds.teacher_count(groups[single])} teachers): {mean(mixed)} vs {mean(single)}; "
+                f"{result(c, mixed, single)}."
             )
     return lines or [
         "The claim needs a mixed-ensemble student and a baseline or same-bias student of the same budget; "
@@ -80,7 +77,7 @@ def budget_lines(layout, command):
     total = sum(s.get("seconds", 0) for s in steps)
     lines = [
         f"Command: `{command}`  ",
-        f"Machine: {os.cpu_count()}-core CPU ({platform.machine()}), no GPU; "
+        f"Machine: {machine_description()}; "
         f"{datetime.date.today().isoformat()}; precision {run.get('precision')}, "
         f"jit_compile {run.get('jit_compile')}.  ",
         f"Budget: students see {data.get('train_limit'):,} training images, teachers "
@@ -120,6 +117,7 @@ def main():
     for png in sorted((layout.root / "plots").glob("*.png")):
         shutil.copy2(png, figures / png.name)
     body = body.replace("](plots/", f"]({args.name}/")
+    write_summary(layout.root, figures / "summary.json", run=args.name, command=args.command)
 
     title = args.title or f"Results on real data: `{args.run}`"
     lines = [
@@ -136,7 +134,7 @@ def main():
     lines += ["", "### The run's report", "", body.strip(), ""]
     out = HERE / "results" / f"{args.name}.md"
     out.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {out} and {len(list(figures.iterdir()))} plots in {figures}")
+    print(f"wrote {out}, {figures / 'summary.json'} and {len(list(figures.glob('*.png')))} plots in {figures}")
 
 
 if __name__ == "__main__":

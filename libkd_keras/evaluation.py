@@ -2,7 +2,9 @@
 
 Every accuracy the library reports (pipeline, ablation, store analyses, LiteRT export) is a
 fraction in [0, 1] computed by `TopK`: ties rank the lower class index first, and with fewer
-than k classes top-k counts every class.
+than k classes top-k counts every class. A student's per-image test classes are kept beside its
+record (`save_predictions`, `<name>.predictions.npz`) so that the report can test a gain on the
+same images (McNemar).
 
 Example:
 >>> counts = TopK(k=5)
@@ -11,7 +13,11 @@ Example:
 {'top1': 0.91, 'top5': 0.99, 'n': 2000}
 """
 
+import os
+
 import numpy as np
+
+from libkd_keras.atomic_files import temporary_sibling
 
 HEADS = ("cls", "dist", "both")  # class head, distillation head, their average (inference output)
 
@@ -44,7 +50,7 @@ def top_k_accuracy(scores, labels, k):
     return TopK(k).update(scores, labels).result()["top5"]
 
 
-def evaluate_heads(student, images, labels, batch_size=256):
+def evaluate_heads(student, images, labels, batch_size=256, return_predictions=False):
     """Top-1/top-5 (fractions) of a DeiT's class head, distillation head and their average.
 
     Args:
@@ -52,6 +58,8 @@ def evaluate_heads(student, images, labels, batch_size=256):
         images: array `(N, H, W, 3)`. Raw pixels in [0, 255].
         labels: array `(N,)`. Class ids.
         batch_size: int. Images per forward pass.
+        return_predictions: bool. Also return `"predictions"`: the inference output's class per image
+            (int64 `(N,)`, the top-1 class `TopK` counts), for paired tests between models.
 
     Returns `{"cls": {"top1", "top5"}, "dist": {...} or None, "both": {...}, "n": N}`; a
     student without a distillation token has `"dist": None` and `"both"` equal to `"cls"`.
@@ -62,13 +70,53 @@ def evaluate_heads(student, images, labels, batch_size=256):
     heads = tf.function(lambda x: student.heads(x, training=False), reduce_retracing=True)
     labels = np.asarray(labels).reshape(-1)
     counts = {h: TopK(5) for h in HEADS}
+    predictions = []
     for start in range(0, len(labels), batch_size):
         x = tf.convert_to_tensor(np.asarray(images[start : start + batch_size], dtype=np.float32))
         cls, dist = (keras.ops.convert_to_numpy(keras.ops.cast(o, "float32")) for o in heads(x))
         y = labels[start : start + batch_size]
         for head, scores in zip(HEADS, (cls, dist, (cls + dist) / 2)):
             counts[head].update(scores, y)
+        output = (cls + dist) / 2 if getattr(student, "distillation", False) else cls
+        predictions.append(np.argmax(output, axis=-1))  # the first of tied maxima, as TopK ranks them
     result = {h: {k: v for k, v in counts[h].result().items() if k != "n"} for h in HEADS}
     if not getattr(student, "distillation", False):
         result["dist"], result["both"] = None, result["cls"]
+    if return_predictions:
+        result["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
     return {**result, "n": int(len(labels))}
+
+
+# Per-image test predictions of a model, beside its record: `<name>.predictions.npz`.
+PREDICTIONS_SUFFIX = ".predictions.npz"
+
+
+def _class_dtype(num_classes):
+    return np.int8 if num_classes <= 127 else np.int16 if num_classes <= 32767 else np.int32
+
+
+def save_predictions(path, predictions, labels, ids, num_classes):
+    """Writes a model's per-image classes on a split (small: int8/int16 class ids, int32 ids), atomically.
+
+    `ids` are the split's example ids (`Split.ids`): two models' files pair image by image only where they agree.
+    """
+    dtype = _class_dtype(int(num_classes))
+    ids = np.asarray(ids)
+    with temporary_sibling(path, suffix=".npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            predictions=np.asarray(predictions).astype(dtype),
+            labels=np.asarray(labels).astype(dtype),
+            ids=ids.astype(np.int32 if ids.size == 0 or ids.max() < 2**31 else np.int64),
+        )
+        os.replace(tmp, path)
+    return path
+
+
+def load_predictions(path):
+    """`{"predictions", "labels", "ids"}` (int64 arrays) saved by `save_predictions`, or None without a file."""
+    try:
+        with np.load(path) as data:
+            return {key: data[key].astype(np.int64) for key in ("predictions", "labels", "ids")}
+    except (FileNotFoundError, OSError, KeyError, ValueError):
+        return None

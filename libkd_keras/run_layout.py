@@ -8,6 +8,7 @@ One run, one folder (`saved_models/<run-name>/` by default):
     store/train/, store/test/   teacher logits (TFRecord shards + manifest.json)
     store/analysis.json         teacher and ensemble accuracy, disagreement matrix
     students/<name>.keras/.json each student, its settings, metrics and per-epoch history
+    students/<name>.predictions.npz  its class for each test image (the evaluate step), for paired tests
     exports/<student>/          LiteRT files, their metadata and the export report
     checkpoints/<model>/        BackupAndRestore state of an interrupted training
     logs/<model>/               TensorBoard logs and the per-epoch log (epochs.json)
@@ -24,6 +25,8 @@ Example:
 """
 
 from pathlib import Path
+
+from libkd_keras.evaluation import PREDICTIONS_SUFFIX
 
 
 class RunLayout:
@@ -58,6 +61,9 @@ class RunLayout:
 
     def student_json(self, name):
         return self.students / f"{name}.json"
+
+    def student_predictions(self, name):
+        return self.students / f"{name}{PREDICTIONS_SUFFIX}"
 
     def export_dir(self, student):
         return self.exports / student

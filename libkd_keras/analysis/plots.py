@@ -1,5 +1,9 @@
 """The report's figures as PNG files: training curves, disagreement heatmap, student and edge bars.
 
+Students' curves compare like with like: the label loss (the class head on the labels, the same quantity
+for every student) on one panel, the distillation loss (distilled students only) on its own, and test
+accuracy against epochs and against cumulative training wall time.
+
 Figures are drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend
 change, no display needed) and written to a temporary name, then renamed.
 
@@ -68,6 +72,98 @@ def plot_curves(histories, path, title=""):
             ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
+    return _save(figure, path)
+
+
+def _line(ax, xs, ys, name):
+    ax.plot(xs, [float("nan") if v is None else v for v in ys], marker="o", markersize=3, label=name)
+
+
+def student_curve_panels(histories):
+    """What `plot_student_curves` draws: `{"label_loss": {name: [...]}, "distill_loss": {...}, "val_accuracy": {...}}`.
+
+    `histories`: `{name: {"label_loss", "distill_loss", "val_accuracy", "distilled"}}` (lists by epoch;
+    accuracy as a fraction). Every student with a logged label loss is on the label-loss panel; only
+    distilled students (`distilled` true) are on the distillation-loss panel: a baseline's second head
+    learns the labels, which is not a distillation loss.
+    """
+    panels = {"label_loss": {}, "distill_loss": {}, "val_accuracy": {}}
+    for name, history in histories.items():
+        if any(v is not None for v in history.get("label_loss") or []):
+            panels["label_loss"][name] = list(history["label_loss"])
+        if history.get("distilled") and any(v is not None for v in history.get("distill_loss") or []):
+            panels["distill_loss"][name] = list(history["distill_loss"])
+        if any(v is not None for v in history.get("val_accuracy") or []):
+            panels["val_accuracy"][name] = _percent(history["val_accuracy"])
+    return panels
+
+
+def plot_student_curves(histories, path, title="Students"):
+    """Three panels by epoch: label loss (every student), distillation loss (distilled students), test top-1.
+
+    `histories`: as `student_curve_panels` takes them.
+    """
+    panels = student_curve_panels(histories)
+    figure = Figure(figsize=(15, 4))
+    axes = figure.subplots(1, 3)
+    titles = (
+        ("label_loss", "label loss (class head vs labels; training)", "loss"),
+        ("distill_loss", "distillation loss (distillation head vs teachers)", "loss"),
+        ("val_accuracy", "test accuracy", "top-1 (%)"),
+    )
+    for ax, (key, label, unit) in zip(axes, titles):
+        for name, values in panels[key].items():
+            _line(ax, range(1, len(values) + 1), values, name)
+        ax.set(title=label, xlabel="epoch", ylabel=unit)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                "no distilled student" if key == "distill_loss" else "not logged",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def accuracy_over_time(history):
+    """`(seconds, top1)`: test accuracy (fraction) at each validated epoch against cumulative training wall time.
+
+    `history`: `{"time_s": [...], "val_accuracy": [...]}` by epoch (an epoch's time includes its validation;
+    an epoch without validation has accuracy None and only adds its time).
+    """
+    seconds, top1, elapsed = [], [], 0.0
+    for time_s, accuracy in zip(history.get("time_s") or [], history.get("val_accuracy") or []):
+        elapsed += time_s or 0.0
+        if accuracy is not None:
+            seconds.append(elapsed)
+            top1.append(accuracy)
+    return seconds, top1
+
+
+def plot_accuracy_vs_time(series, path, title="Students: test top-1 against training wall time"):
+    """One line per student: `series` is `{label: (seconds, top1 fractions)}` (`accuracy_over_time`)."""
+    figure = Figure(figsize=(8, 4.5))
+    ax = figure.subplots()
+    longest = max((s[-1] for s, _ in series.values() if s), default=0.0)
+    minutes = longest >= 600
+    for label, (seconds, top1) in series.items():
+        _line(ax, [t / 60.0 if minutes else t for t in seconds], _percent(top1), label)
+    ax.set(
+        title=title,
+        xlabel="cumulative training wall time (" + ("min" if minutes else "s") + ")",
+        ylabel="test top-1 (%)",
+    )
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
     return _save(figure, path)
 
 

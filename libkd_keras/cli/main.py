@@ -148,9 +148,17 @@ def _existing_run(run_dir):
 def _cmd_report(args):
     from libkd_keras.analysis.report import write_report
 
-    summary = write_report(_existing_run(args.run_dir))
+    run_dir = _existing_run(args.run_dir)
+    if args.summary_command and not args.summary_json:
+        raise ConfigError("--command is what --summary-json records; pass --summary-json PATH with it.")
+    summary = write_report(run_dir)
     print(summary.table)
     print(f"libkd: wrote {summary.path}")
+    if args.summary_json:
+        from libkd_keras.analysis.report.summary import write_summary
+
+        write_summary(run_dir, args.summary_json, command=args.summary_command)
+        print(f"libkd: wrote {args.summary_json}")
 
 
 HANDLERS = {

@@ -285,4 +285,16 @@ def build_parser():
 
     p = add("report", [common])
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, e.g. saved_models/quick (required)")
+    p.add_argument(
+        "--summary-json",
+        metavar="PATH",
+        help="also write the run's results as JSON to PATH: teachers, and students per entry with per-seed "
+        "top-1 and wall time (schema: libkd_keras/analysis/report/summary.py)",
+    )
+    p.add_argument(
+        "--command",
+        dest="summary_command",
+        metavar="TEXT",
+        help="the command that made the run, for --summary-json (default: one that reproduces it from its config)",
+    )
     return parser

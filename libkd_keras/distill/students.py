@@ -9,7 +9,7 @@ Example:
 """
 
 from libkd_keras import choices
-from libkd_keras.evaluation import evaluate_heads
+from libkd_keras.evaluation import evaluate_heads, save_predictions
 from libkd_keras.models import DEIT_VARIANTS, STUDENT_BUILDERS, DeiT
 
 
@@ -52,9 +52,15 @@ def scaled_base_learning_rate(peak_learning_rate, batch_size):
     return peak_learning_rate * 512 / batch_size if peak_learning_rate else None
 
 
-def heads_record(student, split):
-    """`{"split", "num_examples", "top1", "top5", "cls_top1", ...}` (fractions) of a student's heads on `split`."""
-    heads = evaluate_heads(student, split.images, split.labels)
+def heads_record(student, split, predictions_path=None):
+    """`{"split", "num_examples", "top1", "top5", "cls_top1", ...}` (fractions) of a student's heads on `split`.
+
+    With `predictions_path`, also writes the inference output's class per image there (`save_predictions`),
+    for the report's paired tests.
+    """
+    heads = evaluate_heads(student, split.images, split.labels, return_predictions=predictions_path is not None)
+    if predictions_path is not None:
+        save_predictions(predictions_path, heads["predictions"], split.labels, split.ids, split.num_classes)
     record = {"split": split.split, "num_examples": heads["n"]}
     for prefix, head in (("", "both"), ("cls_", "cls"), ("dist_", "dist")):
         scores = heads[head] or {}

@@ -5,6 +5,7 @@ Files for a student called `<name>` in `out_dir`:
     <name>.keras           the trained student, uncompiled (the Distiller wrapper is not saved)
     <name>.json            its record: the same keys as a teacher's record for the same facts
                            (trainable_parameters, size_mb, top1_test_accuracy, training_time_s, ...)
+    <name>.predictions.npz with `evaluate`: its class for each test image (`evaluation.save_predictions`)
     logs/<name>/           TensorBoard logs and epochs.json (per-epoch logs while training)
     <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted at the end)
 
@@ -38,6 +39,7 @@ from libkd_keras import choices, distribute
 from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
 from libkd_keras.distill.online import in_input_pipeline, label_online
 from libkd_keras.distill.students import heads_record, teacher_set_size
+from libkd_keras.evaluation import PREDICTIONS_SUFFIX
 from libkd_keras.resumable import (
     EpochLog,
     TrainingDiverged,
@@ -226,7 +228,8 @@ def train_student(
         raise
 
     save_model_atomic(model, model_path)
-    evaluation = heads_record(model, test_split) if evaluate else None
+    predictions_path = os.path.join(out_dir, f"{name}{PREDICTIONS_SUFFIX}")
+    evaluation = heads_record(model, test_split, predictions_path) if evaluate else None
     top1 = evaluation["top1"] if evaluation else (history.get("val_acc") or [None])[-1]
     top5 = evaluation["top5"] if evaluation else (history.get("val_top5") or [None])[-1]
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))

@@ -2,6 +2,10 @@
 
 students/<name>.json["evaluation"]   top-1/top-5 of the class head, the distillation head and
                                      their average (the inference output), as fractions
+students/<name>.predictions.npz      the inference output's class for each test image (int8/int16), with
+                                     the labels and image ids: the report's McNemar tests pair students on it
+
+A run folder written before predictions were kept has no such file: its evaluate steps run again.
 """
 
 import keras
@@ -21,7 +25,7 @@ def evaluate(pipeline, only=()):
         pipeline.require([f"student/{name}"], "distill")
         started = pipeline.clock()
         student = keras.saving.load_model(folder.student_model(name), compile=False)
-        evaluation = heads_record(student, pipeline.split("test"))
+        evaluation = heads_record(student, pipeline.split("test"), folder.student_predictions(name))
         record = read_json(folder.student_json(name))
         record.update(
             evaluation=evaluation, top1_test_accuracy=evaluation["top1"], top5_test_accuracy=evaluation["top5"]
@@ -31,7 +35,7 @@ def evaluate(pipeline, only=()):
             step,
             f"evaluate {name}",
             started,
-            outputs=[f"students/{name}.json"],
+            outputs=[f"students/{name}.json", folder.relative(folder.student_predictions(name))],
             summary=evaluation,
             detail=f"top-1 {100 * evaluation['top1']:.1f}%  top-5 {100 * evaluation['top5']:.1f}%",
         )

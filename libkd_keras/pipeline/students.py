@@ -128,6 +128,7 @@ def train_one(pipeline, entry):
             "--overwrite."
         ) from None
     folder.forget(f"evaluate/{name}")  # a student trained again is evaluated and exported again
+    folder.student_predictions(name).unlink(missing_ok=True)  # the old student's; the evaluate step writes anew
     folder.forget(f"export/{name}")
     accuracy = record["top1_test_accuracy"]
     pipeline.done(

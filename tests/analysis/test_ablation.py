@@ -9,6 +9,7 @@ from keras import ops
 
 from libkd_keras.analysis.ablation import (
     Experiment,
+    ablation_table,
     describe_teacher_set,
     figure11_experiments,
     run_ablation,
@@ -145,6 +146,37 @@ def test_summarize_gain_and_spread_over_seeds():
     assert rows["kd"]["gain"] == pytest.approx(6.5)  # mean of (61 - 50, 56 - 54)
     assert rows["kd"]["gain_std"] == pytest.approx(np.std([11.0, 2.0], ddof=1))
     assert rows["baseline"]["gain_std"] == 0.0
+    # The gain's test: the t interval over the 2 paired seeds (t = 12.706 at 1 degree of freedom) and its verdict.
+    half = 12.706204736174707 * np.std([11.0, 2.0], ddof=1) / np.sqrt(2)
+    assert rows["kd"]["gain_interval"] == pytest.approx([6.5 - half, 6.5 + half])
+    assert rows["kd"]["verdict"] == "cannot tell at this n" and "verdict" not in rows["baseline"]
+    table = ablation_table(list(rows.values()))
+    assert f"| 95% CI [{6.5 - half:+.2f}, {6.5 + half:+.2f}] (t, 2 seeds) | cannot tell at this n |" in table
+
+
+def test_one_seed_gain_is_tested_with_mcnemar_on_stored_predictions(tmp_path):
+    from libkd_keras.evaluation import save_predictions
+
+    base = Experiment("baseline", distillation="none")
+    kd = Experiment("kd", teachers=("resnet26_s0",))
+    labels = np.arange(1000) % 10
+    kd_right, base_right = np.zeros(1000, bool), np.zeros(1000, bool)
+    kd_right[: 400 + 109] = True  # 400 both, 109 only the distilled student, 77 only the baseline
+    base_right[:400] = base_right[509:586] = True
+    for name, right in (("kd__seed0", kd_right), ("baseline__seed0", base_right)):
+        save_predictions(
+            tmp_path / f"{name}.predictions.npz", np.where(right, labels, 9 - labels), labels, np.arange(1000), 10
+        )
+    records = {
+        "baseline": {0: {"top1": {"cls": 47.7}, "top5": {"cls": 90.0}}},
+        "kd": {0: {"top1": {"cls": 50.0, "dist": 50.0, "both": 50.9}, "top5": {"both": 95.0}}},
+    }
+    rows = {r["experiment"]: r for r in summarize([base, kd], records, epochs=3, predictions_dir=tmp_path)}
+    assert rows["kd"]["gain_discordant"] == [109, 77] and round(rows["kd"]["gain_p"], 3) == 0.023
+    assert rows["kd"]["verdict"] == "holds" and rows["kd"]["gain_interval"] is None
+    assert "| McNemar p = 0.0228 (109 vs 77 images) | holds |" in ablation_table(list(rows.values()))
+    without = {r["experiment"]: r for r in summarize([base, kd], records, epochs=3)}["kd"]  # no predictions
+    assert without["gain_p"] is None and without["verdict"] == "cannot tell at this n"
 
 
 def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_path, monkeypatch):
@@ -215,6 +247,9 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     assert by_name["t4-2-resnets-1-rednet"]["params"] == 6000  # the three teachers' stored metadata
     assert by_name["f11-soft-t4"]["distillation"] == "soft" and by_name["f11-soft-t4"]["temperature"] == 4.0
     assert single["student_params"] > baseline["student_params"]  # the distillation token and head
+    # One seed: the gain is tested with McNemar on the two students' predictions kept beside them in models/.
+    assert single["gain_p"] is not None and 0.0 < single["gain_p"] <= 1.0 and sum(single["gain_discordant"]) >= 0
+    assert single["verdict"] in ("holds", "does not hold", "cannot tell at this n")
 
     table = (tmp_path / "ablation.md").read_text()
     assert "| t4-single-rednet | single RedNet | hard |" in table and "soft (T=4)" in table

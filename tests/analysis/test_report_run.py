@@ -2,11 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from libkd_keras.analysis.report import write_report
+from libkd_keras.analysis import plots
+from libkd_keras.analysis.report import stats, write_report
 from libkd_keras.cli.config import resolve_config, to_toml
 from libkd_keras.cli.main import EXIT_BAD_INPUT, main
+from libkd_keras.evaluation import save_predictions
 
 
 def _write(path, data):
@@ -26,6 +29,7 @@ def _teacher(name, arch, seed, top1):
         "training_time_s": 120.5,
         "top1_test_accuracy": top1,
         "top5_test_accuracy": 0.95,
+        "test_dataset": {"split": "test", "num_examples": 1000},
         "train_accuracy": 0.7,
         "history": {"epoch": [0, 1, 2], "loss": [2.0, 1.6, 1.3], "val_accuracy": [0.3, top1 - 0.05, top1]},
     }
@@ -46,16 +50,47 @@ def _student(name, teachers, order, top1, evaluation=True):
         "teacher_params": 17481364 if teachers else None,
         "teacher_size_mb": 66.7 if teachers else None,
         "epochs": 2,
-        "history": {"loss": [2.2, 1.9], "val_acc": [0.3, top1], "val_top5": [0.8, 0.9]},
+        "history": {  # what the Distiller's epoch log records (resumable.EpochLog)
+            "loss": [2.2, 1.9],
+            "label_loss": [2.3, 2.0] if teachers else [2.2, 1.9],
+            "distill_loss": [2.1, 1.8] if teachers else [2.2, 1.9],
+            "val_acc": [0.3, top1],
+            "val_top5": [0.8, 0.9],
+            "time_s": [30.0, 32.5],
+        },
     }
     if evaluation:
         record["evaluation"] = {
+            "num_examples": 400,
             "top1": top1,
             "top5": 0.91,
             "cls_top1": top1 - 0.01,
             "dist_top1": top1 - 0.02 if teachers else None,
         }
     return record
+
+
+def _predictions(run, name, correct, seed=0):
+    """`students/<name>.predictions.npz` (as the evaluate step writes it): right exactly where `correct` is."""
+    labels = np.random.default_rng(seed).integers(0, 10, len(correct))
+    predictions = np.where(correct, labels, (labels + 1) % 10)
+    save_predictions(run / "students" / f"{name}.predictions.npz", predictions, labels, np.arange(len(correct)), 10)
+
+
+# On 400 test images: the baseline gets 180 right (45.00%), the ensemble 193 (48.25%); 168 both, 25 only the
+# ensemble, 12 only the baseline.
+BOTH, ONLY_ENSEMBLE, ONLY_BASELINE = 168, 25, 12
+
+
+def _paired_predictions(run):
+    n = 400
+    ensemble = np.zeros(n, bool)
+    baseline = np.zeros(n, bool)
+    ensemble[: BOTH + ONLY_ENSEMBLE] = True
+    baseline[:BOTH] = True
+    baseline[BOTH + ONLY_ENSEMBLE : BOTH + ONLY_ENSEMBLE + ONLY_BASELINE] = True
+    _predictions(run, "baseline", baseline)
+    _predictions(run, "ensemble", ensemble)
 
 
 @pytest.fixture
@@ -73,6 +108,7 @@ def _full_run(run):
     _write(
         run / "store" / "analysis.json",
         {
+            "num_examples": 1000,
             "ensembles": [
                 {
                     "name": "all 2 teachers",
@@ -101,9 +137,11 @@ def _full_run(run):
     )
     _write(run / "students" / "baseline.json", _student("baseline", [], 0, 0.45))
     _write(run / "students" / "ensemble.json", _student("ensemble", ["resnet26_s0", "rednet26_s0"], 1, 0.4825))
+    _paired_predictions(run)
     _write(
         run / "exports" / "ensemble" / "export_report.json",
         {  # the format of export_report
+            "test_data": {"name": "test", "n": 400},
             "settings": {"threads": [1, 2]},
             "rows": [
                 {"variant": "keras float32", "file": None, "size_mb": None, "top1": 0.4825, "top5": 0.91},
@@ -143,19 +181,33 @@ def test_full_report_has_every_section_table_and_plot(run_dir):
     assert summary.sections == {"teachers": "ok", "students": "ok", "curves": "ok", "edge": "ok"}
     assert "not run" not in text
     # Teachers (Tables 2-3): both teachers, not the one still training.
-    assert "| resnet26_s0 | resnet26 | 0 | 3 | 120.5 | 8,740,682 | 33.34 | 62.00 | 95.00 | 70.00 |" in text
+    # Every accuracy with its binomial (Wilson) 95% interval on the test images its record names.
+    low, high = stats.wilson_interval(620, 1000)
+    assert (
+        f"| resnet26_s0 | resnet26 | 0 | 3 | 120.5 | 8,740,682 | 33.34 | 62.00 | [{100 * low:.2f}, {100 * high:.2f}] "
+        "| 95.00 | 70.00 |"
+    ) in text
     assert "rednet26_s1" not in text
     assert "| Soft averaging |" in text and "| Majority voting |" in text and "65.50" in text
-    # Students (Table 4): the gain of the distilled student over the baseline, in points.
-    assert "| ensemble | resnet26_s0, rednet26_s0 | ✓ | hard |" in text and "+3.25" in text
-    assert "| baseline | None | ✓ | ✗ |" in text
-    # Edge: per quantization, latency with the fewest threads, drop in points.
-    assert "| int8 | 5.90 | 3.10 | 3.40 | 47.60 | 90.00 | +0.65 |" in text
+    assert "| 65.50 | [{:.2f}, {:.2f}] |".format(*(100 * v for v in stats.wilson_interval(655, 1000))) in text
+    # Students (Table 4): the gain over the baseline, its exact McNemar test on the stored predictions, the verdict.
+    p = stats.mcnemar(ONLY_ENSEMBLE, ONLY_BASELINE)
+    ensemble_ci = "[{:.2f}, {:.2f}]".format(*(100 * v for v in stats.wilson_interval(193, 400)))
+    assert (
+        f"| ensemble | resnet26_s0, rednet26_s0 | ✓ | hard | ✗ | ✗ | 0.5 | 17,481,364 | 66.7 | 5,365,076 | 20.5 | 2 "
+        f"| 48.25 | {ensemble_ci} | 91.00 | +3.25 | McNemar p = {p:.3g} ({ONLY_ENSEMBLE} vs {ONLY_BASELINE} images) "
+        "| holds |"
+    ) in text
+    assert p < 0.05 and "| baseline | None | ✓ | ✗ |" in text
+    # Edge: per quantization, latency with the fewest threads, the interval, drop in points.
+    int8_ci = "[{:.2f}, {:.2f}]".format(*(100 * v for v in stats.wilson_interval(190, 400)))
+    assert f"| int8 | 5.90 | 3.10 | 3.40 | 47.60 | {int8_ci} | 90.00 | +0.65 |" in text
     assert "| teacher/resnet26_s0 | 120.5 | – |" in text
     names = sorted(p.name for p in summary.plots)
     assert names == [
         "disagreement.png",
         "edge_ensemble.png",
+        "student_accuracy_time.png",
         "student_curves.png",
         "students.png",
         "teacher_curves.png",
@@ -164,6 +216,9 @@ def test_full_report_has_every_section_table_and_plot(run_dir):
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plots/{plot.name}" in text
     # The terminal table: one line per teacher, ensemble, student and LiteRT variant.
     assert "all 2 teachers (soft)" in summary.table and "+3.2" in summary.table
+    ensemble_line = next(line for line in summary.table.splitlines() if line.startswith("ensemble "))
+    assert f"McNemar p={p:.2g}" in ensemble_line and ensemble_line.rstrip().endswith("holds")
+    assert "{:.1f}-{:.1f}".format(*(100 * v for v in stats.wilson_interval(193, 400))) in ensemble_line
     assert len(summary.table.splitlines()) == 2 + 2 + 2 + 2 + 2
 
 
@@ -178,7 +233,7 @@ def test_students_without_evaluation_use_the_last_test_accuracy(run_dir):
     summary = write_report(run_dir)
     text = summary.path.read_text()
     assert summary.sections["students"] == "ok" and summary.sections["teachers"] == "not run"
-    assert "| 45.00 | 90.00 | – |" in text  # top-1 and top-5 from the history
+    assert "| 45.00 | – | 90.00 | – |" in text  # top-1 and top-5 from the history (no test-image count: no CI)
     assert "Per head" not in text
 
 
@@ -209,11 +264,15 @@ def test_students_in_the_shared_record_format_beside_an_old_one(run_dir):
     _write(run_dir / "students" / "baseline.json", _student("baseline", [], 0, 0.45))  # an old run folder's keys
     _write(run_dir / "students" / "ensemble.json", _shared_format_student("ensemble", ["r0", "r1"], 1, 0.4825))
     text = write_report(run_dir).path.read_text()
-    assert "| baseline | None | ✓ | ✗ | ✗ | ✗ | ✗ | – | – | 5,365,076 | 20.5 | 2 | 45.00 | 91.00 | – |" in text
-    # Top-1 is the record's test accuracy (not the last epoch's 38.25), the gain over the old-format baseline.
+    baseline_ci = "[{:.2f}, {:.2f}]".format(*(100 * v for v in stats.wilson_interval(180, 400)))
     assert (
-        "| ensemble | r0, r1 | ✓ | hard | ✗ | ✗ | 0.5 | 17,481,364 | 66.7 | 5,365,076 | 20.5 | 2 | 48.25 | "
-        "91.00 | +3.25 |"
+        f"| baseline | None | ✓ | ✗ | ✗ | ✗ | ✗ | – | – | 5,365,076 | 20.5 | 2 | 45.00 | {baseline_ci} | 91.00 | – |"
+    ) in text
+    # Top-1 is the record's test accuracy (not the last epoch's 38.25), the gain over the old-format baseline;
+    # without stored predictions there is no paired test, and the verdict says so.
+    assert (
+        "| ensemble | r0, r1 | ✓ | hard | ✗ | ✗ | 0.5 | 17,481,364 | 66.7 | 5,365,076 | 20.5 | 2 | 48.25 | – | "
+        "91.00 | +3.25 | no test: no stored predictions of both on the same images | cannot tell at this n |"
     ) in text
 
 
@@ -233,3 +292,80 @@ def test_report_command(run_dir, tmp_path, capsys):
     assert "ensemble int8" in out and str(run_dir / "report.md") in out
     assert main(["report", str(tmp_path / "nothing")]) == EXIT_BAD_INPUT
     assert "not a libkd run folder" in capsys.readouterr().err
+
+
+def _keep_figures(monkeypatch):
+    """`{file name: matplotlib Figure}` of every plot the report draws from now on (still saved)."""
+    drawn, real_save = {}, plots._save
+
+    def keep(figure, path):
+        drawn[path.name] = figure
+        return real_save(figure, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return drawn
+
+
+def test_student_curves_compare_the_label_loss_of_every_student(run_dir, monkeypatch):
+    """The label loss of the baseline and the distilled student on one panel; the distillation loss on its own."""
+    _full_run(run_dir)
+    drawn = _keep_figures(monkeypatch)
+    text = write_report(run_dir).path.read_text()
+    label_ax, distill_ax, accuracy_ax = drawn["student_curves.png"].axes[:3]
+    label_lines = {line.get_label(): list(line.get_ydata()) for line in label_ax.lines}
+    assert label_lines == {"baseline": [2.2, 1.9], "ensemble": [2.3, 2.0]}  # each record's label_loss
+    distill_lines = {line.get_label(): list(line.get_ydata()) for line in distill_ax.lines}
+    assert distill_lines == {"ensemble": [2.1, 1.8]}  # not the baseline's second head on the labels
+    assert {line.get_label() for line in accuracy_ax.lines} == {"baseline", "ensemble"}
+    assert "label loss" in label_ax.get_title() and "distillation loss" in distill_ax.get_title()
+    assert "the label loss (the class head against the labels" in text
+
+
+def test_accuracy_against_wall_time_is_plotted_per_student(run_dir, monkeypatch):
+    history = {"time_s": [10.0, 10.0, 12.0, 10.0], "val_accuracy": [None, 0.3, None, 0.4]}
+    assert plots.accuracy_over_time(history) == ([20.0, 42.0], [0.3, 0.4])  # validated epochs, cumulative time
+    _full_run(run_dir)
+    drawn = _keep_figures(monkeypatch)
+    summary = write_report(run_dir)
+    assert (run_dir / "plots" / "student_accuracy_time.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![students accuracy against time](plots/student_accuracy_time.png)" in summary.path.read_text()
+    lines = {
+        line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+        for line in drawn["student_accuracy_time.png"].axes[0].lines
+    }
+    # One line per student, labelled with its target source; x: 30 s, then 62.5 s (each epoch's time_s summed).
+    assert lines == {
+        "baseline (no teacher)": ([30.0, 62.5], [30.0, 45.0]),
+        "ensemble (clean)": ([30.0, 62.5], [30.0, 48.25]),
+    }
+
+
+def test_summary_json_from_the_run_folder(run_dir, tmp_path, capsys):
+    """`libkd report --summary-json PATH`: the results in the published schema, from the folder's records."""
+    from tests.analysis.test_report_seeds import _seeded_run
+
+    _full_run(run_dir)
+    (run_dir / "students" / "baseline.json").unlink()
+    (run_dir / "students" / "ensemble.json").unlink()
+    _seeded_run(run_dir, {"baseline": [0.50, 0.52, 0.51], "mixed": [0.56, 0.54, 0.55]})
+    path = tmp_path / "results" / "summary.json"
+    assert main(["report", str(run_dir), "--summary-json", str(path), "--command", "libkd pipeline --preset x"]) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    summary = json.loads(path.read_text())
+    assert set(summary) == {"run", "date", "command", "machine", "data", "teachers", "students"}
+    assert summary["run"] == "quick" and summary["command"] == "libkd pipeline --preset x"
+    assert summary["date"] == "2026-11-21" and "core CPU" in summary["machine"]  # the last step's day
+    assert summary["data"] == {"dataset": "cifar10-sample", "train_images": 2500, "test_images": 1000}
+    assert summary["teachers"] == {
+        "rednet26_s0": {"family": "rednet", "top1": 58.0, "wall_s": 120.5},
+        "resnet26_s0": {"family": "resnet", "top1": 62.0, "wall_s": 120.5},
+    }
+    assert list(summary["students"]) == ["baseline", "mixed"]  # one entry per [[students]] entry, seeds inside
+    mixed = summary["students"]["mixed"]
+    assert set(mixed) == {"teachers", "targets", "recipe", "epochs", "top1", "wall_s"}
+    assert mixed["teachers"] == ["resnet20_s0", "rednet14_s0"] and mixed["epochs"] == 2
+    assert mixed["top1"] == {"0": 56.0, "1": 54.0, "2": 55.0}
+    assert mixed["wall_s"] == {"0": 100.0, "1": 101.0, "2": 102.0} and mixed["recipe"] == "baseline"
+    assert mixed["targets"] == "clean"  # a record without `targets` (older folders) learnt from clean-image rows
+    assert summary["students"]["baseline"]["teachers"] == [] and summary["students"]["baseline"]["targets"] is None
+    assert main(["report", str(run_dir), "--command", "x"]) == EXIT_BAD_INPUT  # --command alone records nothing

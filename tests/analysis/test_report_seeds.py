@@ -3,8 +3,14 @@
 import math
 import statistics
 
-from libkd_keras.analysis.report import write_report
-from libkd_keras.analysis.report.seeds import mean_std, paired_comparison
+import numpy as np
+import pytest
+
+from libkd_keras.analysis.report import load_students, write_report
+from libkd_keras.analysis.report.seeds import entry_groups, left_out_text, paired_comparison
+from libkd_keras.evaluation import load_predictions as load_predictions_file
+from libkd_keras.evaluation import save_predictions
+from libkd_keras.run_layout import RunLayout
 from tests.analysis.test_report_run import _full_run, _write, run_dir  # noqa: F401 (fixture)
 
 TEACHERS = {
@@ -36,6 +42,8 @@ def _seeded_run(run, top1=TOP1, seeds=(0, 1, 2)):
                 "trainable_parameters": 684404,
                 "size_mb": 2.6,
                 "epochs": 2,
+                "recipe": {"name": "baseline", "epochs": 2},
+                "training_time_s": 100.0 + seed,
                 "top1_test_accuracy": value,
                 "evaluation": {"top1": value, "top5": value + 0.3, "cls_top1": value, "dist_top1": value},
                 "history": {"loss": [2.0, 1.5], "val_acc": [0.3, value]},
@@ -48,41 +56,66 @@ def _points(value, signed=False):
     return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
 
 
+T_975_DF2 = 4.302652729749464  # Student's t, two-sided 95%, 2 degrees of freedom (tables: 4.303)
+
+
+def _t_interval_3(values):
+    mean, std = statistics.mean(values), statistics.stdev(values)
+    half = T_975_DF2 * std / math.sqrt(3)
+    return mean - half, mean + half
+
+
+def _verdict(low, high):
+    return "holds" if low > 0 else "does not hold" if high < 0 else "cannot tell at this n"
+
+
 def test_means_spreads_and_paired_gains_come_from_the_records(run_dir):  # noqa: F811
     records = _seeded_run(run_dir)
     text = write_report(run_dir).path.read_text()
     top1 = {entry: [records[f"{entry}_s{seed}"]["evaluation"]["top1"] for seed in range(3)] for entry in TOP1}
     for entry, values in top1.items():
         mean, std = statistics.mean(values), statistics.stdev(values)
-        assert f"| 3 (0, 1, 2) | {_points(mean)} ± {_points(std)} |" in text, entry
+        low, high = _t_interval_3(values)
+        assert f"| 3 (0, 1, 2) | {_points(mean)} ± {_points(std)} | [{_points(low)}, {_points(high)}] |" in text, entry
+    verdicts = {}
     for entry in ("resnet", "rednet", "mixed"):  # paired: the same seeds as the baseline
         differences = [a - b for a, b in zip(top1[entry], top1["baseline"])]
-        gain = f"{_points(statistics.mean(differences), True)} ± {_points(statistics.stdev(differences))} |"
-        assert gain in text and f"{gain} (unpaired)" not in text
-    # Mixed vs the best single-family entry (resnet has the higher mean), seed by seed.
-    differences = [a - b for a, b in zip(top1["mixed"], top1["resnet"])]
-    mean, std = statistics.mean(differences), statistics.stdev(differences)
-    assert "`mixed` (ResNet + RedNet teachers) vs `resnet` (the best single-family entry" in text
-    assert (
-        "- per-seed differences (points): "
-        + ", ".join(f"s{seed} {_points(d, True)}" for seed, d in enumerate(differences))
-        in text
-    )
-    assert f"- positive in {sum(d > 0 for d in differences)}/3 seeds" in text
-    assert f"- mean difference {_points(mean, True)} ± {_points(std)} points" in text
-    t = mean / (std / math.sqrt(3))
-    assert f"(|mean| > std): {'yes' if abs(mean) > std else 'no'}; paired t = {t:.2f} (2 degrees of freedom)" in text
+        low, high = _t_interval_3(differences)
+        verdicts[entry] = _verdict(low, high)
+        gain = (
+            f"| {_points(statistics.mean(differences), True)} ± {_points(statistics.stdev(differences))} | "
+            f"95% CI [{_points(low, True)}, {_points(high, True)}] (t, 3 seeds) | {verdicts[entry]} |"
+        )
+        assert gain in text, entry
+    assert set(verdicts.values()) == {"holds", "cannot tell at this n"}  # the fixed numbers give both answers
+    # Mixed vs each single-family entry, seed by seed, with the interval and its verdict.
+    for single, family in (("resnet", "ResNet"), ("rednet", "RedNet")):
+        differences = [a - b for a, b in zip(top1["mixed"], top1[single])]
+        mean, std = statistics.mean(differences), statistics.stdev(differences)
+        low, high = _t_interval_3(differences)
+        assert f"`mixed` (ResNet + RedNet, 2 teachers) vs `{single}` ({family} only, 1 teacher;" in text
+        per_seed = ", ".join(f"s{seed} {_points(d, True)}" for seed, d in enumerate(differences))
+        block = text[text.index(f"vs `{single}` ({family}") :]
+        assert f"- per-seed differences (points): {per_seed}; positive in {sum(d > 0 for d in differences)}/3" in block
+        assert (
+            f"- mean difference {_points(mean, True)} ± {_points(std)} points (mean ± std over seeds, n = 3); "
+            f"95% CI [{_points(low, True)}, {_points(high, True)}] (t, 3 seeds)"
+        ) in block
+        assert f"- verdict: **{_verdict(low, high)}**" in block
+        assert "unequal teacher counts: ensemble size and bias diversity are confounded" in block
     assert "| Student | Class head top-1 (%) |" in text and "| mixed_s2 |" in text  # per seed, per head
 
 
-def test_unequal_seed_lists_give_an_unpaired_gain(run_dir):  # noqa: F811
-    top1 = {"baseline": [0.50, 0.52, 0.51], "mixed": [0.56, 0.54]}
+def test_seeds_in_one_arm_only_are_left_out_and_said_so(run_dir):  # noqa: F811
+    top1 = {"baseline": [0.50, 0.52, 0.51], "mixed": [0.56, 0.54]}  # mixed trained seeds 0 and 1 only
     _seeded_run(run_dir, top1)
     text = write_report(run_dir).path.read_text()
-    _, mean_a, std_a = mean_std(top1["mixed"])
-    _, mean_b, std_b = mean_std(top1["baseline"])
-    expected = f"{_points(mean_a - mean_b, True)} ± {_points(math.sqrt(std_a**2 + std_b**2))} (unpaired)"
-    assert expected in text
+    differences = [0.56 - 0.50, 0.54 - 0.52]
+    half = 12.706204736174707 * statistics.stdev(differences) / math.sqrt(2)  # t, 1 degree of freedom
+    mean = statistics.mean(differences)
+    assert f"95% CI [{_points(mean - half, True)}, {_points(mean + half, True)}] (t, 2 seeds)" in text
+    assert "- Gain of `mixed`: seed 2 of `baseline` left out (not in `mixed`)." in text
+    assert "(unpaired)" not in text
     assert "needs an entry whose teachers span both families and one whose teachers are all" in text
 
 
@@ -93,23 +126,62 @@ def test_one_seed_runs_render_as_before(run_dir):  # noqa: F811
     assert "±" not in text and "Seeds (n)" not in text and "Mixed beats" not in text
 
 
-def test_paired_comparison_statistics():
+def test_paired_comparison_pairs_by_seed():
     c = paired_comparison(
-        [{"seed": s, "top1": v} for s, v in enumerate([0.75, 0.5, 0.5])],
+        [{"seed": s, "top1": v} for s, v in enumerate([0.75, 0.5, 0.45])],
         [{"seed": s, "top1": v} for s, v in [(0, 0.5), (2, 0.25), (3, 0.9)]],
     )
-    assert c["seeds"] == [0, 2] and c["positive"] == 2 and c["n"] == 2
-    assert c["mean"] == 0.25 and c["std"] == 0.0
-    assert c["t"] is None and c["exceeds"] is True  # std 0: no t statistic
+    assert c["seeds"] == [0, 2] and c["left_out"] == {"rows": [1], "other": [3]}
+    assert c["differences"] == pytest.approx([0.25, 0.2]) and c["positive"] == 2 and c["n"] == 2
+    half = 12.706204736174707 * statistics.stdev([0.25, 0.2]) / math.sqrt(2)
+    assert c["test"] == "t" and c["interval"] == pytest.approx((0.225 - half, 0.225 + half))
+    assert c["verdict"] == "cannot tell at this n"  # 2 seeds: t(1) = 12.7 makes the interval wide
+    assert left_out_text(c, "a", "b") == "seed 1 of `a` left out (not in `b`); seed 3 of `b` left out (not in `a`)"
+    none = paired_comparison([{"seed": 0, "top1": 0.5}], [{"seed": 1, "top1": 0.4}])
+    assert none["n"] == 0 and none["test"] is None and none["verdict"] == "cannot tell at this n"
+
+
+def _one_seed_predictions(run, name, correct):
+    """Image i has id i; the ResNet student's file lists the images in reverse order (pairing goes by id)."""
+    ids = np.arange(len(correct))
+    labels = ids % 10
+    predictions = np.where(correct, labels, (labels + 3) % 10)
+    order = ids[::-1] if name.startswith("resnet") else ids
+    save_predictions(run / "students" / f"{name}.predictions.npz", predictions[order], labels[order], ids[order], 10)
+
+
+def test_one_seed_is_tested_with_mcnemar_on_the_same_images(run_dir):  # noqa: F811
+    """109 images only the mixed student got right, 77 only the ResNet-only one: exact McNemar p = 0.023."""
+    n, both = 1000, 400
+    mixed, single = np.zeros(n, bool), np.zeros(n, bool)
+    mixed[: both + 109] = True
+    single[:both] = True
+    single[both + 109 : both + 109 + 77] = True
+    _seeded_run(run_dir, {"mixed": [mixed.mean()], "resnet": [single.mean()], "rednet": [0.4]}, seeds=(0,))
+    _one_seed_predictions(run_dir, "mixed_s0", mixed)
+    _one_seed_predictions(run_dir, "resnet_s0", single)
+    groups = entry_groups(load_students(RunLayout(run_dir)))
+    c = paired_comparison(groups["mixed"], groups["resnet"])
+    assert (c["test"], c["only_a"], c["only_b"]) == ("mcnemar", 109, 77)
+    assert round(c["p"], 3) == 0.023 and c["verdict"] == "holds"
+    text = write_report(run_dir).path.read_text()
+    assert "McNemar p = 0.0228 (109 vs 77 images)" in text and "- verdict: **holds**" in text
+    # No predictions for the RedNet-only student: no test, and the verdict says so.
+    block = text[text.index("vs `rednet`") :]
+    assert "no test: no stored predictions of both on the same images" in block
+    assert "- verdict: **cannot tell at this n**" in block
+    # Predictions of other images (another test split) are not paired.
+    other = load_predictions_file(run_dir / "students" / "mixed_s0.predictions.npz")
+    save_predictions(
+        run_dir / "students" / "resnet_s0.predictions.npz", single.astype(int), np.ones(n, int), other["ids"] + n, 10
+    )
+    assert paired_comparison(groups["mixed"], groups["resnet"])["test"] is None
 
 
 def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  # noqa: F811
     """Students of different epochs: each gain, and the claim, use the no-teacher student of its own epochs."""
     import importlib.util
     from pathlib import Path
-
-    from libkd_keras.analysis.report import load_students
-    from libkd_keras.run_layout import RunLayout
 
     top1 = {"baseline": [0.49], "mixed": [0.50], "baseline_e100": [0.52], "mixed_e100": [0.57]}
     monkeypatch.setitem(TEACHERS, "baseline_e100", [])

@@ -321,6 +321,41 @@ def test_patient_consistent_config_runs_mix_students_on_the_function_matching_te
     assert (recipe.rand_augment_ops, recipe.color_jitter, recipe.random_erasing, recipe.repeats) == (0, 0.0, 0.0, 1)
 
 
+def test_mixed_vs_same_example_has_teacher_sets_of_equal_size():
+    """examples/mixed_vs_same.toml: two teachers of each family, sets of two, 3 student seeds each, at the budget."""
+    from pathlib import Path
+
+    from libkd_keras.analysis.report.seeds import teacher_families
+    from libkd_keras.pipeline.settings import Config
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "mixed_vs_same.toml"
+    budget = resolve_config(preset="budget")
+    resolved = resolve_config(preset="budget", config_file=str(example))
+    config = Config.from_dict(resolved)
+    assert config.teacher_names == ["resnet20_s0", "resnet20_s1", "rednet20_s0", "rednet20_s1"]
+    assert resolved["data"] == budget["data"] and resolved["student"] == budget["student"]
+    expected_teachers = {k: v for k, v in budget["teachers"].items() if k not in ("resnet_seeds", "rednet_seeds")}
+    assert {k: v for k, v in resolved["teachers"].items() if k in expected_teachers} == expected_teachers
+    sets = {}
+    for student in config.students:
+        sets.setdefault(student.entry, {"teachers": student.teachers, "seeds": []})["seeds"].append(student.seed)
+        assert sets[student.entry]["teachers"] == student.teachers  # one teacher set per entry
+    assert {entry: (set(s["teachers"]), s["seeds"]) for entry, s in sets.items()} == {
+        "baseline": (set(), [0, 1, 2]),
+        "resnet_pair": ({"resnet20_s0", "resnet20_s1"}, [0, 1, 2]),
+        "rednet_pair": ({"rednet20_s0", "rednet20_s1"}, [0, 1, 2]),
+        "mixed_pair": ({"resnet20_s0", "rednet20_s0"}, [0, 1, 2]),
+    }
+    families = {entry: teacher_families([{"teachers": list(s["teachers"])}]) for entry, s in sets.items()}
+    assert families == {
+        "baseline": set(),
+        "resnet_pair": {"resnet"},
+        "rednet_pair": {"rednet"},
+        "mixed_pair": {"resnet", "rednet"},  # what the report pairs against each same-bias set
+    }
+    assert {len(s["teachers"]) for entry, s in sets.items() if entry != "baseline"} == {2}  # equal size
+
+
 def test_teacher_random_erasing_reaches_the_recipe_and_is_checked():
     from libkd_keras.pipeline.settings import Config
     from libkd_keras.pipeline.teachers import teacher_recipe

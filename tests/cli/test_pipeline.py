@@ -99,7 +99,10 @@ def test_pipeline_writes_every_artifact_and_the_report(quick_run):
         "plots/disagreement.png",
         "plots/teacher_curves.png",
         "plots/student_curves.png",
+        "plots/student_accuracy_time.png",
         "plots/students.png",
+        "students/baseline.predictions.npz",  # each student's class per test image, for the paired test
+        "students/ensemble.predictions.npz",
         "plots/edge_ensemble.png",
     ]
     expected += [
@@ -118,6 +121,8 @@ def test_pipeline_writes_every_artifact_and_the_report(quick_run):
         assert section in report
     assert "not run" not in report
     assert "| ensemble | resnet_s0, rednet_s0 | ✓ | hard |" in report
+    ensemble_row = next(line for line in report.splitlines() if line.startswith("| ensemble | resnet_s0"))
+    assert "McNemar p = " in ensemble_row and " vs " in ensemble_row  # the gain tested on the same 30 images
     train_targets = json.loads((run / "store" / "analysis.json").read_text())["train_targets"]
     assert train_targets["num_examples"] == 120 and train_targets["temperature"] == 1.0
     assert [r["name"] for r in train_targets["rows"]] == ["resnet_s0", "rednet_s0", "all 2 teachers"]
@@ -140,6 +145,11 @@ def test_rerun_skips_finished_steps_and_retrains_only_what_is_missing(quick_run,
     assert "[done] student baseline" in out and "[done] evaluate baseline" in out
     assert "[skip] teacher resnet_s0" in out and "[skip] student ensemble" in out and "[skip] store train" in out
     assert {p: p.stat().st_mtime_ns for p in teacher_files} == stamps
+    # A run folder from before predictions were kept: its evaluate step runs again, nothing is retrained.
+    (run / "students" / "ensemble.predictions.npz").unlink()
+    out = _run(argv, capsys)
+    assert "[done] evaluate ensemble" in out and "[skip] student ensemble" in out and "[skip] evaluate baseline" in out
+    assert (run / "students" / "ensemble.predictions.npz").is_file()
 
 
 def test_ablate_and_analyze_add_their_sections(quick_run, capsys):
@@ -319,16 +329,18 @@ def test_student_seeds_train_one_student_each_and_the_report_pairs_them(tmp_path
             name
         )
     differences = [a - b for a, b in zip(top1["mixed"], top1["resnet"])]
-    assert "`mixed` (ResNet + RedNet teachers) vs `resnet`" in report
+    assert "`mixed` (ResNet + RedNet, 2 teachers) vs `resnet` (ResNet only, 1 teacher;" in report
+    per_seed = ", ".join(f"s{s} {100 * d:+.2f}" for s, d in enumerate(differences))
+    assert f"- per-seed differences (points): {per_seed}; positive in {sum(d > 0 for d in differences)}/2" in report
+    mean = statistics.mean(differences)
+    half = 12.706204736174707 * statistics.stdev(differences) / 2**0.5  # t with 1 degree of freedom
     assert (
-        "- per-seed differences (points): " + ", ".join(f"s{s} {100 * d:+.2f}" for s, d in enumerate(differences))
-        in report
-    )
-    assert f"- positive in {sum(d > 0 for d in differences)}/2 seeds" in report
-    assert (
-        f"- mean difference {100 * statistics.mean(differences):+.2f} ± {100 * statistics.stdev(differences):.2f}"
-        in report
-    )
+        f"- mean difference {100 * mean:+.2f} ± {100 * statistics.stdev(differences):.2f} points (mean ± std over "
+        f"seeds, n = 2); 95% CI [{100 * (mean - half):+.2f}, {100 * (mean + half):+.2f}] (t, 2 seeds)"
+    ) in report
+    verdict = "holds" if mean - half > 0 else "does not hold" if mean + half < 0 else "cannot tell at this n"
+    assert f"- verdict: **{verdict}**" in report[report.index("vs `resnet`") :]
+    assert (students / "mixed_s1.predictions.npz").is_file()
 
 
 def test_students_take_their_rows_from_clean_images_stored_views_or_online_teachers(tmp_path):

@@ -62,6 +62,14 @@ def test_train_student_resumes_and_writes_a_teacher_like_record(tmp_path):
     assert record["distillation"] == "none" and record["teachers"] == [] and record["recipe"]["name"] == "baseline"
     assert not (tmp_path / "b.backup").exists()
     assert train_student(_build(), train, test, tmp_path, recipe=recipe, epochs=2, name="b", verbose=0) == record
+    # Its class for each test image, small, beside the record: what the report's McNemar tests pair on.
+    with np.load(tmp_path / "b.predictions.npz") as stored:
+        assert stored["predictions"].dtype == np.int8 and stored["labels"].dtype == np.int8
+        np.testing.assert_array_equal(stored["labels"], test.labels)
+        np.testing.assert_array_equal(stored["ids"], test.ids)
+        expected = np.argmax(model.predict(test.images.astype("float32"), verbose=0), axis=-1)
+        np.testing.assert_array_equal(stored["predictions"], expected)
+        assert (stored["predictions"] == stored["labels"]).mean() == pytest.approx(record["evaluation"]["top1"])
 
 
 def test_train_student_refuses_mismatched_teachers_and_sizes(tmp_path):

@@ -281,7 +281,7 @@ def run_ablation(
             records.setdefault(experiment.name, {})[seed] = record
 
     columns = {e.name: teacher_set_columns(store, e.teachers) for e in runnable}
-    rows = summarize(experiments, records, epochs, columns)
+    rows = summarize(experiments, records, epochs, columns, predictions_dir=Path(out_dir) / "models")
     write_ablation(
         out_dir,
         rows,

@@ -1,13 +1,16 @@
 """The run report: `report.md` + PNG plots in the run folder, and a short table for the terminal.
 
-Five files, read in this order:
+Seven files, read in this order:
 
-- `records.py`: reading the run folder's artifacts (teacher and student records, exports,
-  steps, config) into plain rows; records of older run folders are read under today's keys.
-- `seeds.py`: statistics over a student entry's seeds (mean ± std, gains, paired comparison).
+- `records.py`: reading the run folder's artifacts (teacher and student records, stored test
+  predictions, exports, steps, config) into plain rows; older run folders are read under today's keys.
+- `stats.py`: the statistics (Wilson interval, exact McNemar, Student t) and the verdict they give.
+- `seeds.py`: comparisons of student entries paired by seed (mean ± std, gains, mixed vs same-bias),
+  each with its interval or McNemar test and verdict.
 - `sections.py`: the model sections (teachers, students, curves: Tables 2-4).
 - `run_sections.py`: the edge, ablation/CKA and steps sections, and the terminal table.
 - `writer.py`: `write_report(run_dir)` assembles them into `report.md` and returns a `ReportSummary`.
+- `summary.py`: `run_summary(run_dir)`, the run's results as the JSON that benchmarks publish.
 
 Example:
 >>> summary = write_report("saved_models/quick")

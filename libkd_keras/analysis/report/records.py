@@ -14,6 +14,7 @@ Example:
 import sys
 
 from libkd_keras.atomic_files import read_json
+from libkd_keras.evaluation import load_predictions as load_predictions_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,10 +42,25 @@ def current_keys(record):
 
 
 def _history(record):
-    """`{"loss": [...], "val_accuracy": [...]}`: teachers log `val_accuracy`, the Distiller `val_acc`."""
+    """`{"loss", "val_accuracy", "label_loss", "distill_loss", "time_s"}`, lists by epoch (None: not logged).
+
+    Teachers log `val_accuracy`, the Distiller `val_acc`; the Distiller also logs its two loss terms
+    (`label_loss`: the class head on the labels, the same quantity for every student; `distill_loss`: the
+    distillation head's term), and every epoch log its wall time `time_s`.
+    """
     history = record.get("history") or {}
     accuracy = _known(*(history.get(k) for k in ("val_accuracy", "val_acc", "test_accuracy")))
-    return {"loss": list(history.get("loss") or []), "val_accuracy": list(accuracy or [])}
+    return {
+        "loss": list(history.get("loss") or []),
+        "val_accuracy": list(accuracy or []),
+        **{key: list(history.get(key) or []) for key in ("label_loss", "distill_loss", "time_s")},
+    }
+
+
+def _test_images(record):
+    """How many test images a record's accuracy was measured on (None when it does not say)."""
+    evaluation = record.get("evaluation") or {}
+    return _known(evaluation.get("num_examples"), (record.get("test_dataset") or {}).get("num_examples"))
 
 
 def _known(*values):
@@ -76,6 +92,8 @@ def load_teachers(layout):
                 "top1": record["top1_test_accuracy"],
                 "top5": record["top5_test_accuracy"],
                 "train_accuracy": record.get("train_accuracy"),
+                "test_images": _test_images(record),
+                "family": record.get("family"),
                 "history": _history(record),
             }
         )
@@ -88,10 +106,10 @@ def load_students(layout):
     Top-1/top-5 come from the record's `evaluation` (the pipeline's evaluate step) when present,
     else from its test accuracy, else from the last epoch's validation accuracy.
     """
-    records = [current_keys(read_json(p)) for p in layout.students.glob("*.json")]
-    records.sort(key=lambda r: (r.get("order") or 0, r.get("name") or ""))
+    records = [(current_keys(read_json(p)), p) for p in layout.students.glob("*.json")]
+    records.sort(key=lambda pair: (pair[0].get("order") or 0, pair[0].get("name") or ""))
     rows = []
-    for record in records:
+    for record, path in records:
         evaluation = record.get("evaluation") or {}
         raw_history = record.get("history") or {}
         history = _history(record)
@@ -108,10 +126,26 @@ def load_students(layout):
                 "cls_top1": evaluation.get("cls_top1"),
                 "dist_top1": evaluation.get("dist_top1"),
                 "evaluated": bool(evaluation),
+                "test_images": _test_images(record),
+                "predictions_path": layout.student_predictions(record.get("name") or path.stem),
                 "history": history,
             }
         )
     return rows
+
+
+def load_predictions(student):
+    """A student row's per-image test predictions `{"predictions", "labels", "ids"}`, or None.
+
+    None also when the file does not match the row: a student evaluated with predictions of another
+    training (its top-1 from the file differs from the record's by more than one image).
+    """
+    path = student.get("predictions_path")
+    found = load_predictions_file(path) if path is not None else None
+    if found is None or student.get("top1") is None or not len(found["labels"]):
+        return None
+    accuracy = float((found["predictions"] == found["labels"]).mean())
+    return found if abs(accuracy - student["top1"]) <= 1.0 / len(found["labels"]) else None
 
 
 # What a student's training budget is: a gain is measured against a baseline with the same budget.
@@ -180,6 +214,7 @@ def load_exports(layout):
             )
         threads = (record.get("settings") or {}).get("threads") or []
         exports[path.parent.name] = {
+            "test_images": (record.get("test_data") or {}).get("n"),
             "keras_top1": keras_row.get("top1"),
             "variants": variants,
             "threads": min(threads) if threads else None,

@@ -9,8 +9,9 @@ plain-text summary printed after a run.
 """
 
 from libkd_keras.analysis import plots
+from libkd_keras.analysis.report import seeds, stats
 from libkd_keras.analysis.report.records import baseline_student
-from libkd_keras.analysis.report.sections import NOT_RUN, _num, _pct, _table
+from libkd_keras.analysis.report.sections import NOT_RUN, _ci, _num, _pct, _table
 
 
 def edge_section(exports, layout, made):
@@ -33,6 +34,7 @@ def edge_section(exports, layout, made):
                     _num(v["latency_ms"], "{:.2f}"),
                     _num(v["latency_p90_ms"], "{:.2f}"),
                     _pct(v["top1"]),
+                    _ci(v["top1"], export.get("test_images")),
                     _pct(v["top5"]),
                     "–" if drop is None else f"{100.0 * drop:+.2f}",
                 ]
@@ -45,6 +47,7 @@ def edge_section(exports, layout, made):
                     "Latency p50 (ms)",
                     "Latency p90 (ms)",
                     "Top-1 (%)",
+                    "Top-1 95% CI",
                     "Top-5 (%)",
                     "Top-1 drop (points)",
                 ],
@@ -106,18 +109,67 @@ def _plain_table(header, rows):
     )
 
 
+def _ci1(accuracy, n):
+    interval = stats.accuracy_interval(accuracy, n)
+    return "" if interval is None else f"{100 * interval[0]:.1f}-{100 * interval[1]:.1f}"
+
+
+def _short_test(c):
+    if c["test"] == "mcnemar":
+        return f"McNemar p={c['p']:.2g}"
+    if c["test"] == "t":
+        low, high = c["interval"]
+        return f"CI {100 * low:+.1f}..{100 * high:+.1f} (t, n={c['n']})"
+    return "no test"
+
+
 def terminal_table(teachers, analysis, students, exports):
-    """The short plain-text table `libkd` prints: one line per teacher, ensemble, student and LiteRT file."""
-    rows = [[t["name"], "teacher", _pct(t["top1"], 1), ""] for t in teachers]
+    """The short plain-text table `libkd` prints: one line per teacher, ensemble, student, entry and LiteRT file.
+
+    Each top-1 has its binomial 95% interval; each student's gain over its baseline (the same seed) its exact
+    McNemar test, and each entry with several seeds a line with the mean gain's Student-t interval over
+    seeds; the last column is the verdict on "beats the baseline" from that test alone.
+    """
+    rows = [
+        [t["name"], "teacher", _pct(t["top1"], 1), _ci1(t["top1"], t.get("test_images")), "", "", ""] for t in teachers
+    ]
+    n_test = (analysis or {}).get("num_examples")
     rows += [
-        [f"{e['name']} ({e['rule']})", "ensemble", _pct(e.get("top1"), 1), ""]
+        [f"{e['name']} ({e['rule']})", "ensemble", _pct(e.get("top1"), 1), _ci1(e.get("top1"), n_test), "", "", ""]
         for e in (analysis or {}).get("ensembles") or []
     ]
     for s in students:
-        gain, baseline = "", baseline_student(students, like=s, seed=s.get("seed"))
+        gain = test = verdict = ""
+        baseline = baseline_student(students, like=s, seed=s.get("seed"))
         if baseline is not None and s is not baseline and s.get("top1") is not None:
             gain = f"{100.0 * (s['top1'] - baseline['top1']):+.1f}"
-        rows.append([s["name"], "student", _pct(s.get("top1"), 1), gain])
+            c = seeds.student_vs(s, baseline)
+            test, verdict = _short_test(c), c["verdict"]
+        rows.append(
+            [
+                s["name"],
+                "student",
+                _pct(s.get("top1"), 1),
+                _ci1(s.get("top1"), s.get("test_images")),
+                gain,
+                test,
+                verdict,
+            ]
+        )
+    groups = seeds.entry_groups(students)
+    for entry, members in groups.items():
+        if len(members) < 2:
+            continue
+        n, mean, _ = seeds.mean_std([s["top1"] for s in members])
+        interval = seeds.top1_interval(members)
+        ci = "" if interval is None else f"{100 * interval[0]:.1f}-{100 * interval[1]:.1f}"
+        gain = test = verdict = ""
+        baseline = seeds.baseline_entry(groups, like=entry)
+        if baseline is not None and baseline != entry:
+            c = seeds.gain(members, groups[baseline])
+            gain = "" if c["mean"] is None else f"{100 * c['mean']:+.1f}"
+            test, verdict = _short_test(c), c["verdict"]
+        rows.append([f"{entry} (mean of {n})", "entry", _pct(mean, 1), ci, gain, test, verdict])
     for student, export in exports.items():
         for v in export["variants"]:
             rows.append(
@@ -125,9 +177,12 @@ def terminal_table(teachers, analysis, students, exports):
                     f"{student} {v['quantization']}",
                     f"litert {_num(v['size_mb'], '{:.1f}')} MB {_num(v['latency_ms'], '{:.1f}')} ms",
                     _pct(v["top1"], 1),
+                    _ci1(v["top1"], export.get("test_images")),
+                    "",
+                    "",
                     "",
                 ]
             )
     if not rows:
         return "(nothing to report yet)"
-    return _plain_table(["model", "kind", "top-1 %", "gain"], rows)
+    return _plain_table(["model", "kind", "top-1 %", "95% CI", "gain", "test", "gain holds?"], rows)

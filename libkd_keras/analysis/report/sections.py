@@ -7,16 +7,24 @@ are missing (the section then says so). Plots are drawn into `layout.plots` and 
 - Teachers: the paper's Tables 2 and 3, the ensembles (soft averaging, majority vote), disagreement.
 - Students: the paper's Table 4 (teacher set, distillation, MixUp/CutMix, alpha, params, size,
   epochs, top-1, top-5, gain over the baseline student), plus per-head accuracy.
-- Curves: training loss and test accuracy per epoch.
+- Students' gains: each with its paired test (McNemar on the same test images, or a t interval over
+  seeds) and the verdict it gives; every accuracy with its binomial (Wilson) 95% interval.
+- Curves: teachers' training loss and test accuracy per epoch; students' label loss (every student),
+  distillation loss (distilled students) and test accuracy per epoch, and test accuracy against
+  cumulative training wall time.
 """
 
 import time
 
 from libkd_keras.analysis import plots
-from libkd_keras.analysis.report import seeds
+from libkd_keras.analysis.report import seeds, stats
 from libkd_keras.analysis.report.records import baseline_student, student_epochs
 
 NOT_RUN = "_not run_"
+CI_NOTE = (
+    "Top-1 95% CI: the binomial (Wilson score) interval of the accuracy on this many test images: the range "
+    "the accuracy on new images of the same kind would fall in 95% of the time."
+)
 
 
 def _pct(value, digits=2):
@@ -25,6 +33,11 @@ def _pct(value, digits=2):
 
 def _num(value, fmt="{:,}"):
     return "–" if value is None else fmt.format(value)
+
+
+def _ci(accuracy, n):
+    """The binomial (Wilson) 95% interval of an accuracy on `n` test images, as `"[47.1, 53.3]"` (`"–"` unknown)."""
+    return seeds.interval_text(stats.accuracy_interval(accuracy, n))
 
 
 def _table(header, rows):
@@ -104,6 +117,7 @@ def teacher_section(teachers, analysis, layout, made):
                 "#Params",
                 "Size (MB)",
                 "Top-1 (%)",
+                "Top-1 95% CI",
                 "Top-5 (%)",
                 "Train acc. (%)",
             ],
@@ -117,6 +131,7 @@ def teacher_section(teachers, analysis, layout, made):
                     _num(t["params"]),
                     _num(t["size_mb"], "{:.2f}"),
                     _pct(t["top1"]),
+                    _ci(t["top1"], t["test_images"]),
                     _pct(t["top5"]),
                     _pct(t["train_accuracy"]),
                 ]
@@ -124,6 +139,7 @@ def teacher_section(teachers, analysis, layout, made):
             ],
         )
     )
+    lines += ["", CI_NOTE]
     lines += ["", "### Ensembles", ""]
     ensembles = (analysis or {}).get("ensembles") or []
     if not ensembles:
@@ -131,7 +147,7 @@ def teacher_section(teachers, analysis, layout, made):
     else:
         lines.append(
             _table(
-                ["Ensemble", "Members", "Technique", "#Params", "Size (MB)", "Top-1 (%)", "Top-5 (%)"],
+                ["Ensemble", "Members", "Technique", "#Params", "Size (MB)", "Top-1 (%)", "Top-1 95% CI", "Top-5 (%)"],
                 [
                     [
                         e["name"],
@@ -140,6 +156,7 @@ def teacher_section(teachers, analysis, layout, made):
                         _num(e.get("params")),
                         _num(e.get("size_mb"), "{:.2f}"),
                         _pct(e.get("top1")),
+                        _ci(e.get("top1"), (analysis or {}).get("num_examples")),
                         _pct(e.get("top5")),
                     ]
                     for e in ensembles
@@ -206,36 +223,88 @@ def student_section(students, layout, made):
     ]
     if seeds.several_seeds(students):
         groups = seeds.entry_groups(students)
+        table, notes = seeds.entry_rows(groups, _student_cells)
         lines.append(
             _table(
-                ["Student", *columns, "Seeds (n)", "Top-1 (%)", "Top-5 (%)", "Gain (points)"],
-                seeds.entry_rows(groups, _student_cells),
+                [
+                    "Student",
+                    *columns,
+                    "Seeds (n)",
+                    "Top-1 (%)",
+                    "Top-1 95% CI",
+                    "Top-5 (%)",
+                    "Gain (points)",
+                    "Gain test",
+                    "Gain holds?",
+                ],
+                table,
             )
         )
-        lines += ["", seeds.NOTE, "", *seeds.comparison_lines(groups)]
+        lines += ["", seeds.NOTE, *([""] + notes if notes else []), "", *seeds.comparison_lines(groups)]
     else:
         rows = []
         for s in students:
-            gain, own = "–", baseline_student(students, like=s, seed=s.get("seed"))
+            gain = test = verdict = "–"
+            own = baseline_student(students, like=s, seed=s.get("seed"))
             if own is not None and s.get("top1") is not None and s is not own:
                 gain = f"{100.0 * (s['top1'] - own['top1']):+.2f}"
-            rows.append([s.get("name"), *_student_cells(s), _pct(s.get("top1")), _pct(s.get("top5")), gain])
-        lines.append(_table(["Student", *columns, "Top-1 (%)", "Top-5 (%)", "Gain (points)"], rows))
+                c = seeds.student_vs(s, own)
+                test, verdict = seeds.test_text(c), c["verdict"]
+            rows.append(
+                [
+                    s.get("name"),
+                    *_student_cells(s),
+                    _pct(s.get("top1")),
+                    _ci(s.get("top1"), s.get("test_images")),
+                    _pct(s.get("top5")),
+                    gain,
+                    test,
+                    verdict,
+                ]
+            )
+        lines.append(
+            _table(
+                [
+                    "Student",
+                    *columns,
+                    "Top-1 (%)",
+                    "Top-1 95% CI",
+                    "Top-5 (%)",
+                    "Gain (points)",
+                    "Gain test",
+                    "Gain holds?",
+                ],
+                rows,
+            )
+        )
         lines += [
             "",
             "Top-1 is the student's inference output (the average of its class and distillation heads) "
-            "on the test split; gain is over the baseline student (no teacher) of the same budget: "
-            "architecture, patch, epochs, batch, learning rate and images.",
+            "on the test split, with its binomial (Wilson) 95% interval; gain is over the baseline student "
+            "(no teacher) of the same budget: architecture, patch, epochs, batch, learning rate and images. "
+            "Its test is an exact two-sided McNemar test on the two students' predictions for the same test "
+            "images (the images only one of them got right: this student's count vs the baseline's). "
+            '"Gain holds?" follows from the test alone: **holds** when p < 0.05 in the student\'s favour, '
+            "**does not hold** when p < 0.05 against it, else **cannot tell at this n**.",
         ]
+        groups = seeds.entry_groups(students)
+        if seeds.mixed_vs_single(groups):  # one seed each: McNemar on the same test images
+            lines += ["", *seeds.comparison_lines(groups)]
     if any(s.get("cls_top1") is not None for s in students):
         lines += [
             "",
             "Per head (paper Figure 11b):",
             "",
             _table(
-                ["Student", "Class head top-1 (%)", "Distillation head top-1 (%)", "Average top-1 (%)"],
+                ["Student", "Class head top-1 (%)", "Distillation head top-1 (%)", "Average top-1 (%)", "95% CI"],
                 [
-                    [s["name"], _pct(s.get("cls_top1")), _pct(s.get("dist_top1")), _pct(s.get("top1"))]
+                    [
+                        s["name"],
+                        _pct(s.get("cls_top1")),
+                        _pct(s.get("dist_top1")),
+                        _pct(s.get("top1")),
+                        _ci(s.get("top1"), s.get("test_images")),
+                    ]
                     for s in students
                     if s.get("evaluated")
                 ],
@@ -255,18 +324,56 @@ def student_section(students, layout, made):
     return "\n".join(lines), "ok"
 
 
+def _target_label(s):
+    """A student's line label: its name and where its teacher rows came from (clean / views / online)."""
+    if not s.get("teachers"):
+        return f"{s['name']} (no teacher)"
+    return f"{s['name']} ({s.get('targets') or 'clean'})"
+
+
 def curves_section(teachers, students, layout, made):
     lines = ["## Training curves", ""]
     state = "not run"
-    for title, models, file in (
-        ("Teachers", teachers, "teacher_curves.png"),
-        ("Students", students, "student_curves.png"),
-    ):
-        histories = {m["name"]: m["history"] for m in models if m["history"]["loss"] or m["history"]["val_accuracy"]}
-        if histories:
-            made.append(plots.plot_curves(histories, layout.plots / file, title=f"{title}: loss and test accuracy"))
-            lines += [f"![{title.lower()} curves](plots/{file})", ""]
-            state = "ok"
-        else:
-            lines += [f"{title}: {NOT_RUN}", ""]
+    histories = {t["name"]: t["history"] for t in teachers if t["history"]["loss"] or t["history"]["val_accuracy"]}
+    if histories:
+        made.append(
+            plots.plot_curves(histories, layout.plots / "teacher_curves.png", title="Teachers: loss and test accuracy")
+        )
+        lines += ["![teachers curves](plots/teacher_curves.png)", ""]
+        state = "ok"
+    else:
+        lines += [f"Teachers: {NOT_RUN}", ""]
+    histories = {
+        s["name"]: {**s["history"], "distilled": bool(s.get("teachers"))}
+        for s in students
+        if s["history"]["loss"] or s["history"]["val_accuracy"]
+    }
+    if histories:
+        made.append(plots.plot_student_curves(histories, layout.plots / "student_curves.png"))
+        unlogged = [n for n in histories if n not in plots.student_curve_panels(histories)["label_loss"]]
+        lines += [
+            "![students curves](plots/student_curves.png)",
+            "",
+            "Students compare like with like: the label loss (the class head against the labels, the same "
+            "quantity for every student) on the left; the distillation loss, of distilled students only, on "
+            "its own panel (a distilled student's training loss is alpha x label loss + (1 - alpha) x "
+            "distillation loss, so it is not comparable with a baseline's)."
+            + (f" No label loss logged for: {', '.join(unlogged)}." if unlogged else ""),
+            "",
+        ]
+        state = "ok"
+    else:
+        lines += [f"Students: {NOT_RUN}", ""]
+    series = {_target_label(s): plots.accuracy_over_time(s["history"]) for s in students}
+    series = {label: points for label, points in series.items() if points[0]}
+    if series:
+        made.append(plots.plot_accuracy_vs_time(series, layout.plots / "student_accuracy_time.png"))
+        lines += [
+            "![students accuracy against time](plots/student_accuracy_time.png)",
+            "",
+            "Test top-1 at each validated epoch against cumulative training wall time (each epoch's time "
+            "includes its validation), one line per student, labelled with its target source: sources "
+            "compared at equal time.",
+            "",
+        ]
     return "\n".join(lines).rstrip(), state
