@@ -15,6 +15,8 @@ TensorFlow is imported only once a command needs it, with its start-up noise hid
 `--verbose`; `--help` and `report` never import it.
 """
 
+import contextlib
+import io
 import json
 import sys
 import traceback
@@ -28,7 +30,9 @@ from libkd_keras.cli.parser import (  # noqa: F401 - COMMANDS and the exit codes
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     FLAG_KEYS,
+    RUN_COMMANDS,
     build_parser,
+    run_options_parser,
 )
 from libkd_keras.cli.quiet import import_pipeline, native_stderr_silenced, quiet_tensorflow
 from libkd_keras.pipeline.config import resolve_config
@@ -50,12 +54,18 @@ def flag_overrides(args):
     return overrides
 
 
-def resolve_run(args):
-    """`(config, run_dir)` for a run command; see `--preset` for where the config comes from."""
+def config_from_out(args):
+    """The config stored in the run folder `--out`, or None."""
     from libkd_keras.pipeline.run_folder import load_run_config
 
+    return load_run_config(args.out) if args.out else None
+
+
+def resolve_run(args):
+    """`(config, run_dir)` for a run command; see `--preset` for where the config comes from."""
+
     overrides = flag_overrides(args) + list(args.overrides)
-    stored = load_run_config(args.out) if args.out else None
+    stored = config_from_out(args)
     teachers = getattr(args, "teachers", [])  # --teacher [NAME=]PATH
     if stored is not None and args.preset is None and args.config is None:
         config = resolve_config(base=stored, overrides=overrides, teachers=teachers)
@@ -68,18 +78,26 @@ def resolve_run(args):
 
 
 def _run_in_folder(args, run_step, shared=False):
-    """Resolves the config, locks the run folder, loads the data and runs `run_step(pipeline, args)`.
+    """Resolves the config, checks everything it can, locks the run folder and runs `run_step(pipeline, args)`.
 
+    Nothing is written, and `--overwrite` moves no old run aside, until every check that needs no
+    training has passed: first the ones that need no TensorFlow (data path, `--teachers-from`, the
+    output folder: all named in one message), then the data, the student's model and store.views.
     `shared`: open the run folder beside other workers instead (sharded precompute; no lock).
     """
     config, run_dir = resolve_run(args)
     if args.print_config:
         print(to_toml(config))
         return
+    from libkd_keras.pipeline.run_folder import RunFolder, check_before_start
+
+    check_before_start(config, run_dir, overwrite=args.overwrite)  # before TensorFlow is imported
     from libkd_keras.distribute import make_strategy
-    from libkd_keras.pipeline.run_folder import RunFolder
 
     strategy = make_strategy(getattr(args, "strategy", "default"))  # a bad TF_CONFIG fails here, first
+    runner = import_pipeline(args.verbose)
+    data = runner.RunData(runner.Config.from_dict(config))
+    runner.prepare(config, data, run_dir)  # bad data, student model or store.views: before the folder is touched
     if shared:
         from libkd_keras.pipeline.store_shares import open_shared
 
@@ -87,9 +105,15 @@ def _run_in_folder(args, run_step, shared=False):
     else:
         opened = RunFolder.open(run_dir, config, overwrite=args.overwrite)
     with opened as folder, strategy.scope():
-        pipeline = import_pipeline(args.verbose).Pipeline(folder, config)  # models and optimizers: in the scope
+        if folder.replaced:
+            print(
+                f"libkd: moved the run that was in {str(folder.root)!r} aside to {str(folder.replaced)!r}; it is "
+                "deleted once this run finishes its first step (to keep it, stop this run before then, delete "
+                f"{str(folder.root)!r} and rename {str(folder.replaced)!r} back)"
+            )
+        pipeline = runner.Pipeline(folder, config, data=data)  # models and optimizers: in the scope
         print(f"libkd: run folder {folder.root}")
-        pipeline.load_data()  # bad data fails here, before any step runs
+        pipeline.load_data()  # loaded and checked above: no work
         run_step(pipeline, args)
 
 
@@ -178,9 +202,33 @@ HANDLERS = {
 # Entry point
 
 
+def _help_config(argv):
+    """`(config, label)` that a run command's `--help` shows the values of, or `(None, None)`.
+
+    The config the same command line would run with (`resolve_run`: the preset, `--config`, flags,
+    `--set`, or the config stored in `--out`); the schema's defaults where it cannot be resolved.
+    """
+    if not argv or argv[0] not in RUN_COMMANDS or not {"-h", "--help"} & set(argv):
+        return None, None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            known, _ = run_options_parser().parse_known_args(argv[1:])
+        config, _ = resolve_run(known)
+    except (SystemExit, ConfigError):
+        return None, None
+    if known.preset is None and known.config is None and config_from_out(known) is not None:
+        label = f"the run in {known.out}"
+    else:
+        label = f"the {known.preset or DEFAULT_PRESET} preset" + (f" with {known.config}" if known.config else "")
+    if flag_overrides(known) or known.overrides:
+        label += " and the flags given"
+    return config, label
+
+
 def main(argv=None):
     """Runs `libkd` with `argv` (default: sys.argv[1:]); returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(*_help_config(argv))
     args = parser.parse_args(argv)
     args.handler = HANDLERS[args.command]
     quiet_tensorflow(args.verbose)

@@ -1,12 +1,16 @@
 """The `libkd` argument parser: one subcommand per step, the run options they share. No TensorFlow."""
 
 import argparse
+import importlib.metadata
+import json
+import re
 
 from libkd_keras import choices
 from libkd_keras.cli import precompute as precompute_options
 from libkd_keras.distribute import STRATEGIES
-from libkd_keras.pipeline.config import available_presets
+from libkd_keras.pipeline.config import available_presets, resolve_config
 from libkd_keras.pipeline.config_text import describe_options
+from libkd_keras.pipeline.settings import teacher_specs
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -162,7 +166,8 @@ def _run_options():
     output.add_argument(
         "--overwrite",
         action="store_true",
-        help="if --out holds a run with a different config, delete it and start again (default: refuse)",
+        help="if --out holds a run with a different config, start again there: the old run is moved aside to "
+        "<out>.replaced-<date>-<time> and deleted once the new run finishes its first step (default: refuse)",
     )
     return parent
 
@@ -181,18 +186,76 @@ COMMANDS = {
 }
 
 
-def build_parser():
-    """The `libkd` argument parser (no TensorFlow import)."""
+def version():
+    """The installed package's version (importlib.metadata), else `libkd_keras.__version__` (a source checkout)."""
+    try:
+        return importlib.metadata.version("libkd_keras")
+    except importlib.metadata.PackageNotFoundError:
+        import libkd_keras
+
+        return libkd_keras.__version__
+
+
+FAMILY_NAMES = {"resnet": "ResNet", "rednet": "RedNet"}
+
+
+def _teacher_words(config):
+    """`"ResNet-8 and RedNet-8"`: the teachers a config trains, each architecture once."""
+    words = []
+    for name, family, _ in teacher_specs(config):
+        rest = name.rsplit("_s", 1)[0][len(family) :]
+        word = FAMILY_NAMES.get(family, family) + (f"-{rest}" if rest else "")
+        words += [] if word in words else [word]
+    return " and ".join(words) or "no"
+
+
+def _with_values(parser, config, label):
+    """Shows `config`'s values (the run the command line asks for) in the "(default: ...)" of each config flag."""
+    for action in parser._actions:
+        keys = FLAG_KEYS.get(action.dest)
+        if keys and action.help:
+            values = ", ".join(f"{key} = {_flag_value(config, key)}" for key in keys)
+            action.help = re.sub(r"\(default: [^()]*\)$", f"(default: {values}: {label})", action.help)
+    return parser
+
+
+def _flag_value(config, key):
+    section, name = key.split(".")
+    value = config[section][name]
+    return json.dumps(value) if isinstance(value, str) else value
+
+
+RUN_COMMANDS = ("train-teacher", "precompute", "distill", "evaluate", "export", "pipeline", "ablate")
+
+
+def run_options_parser():
+    """A parser of the run options alone (no help, no subcommands): what `--help` reads before it is shown."""
+    return argparse.ArgumentParser(add_help=False, parents=[_run_options()])
+
+
+def build_parser(config=None, label=None):
+    """The `libkd` argument parser (no TensorFlow import).
+
+    `config`: the resolved config the command line asks for (`--preset`, `--config`, flags, `--set`);
+    a run command's `--help` then shows its values instead of the schema's defaults, `label` saying
+    whose they are (e.g. "the quick preset").
+    """
     common, run = _common_options(), _run_options()
+    quick = resolve_config(preset=DEFAULT_PRESET)
     parser = argparse.ArgumentParser(
         prog="libkd",
         formatter_class=_HelpFormatter,
-        description="LIB-KD: distil the inductive bias of cheap CNN (ResNet-26) and involution (RedNet-26) "
-        "teachers into a DeiT student through one distillation token, from teacher logits "
-        "computed once and stored; export the student to LiteRT.",
-        epilog="Start with:  libkd pipeline --preset quick   (add --dataset PATH on offline machines)\n"
-        "Run 'libkd <command> --help' for a command's options.",
+        description="LIB-KD: distil the inductive bias of CNN (ResNet) and involution (RedNet) teachers into a "
+        "DeiT student through one distillation token, from teacher logits computed once and stored; export "
+        f"the student to LiteRT. The {DEFAULT_PRESET} preset (the default) trains {_teacher_words(quick)} "
+        f"teachers and a {quick['student']['arch']} student on the CIFAR-10 sample shipped with the package, "
+        "offline; the paper presets train ResNet-26 and RedNet-26 teachers.",
+        epilog=f"Start with:  libkd pipeline --preset {DEFAULT_PRESET}   (no network needed; --dataset PATH for "
+        "your own class folders or CIFAR-10 tarball)\n"
+        "Run 'libkd <command> --help' for a command's options; 'libkd <command> --preset NAME --help' shows "
+        "that preset's values.",
     )
+    parser.add_argument("--version", action="version", version=f"libkd {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name, parents, epilog="", **kwargs):
@@ -206,7 +269,13 @@ def build_parser():
             **kwargs,
         )
 
-    config_epilog = "configuration keys (section.key = default -- meaning); set any with --set:\n" + describe_options()
+    if config is None:
+        config_epilog = "configuration keys (section.key = default -- meaning); set any with --set:\n"
+    else:
+        config_epilog = f"configuration keys (section.key = value of {label} -- meaning); set any with --set:\n"
+    config_epilog += describe_options(config)
+    if config is not None:
+        run = _with_values(run, config, label)
     p = add("train-teacher", [common, run], config_epilog)
     p.add_argument(
         "--only",

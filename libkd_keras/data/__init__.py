@@ -1,22 +1,35 @@
-"""Data sources, stable example ids, split fingerprints and the teachers' augmentation."""
+"""Data sources, stable example ids, split fingerprints and the teachers' augmentation.
 
-from libkd_keras.data.augmentation import TeacherAugmentation, teacher_augmentation
-from libkd_keras.data.catalog import balanced_limit
-from libkd_keras.data.errors import DataError, DataNotFoundError
-from libkd_keras.data.sample import SAMPLE_NAME as CIFAR10_SAMPLE
-from libkd_keras.data.sources import load_split
-from libkd_keras.data.split import Split, split_fingerprint
-from libkd_keras.data.tfds_sources import TFDS_SOURCES
+The names below are imported when first used (PEP 562), so `libkd_keras.data.names` and
+`libkd_keras.data.errors` load without TensorFlow (the CLI checks a data path before importing it).
+"""
 
-__all__ = [
-    "CIFAR10_SAMPLE",
-    "DataError",
-    "DataNotFoundError",
-    "Split",
-    "TFDS_SOURCES",
-    "TeacherAugmentation",
-    "balanced_limit",
-    "load_split",
-    "split_fingerprint",
-    "teacher_augmentation",
-]
+import importlib
+
+_EXPORTS = {
+    "TeacherAugmentation": "augmentation",
+    "teacher_augmentation": "augmentation",
+    "balanced_limit": "catalog",
+    "DataError": "errors",
+    "DataNotFoundError": "errors",
+    "CIFAR10_SAMPLE": "names",
+    "TFDS_SOURCES": "names",
+    "load_split": "sources",
+    "Split": "split",
+    "split_fingerprint": "split",
+}
+_RENAMED = {"CIFAR10_SAMPLE": "SAMPLE_NAME"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

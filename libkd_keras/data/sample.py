@@ -15,8 +15,8 @@ import tarfile
 
 from libkd_keras.data.errors import DataError, DataNotFoundError
 from libkd_keras.data.folder import _is_image, tar_folder_catalog
+from libkd_keras.data.names import SAMPLE_NAME
 
-SAMPLE_NAME = "cifar10-sample"
 SAMPLE_PATH = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "datasets", "cifar10_sample", "cifar10_sample.tar.gz"
 )

@@ -7,15 +7,10 @@ from libkd_keras.data.catalog import balanced_limit
 from libkd_keras.data.cifar_python import batches_folder, cifar_python_catalog, is_cifar_python_tarball
 from libkd_keras.data.errors import DataError, DataNotFoundError
 from libkd_keras.data.folder import folder_catalog, tar_folder_catalog
-from libkd_keras.data.sample import SAMPLE_NAME, sample_catalog
+from libkd_keras.data.names import SAMPLE_NAME, SOURCES_HELP, TFDS_SOURCES, missing_path
+from libkd_keras.data.sample import sample_catalog
 from libkd_keras.data.split import Split
-from libkd_keras.data.tfds_sources import TFDS_SOURCES, tfds_catalog
-
-SOURCES_HELP = (
-    f"{SAMPLE_NAME!r} (the CIFAR-10 sample shipped with the package, offline), "
-    f"a tfds name ({', '.join(TFDS_SOURCES)}), a folder <root>/<split>/<class>/*.jpg|png, a tarball of such "
-    "a folder (e.g. cifar10-jpeg.tar.gz), cifar-10-python.tar.gz, or an extracted cifar-10-batches-py folder"
-)
+from libkd_keras.data.tfds_sources import tfds_catalog
 
 
 def load_split(source, split, *, data_dir=None, limit=None, image_size=None, seed=0):
@@ -63,6 +58,7 @@ def _catalog(source, split, data_dir, image_size, seed):
         if is_cifar_python_tarball(path):
             return cifar_python_catalog(path, split, image_size)
         return tar_folder_catalog(path, split, image_size)
-    if os.sep in source or source.startswith(".") or source.endswith((".gz", ".tar", ".tgz")):
-        raise DataNotFoundError(f"Data source path {path!r} does not exist. Sources: {SOURCES_HELP}.")
+    missing = missing_path(source)
+    if missing:
+        raise DataNotFoundError(missing)
     raise DataError(f"Unknown data source {source!r}. Sources: {SOURCES_HELP}.")

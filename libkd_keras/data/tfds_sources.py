@@ -16,12 +16,8 @@ import tensorflow as tf
 from libkd_keras.data.catalog import Catalog
 from libkd_keras.data.errors import DataError, DataNotFoundError
 from libkd_keras.data.images import as_size, center_crop_resize
+from libkd_keras.data.names import TFDS_SOURCES
 
-TFDS_SOURCES = {
-    # name: (splits offered, host tfds downloads from, default image size)
-    "cifar10": (("train", "test"), "www.cs.toronto.edu", None),
-    "tf_flowers": (("train", "test"), "storage.googleapis.com", 224),
-}
 FLOWERS_TEST_FRACTION = 0.15
 READ_BATCH = 1024
 

@@ -76,14 +76,34 @@ def parse_config_text(text, origin):
     return merge(default_config(), parse_toml(text, origin), origin)
 
 
-def describe_options():
-    """Every key with its default and help, for `--help` and the documentation."""
+def describe_options(config=None):
+    """Every key with its default and help, for `--help` and the documentation.
+
+    With `config` (a resolved config), each key shows that config's value, and the schema's own
+    default after it where they differ; its [[students]] entries are listed by name and teachers.
+    """
     lines = []
     for section, options in SCHEMA.items():
         for key, opt in options.items():
-            default = _toml_value(opt.default) if opt.kind != "table" else "{}"
-            lines.append(f"  {section}.{key} = {default}  -- {opt.help}")
+            default = _value_text(opt.default)
+            if config is None:
+                lines.append(f"  {section}.{key} = {default}  -- {opt.help}")
+            else:
+                value = _value_text(config[section][key])
+                built_in = f" (built-in: {default})" if value != default else ""
+                lines.append(f"  {section}.{key} = {value}{built_in}  -- {opt.help}")
             if (section, key) == ("teachers", "models"):
                 lines += [f"    [[teachers.models]] {k}  -- {o.help}" for k, o in TEACHER_MODEL_ENTRY.items()]
     lines.append("  [[students]] name, teachers, and optionally " + ", ".join(STUDENT_ENTRY_KEYS))
+    for entry in (config or {}).get("students", []):
+        own = ", ".join(f"{k} = {_toml_value(v)}" for k, v in entry.items() if k not in ("name", "teachers"))
+        teachers = _toml_value(entry["teachers"])
+        lines.append(f"    name = {_toml_value(entry['name'])}, teachers = {teachers}{', ' + own if own else ''}")
     return "\n".join(lines)
+
+
+def _value_text(value):
+    """A config value as TOML (a builder table inline: `{dim = 96, depth = 6}`)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return _toml_value(value)

@@ -22,6 +22,7 @@ class RunData:
     def __init__(self, config, say=print):
         self.config, self.say = config, say
         self._splits, self._pending, self._loading = {}, [], False
+        self.checked = False  # whether `pipeline.runner.prepare` ran the checks that need these splits
 
     def _limits(self):
         data, teachers = self.config.data, self.config.teachers

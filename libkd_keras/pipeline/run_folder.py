@@ -2,9 +2,13 @@
 
 `RunFolder.open(path, config, overwrite)` creates the folder or reopens it for the same run.
 A folder holding a different run's `config.toml` is refused (the message lists what differs)
-unless `overwrite=True` (the CLI's `--overwrite`), which deletes that run first; a run that
-finished no step yet (e.g. it stopped at a data error) holds nothing to lose and is replaced. A
-non-empty folder that is not a run folder is never touched.
+unless `overwrite=True` (the CLI's `--overwrite`). That moves the old run aside, into the sibling
+folder `<name>.replaced-<date>-<time>` (`folder.replaced`; `replaced.json` in the run folder
+records it), and deletes it only once the new run finishes its first step (`finish` returns
+what it deleted), so a new run that fails early leaves the old one whole to rename back. A run
+that holds nothing but its config (e.g. it stopped at a data error) is simply replaced. A
+non-empty folder that is not a run folder is never touched. `folder_problem` says, without
+writing anything, why `open` would refuse.
 
 One process at a time: `open` takes the lock file `.libkd.lock` (owner pid, host, process start
 time) and `close()` (or leaving a `with` block, or the process's exit) releases it. A second
@@ -36,8 +40,10 @@ from libkd_keras.atomic_files import (
     write_json_atomic,
     write_text_atomic,
 )
+from libkd_keras.data.names import missing_path
 from libkd_keras.pipeline.config_text import config_differences, parse_config_text, to_toml
 from libkd_keras.pipeline.schema import ConfigError
+from libkd_keras.pipeline.settings import teacher_specs
 from libkd_keras.run_layout import RunLayout
 
 RUN_ENTRIES = {
@@ -55,6 +61,7 @@ RUN_ENTRIES = {
     "cka",
 }
 LOCK_NAME = ".libkd.lock"
+REPLACED_NAME = "replaced.json"  # the runs --overwrite moved aside; deleted with them after the first step
 _HELD = {}  # lock path -> how many open RunFolders of this process hold it
 
 
@@ -73,35 +80,26 @@ class RunFolder(RunLayout):
     def __init__(self, root, config):
         super().__init__(root)
         self.run_config = config
+        self.replaced = None  # where `open` moved the run this one replaced (None: nothing moved)
         self._locked = False
 
     @classmethod
     def open(cls, root, config, overwrite=False):
         root = Path(root)
-        if root.exists() and not root.is_dir():
-            raise ConfigError(f"Output path {str(root)!r} is a file; pass a folder to --out.")
-        if load_run_config(root) is None and root.exists():
-            entries = sorted(p.name for p in root.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name))
-            if entries:
-                raise ConfigError(
-                    f"Output folder {str(root)!r} is not empty and is not a libkd run folder (it has no "
-                    f"config.toml and holds {', '.join(entries[:5])}); pass an empty or new folder to --out."
-                )
+        problem = folder_problem(root, config, overwrite)
+        if problem:
+            raise ConfigError(problem)
         folder = cls(root, config)
         folder.root.mkdir(parents=True, exist_ok=True)
         folder.acquire()
         try:
-            stored = load_run_config(root)  # read again under the lock
-            if stored is not None:
-                differences = config_differences(stored, config)
-                if differences and not overwrite and _holds_work(root):
-                    raise ConfigError(
-                        f"Output folder {str(root)!r} holds a different run (its config.toml differs: "
-                        f"{differences_text(differences)}). Choose another folder with --out or --name, rerun "
-                        "with the same settings to resume it, or pass --overwrite to delete it and start again."
-                    )
-                if differences:
-                    _delete_run(root)
+            _undo_interrupted_moves(root)
+            problem = folder_problem(root, config, overwrite)  # again, under the lock
+            if problem:
+                raise ConfigError(problem)
+            stored = load_run_config(root)
+            if stored is not None and config_differences(stored, config):
+                folder.replaced = _replace_run(root)
             remove_stale_temporaries(root)
             if load_run_config(root) is None:
                 write_text_atomic(folder.config, to_toml(config))
@@ -153,7 +151,11 @@ class RunFolder(RunLayout):
         return read_json(self.marker(step)) if self.done(step) else None
 
     def finish(self, step, seconds, outputs=(), summary=None):
-        """Records `step` as finished (call after its outputs are in place)."""
+        """Records `step` as finished (call after its outputs are in place).
+
+        Returns `[(folder, kept), ...]`: the runs `--overwrite` moved aside that are now deleted
+        (`kept`: the folder itself stays because it also holds files libkd did not write).
+        """
         missing = [o for o in outputs if not (self.root / o).exists()]
         if missing:
             raise RuntimeError(f"Step {step!r} claims outputs that do not exist: {missing}.")
@@ -167,6 +169,7 @@ class RunFolder(RunLayout):
                 "summary": summary or {},
             },
         )
+        return _remove_replaced(self.root)
 
     def forget(self, step):
         """Removes a step's marker so it runs again."""
@@ -184,9 +187,114 @@ def load_run_config(root):
     return parse_config_text(path.read_text(encoding="utf-8"), f"{str(path)!r}")
 
 
+def aside_name(root, stamp="<date>-<time>"):
+    """The sibling folder `--overwrite` moves the run in `root` to."""
+    return f"{Path(root).name}.replaced-{stamp}"
+
+
+def folder_problem(root, config, overwrite=False):
+    """Why `RunFolder.open(root, config, overwrite)` would refuse `root`, or None. Writes nothing."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        return f"Output path {str(root)!r} is a file; pass a folder to --out."
+    if not root.exists():
+        return None
+    stored = load_run_config(root)
+    if stored is None and (root / REPLACED_NAME).exists():
+        return None  # a run folder whose run is being moved aside (`open` finishes or undoes that first)
+    if stored is None:
+        entries = sorted(
+            p.name for p in root.iterdir() if p.name not in (LOCK_NAME, REPLACED_NAME) and not is_temporary(p.name)
+        )
+        if entries:
+            return (
+                f"Output folder {str(root)!r} is not empty and is not a libkd run folder (it has no "
+                f"config.toml and holds {', '.join(entries[:5])}); pass an empty or new folder to --out."
+            )
+        return None
+    differences = config_differences(stored, config)
+    if differences and not overwrite and _holds_work(root):
+        return (
+            f"Output folder {str(root)!r} holds a different run (its config.toml differs: "
+            f"{differences_text(differences)}). Choose another folder with --out or --name, rerun with the same "
+            f"settings to resume it, or pass --overwrite to start again there: the old run is then moved aside to "
+            f"{aside_name(root)!r} beside it and deleted once the new run finishes its first step."
+        )
+    return None
+
+
+def check_before_start(config, root, overwrite=False):
+    """Every check of a run that needs neither TensorFlow nor the images, before anything is written.
+
+    The data source path, `teachers.reuse_from` (when a teacher is still to be copied) and the
+    output folder; one `ConfigError` names every problem found, the missing data path first.
+    """
+    root = Path(root)
+    problems = [missing_path(config["data"]["dataset"])]
+    source = config["teachers"]["reuse_from"]
+    if source and teachers_to_copy(root, config):
+        problems.append(reuse_problem(source, config, root))
+    try:
+        problems.append(folder_problem(root, config, overwrite))
+    except ConfigError as error:  # an unreadable config.toml
+        problems.append(str(error))
+    problems = [p for p in problems if p]
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} problems: " + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+
+
+def teachers_to_copy(root, config):
+    """The teachers of `config` not finished in `root` (all of them where `root` holds another run)."""
+    root = Path(root)
+    stored = load_run_config(root) if root.is_dir() else None
+    names = [name for name, _, _ in teacher_specs(config)]
+    if stored is None or config_differences(stored, config):
+        return names
+    folder = RunFolder(root, config)
+    return [name for name in names if not folder.done(f"teacher/{name}")]
+
+
+def teacher_settings(config):
+    """What decides a teacher's weights besides its data: [teachers] and run.seed (compared by
+    `config_differences`, which leaves out `teachers.reuse_from` itself; the user's own
+    `teachers.models` are not trained, so they do not count)."""
+    teachers = {k: v for k, v in config["teachers"].items() if k != "models"}
+    return {"teachers": teachers, "run": {"seed": config["run"]["seed"]}}
+
+
+def reuse_problem(source, config, root=None):
+    """Why run folder `source` cannot give the run of `config` (in `root`) its teachers, or None.
+
+    What can be told from the configs alone: `source` is another libkd run folder whose teachers
+    were trained with the same [teachers] settings and run.seed. Their images and precision are
+    checked when a teacher is copied (`pipeline.teachers.reuse_teacher`).
+    """
+    fix = 'use the same settings and data as that run, or set teachers.reuse_from = "" to train here'
+    if root is not None and Path(source).resolve() == Path(root).resolve():
+        return (
+            f"teachers.reuse_from = {source!r} is this run's own folder (--out); pass the folder of another "
+            'run, or set teachers.reuse_from = "" (omit --teachers-from) to train the teachers here.'
+        )
+    try:
+        other = load_run_config(source)
+    except ConfigError as error:
+        return f"teachers.reuse_from = {source!r}: {error}"
+    if other is None:
+        return f"teachers.reuse_from = {source!r} is not a libkd run folder (no config.toml)."
+    differences = config_differences(teacher_settings(other), teacher_settings(config))
+    if differences:
+        return (
+            f"teachers.reuse_from = {source!r} trained its teachers with other settings "
+            f"({differences_text(differences)}); {fix}."
+        )
+    return None
+
+
 def _holds_work(root):
     """Whether a run folder holds anything beyond its config: finished steps, checkpoints, logs."""
-    return any(p.is_file() and p.name not in ("config.toml", LOCK_NAME) for p in Path(root).rglob("*"))
+    return any(p.is_file() and p.name not in ("config.toml", LOCK_NAME, REPLACED_NAME) for p in Path(root).rglob("*"))
 
 
 def _delete_run(root):
@@ -194,6 +302,98 @@ def _delete_run(root):
     for entry in Path(root).iterdir():
         if entry.name in RUN_ENTRIES:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+# ------------------------------------------------------------------- runs replaced by --overwrite
+
+
+def _replaced(root):
+    """The records of the runs moved aside from `root`: `[{"path": folder, "state": "moving"|"moved"}]`."""
+    return list((read_json(Path(root) / REPLACED_NAME) or {}).get("replaced", []))
+
+
+def _write_replaced(root, records):
+    if records:
+        write_json_atomic(Path(root) / REPLACED_NAME, {"replaced": records})
+    else:
+        (Path(root) / REPLACED_NAME).unlink(missing_ok=True)
+
+
+def _replace_run(root):
+    """Makes room in `root` for another run (the caller holds the lock); returns where the old run went.
+
+    A run that holds work moves aside into a new sibling folder: the record first, then every entry
+    libkd writes, `config.toml` last; a kill part-way is undone by the next `open`
+    (`_undo_interrupted_moves`). A run holding only its config is deleted (None).
+    """
+    if not _holds_work(root):
+        _delete_run(root)
+        return None
+    real = Path(root).resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = real.parent / aside_name(real, stamp), 1
+    while aside.exists():
+        n += 1
+        aside = real.parent / aside_name(real, f"{stamp}-{n}")
+    aside.mkdir()
+    records = [*_replaced(root), {"path": str(aside), "state": "moving"}]
+    _write_replaced(root, records)
+    _move_run(root, aside)
+    records[-1]["state"] = "moved"
+    _write_replaced(root, records)
+    return aside
+
+
+def _move_run(root, aside):
+    """Renames the entries libkd writes from `root` into `aside`, `config.toml` last."""
+    entries = sorted((p for p in Path(root).iterdir() if p.name in RUN_ENTRIES), key=lambda p: p.name == "config.toml")
+    for entry in entries:
+        entry.rename(aside / entry.name)
+
+
+def _undo_interrupted_moves(root):
+    """Moves back a run whose move aside a kill cut short, so `open` starts from the state before it."""
+    records = _replaced(root)
+    if not any(r.get("state") == "moving" for r in records):
+        return
+    for record in records:
+        aside = Path(record["path"])
+        if record.get("state") == "moving" and aside.is_dir():
+            for entry in aside.iterdir():
+                if entry.name in RUN_ENTRIES and not (Path(root) / entry.name).exists():
+                    entry.rename(Path(root) / entry.name)
+            with contextlib.suppress(OSError):
+                aside.rmdir()
+    _write_replaced(root, [r for r in records if r.get("state") != "moving"])
+
+
+def _remove_replaced(root):
+    """Deletes the runs moved aside from `root` (its new run finished a step); returns `[(folder, kept)]`."""
+    records = _replaced(root)
+    if not records:
+        return []
+    removed = []
+    for record in records:
+        if record.get("state") != "moved":
+            continue
+        aside = Path(record["path"])
+        if aside.is_dir():
+            removed.append((aside, _delete_aside(aside)))
+    (Path(root) / REPLACED_NAME).unlink(missing_ok=True)
+    return removed
+
+
+def _delete_aside(aside):
+    """Deletes what libkd wrote in `aside`, `config.toml` last, then the folder; True if other files keep it."""
+    entries = sorted(aside.iterdir(), key=lambda p: p.name == "config.toml")
+    for entry in entries:
+        if entry.name in RUN_ENTRIES or entry.name == LOCK_NAME or is_temporary(entry.name):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    try:
+        aside.rmdir()
+    except OSError:
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------ lock files

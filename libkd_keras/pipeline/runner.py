@@ -19,6 +19,7 @@ Example:
 ...     Pipeline(folder, config).run_all()
 """
 
+import contextlib
 import time
 
 from libkd_keras.distribute import same_on_every_worker
@@ -29,8 +30,33 @@ from libkd_keras.pipeline import store as store_step
 from libkd_keras.pipeline import students as students_step
 from libkd_keras.pipeline import teachers as teachers_step
 from libkd_keras.pipeline.data import RunData
+from libkd_keras.pipeline.run_folder import teachers_to_copy
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.settings import Config
+
+
+def prepare(config, data, root):
+    """Loads the splits of `data` (a `RunData`) and runs every check a run can make before it trains.
+
+    After the data's own checks (`RunData.load_all`): the student builds from the config for these
+    images and every student's recipe takes its settings (`students.check_students`), store.views
+    fits the images (`store.check_views`), and each teacher still to be copied from
+    `teachers.reuse_from` is the one this run would train (`teachers.check_reuse`; `root` is the run
+    folder, only read). A ConfigError names the problem; nothing is written. Runs once per `data`.
+    """
+    config = Config.from_dict(config)
+    data.load_all()
+    if data.checked:
+        return
+    train = data.split("train")
+    students_step.check_students(config, train)
+    store_step.check_views(config, train)
+    if config.teachers.reuse_from:
+        copy = teachers_to_copy(root, config.raw)
+        for spec in config.teacher_specs:
+            if spec.name in copy:
+                teachers_step.check_reuse(config, data, spec, config.teachers.reuse_from, root)
+    data.checked = True
 
 
 class StepOrderError(ValueError):
@@ -47,13 +73,15 @@ class Pipeline:
             (`kind` is "teacher" or "student"); tests use it to interrupt training.
         say: callable. Receives every progress line.
         fit_verbose: Keras `verbose` of `fit` / `predict`.
+        data: RunData. The run's splits, already loaded and checked by `prepare` (default: loaded by
+            `load_data`).
     """
 
-    def __init__(self, folder, config, callbacks=None, say=print, fit_verbose="auto"):
+    def __init__(self, folder, config, callbacks=None, say=print, fit_verbose="auto", data=None):
         self.folder, self.config = folder, Config.from_dict(config)
         self.extra_callbacks = callbacks or (lambda kind, name: [])
         self.say, self.fit_verbose = say, fit_verbose
-        self.data = RunData(self.config, say=say)
+        self.data = RunData(self.config, say=say) if data is None else data
         self.teacher_models = {}
 
     # ------------------------------------------------------------------- what the steps share
@@ -63,9 +91,10 @@ class Pipeline:
         return self.data.split(kind)
 
     def load_data(self):
-        """Loads every split the run needs and checks the user's own teachers against them (bad data or a
-        teacher that does not fit fails here, before any training)."""
-        self.data.load_all()
+        """Loads every split the run needs and runs every check that needs them (`prepare`, then the user's
+        own teachers against the images): bad data, a config that only the images show to be wrong, or a
+        teacher that does not fit fails here, before any training."""
+        prepare(self.config, self.data, self.folder.root)
         own_teachers.check(self)
 
     @staticmethod
@@ -87,8 +116,16 @@ class Pipeline:
 
     def done(self, step, what, started, outputs, summary=None, detail=""):
         seconds, cpu_seconds = time.perf_counter() - started[0], time.process_time() - started[1]
-        self.folder.finish(step, seconds, outputs=outputs, summary={**(summary or {}), "cpu_seconds": cpu_seconds})
+        summary = {**(summary or {}), "cpu_seconds": cpu_seconds}
+        removed = self.folder.finish(step, seconds, outputs=outputs, summary=summary)
+        with contextlib.suppress(OSError):  # empty once no training is in progress (saved_models/README.md)
+            self.folder.checkpoints.rmdir()
         self.say(f"[done] {what}  {seconds:.1f} s{'  ' + detail if detail else ''}")
+        for aside, kept in removed or ():
+            self.say(
+                f"libkd: deleted the run that --overwrite moved aside to {str(aside)!r}"
+                + (" (the folder stays: it also holds files libkd did not write)" if kept else "")
+            )
 
     def require(self, steps, command):
         missing = [s for s in steps if not self.folder.done(s)]

@@ -4,8 +4,10 @@
     store/analysis.json           teacher and ensemble accuracy, disagreement matrix
 
 `force=True` (`libkd precompute --force`) rebuilds a split's store from the trained teachers, the
-repair for a store that was damaged on disk. Several workers share the precompute through
-`store_shares.py` (`libkd precompute --worker-index I --num-workers N`, `--finalize`).
+repair for a store that was damaged on disk; the old store and its marker stay until the new one
+is whole, so a rebuild that fails (e.g. a damaged teacher file) leaves the run as it was. Several
+workers share the precompute through `store_shares.py` (`libkd precompute --worker-index I
+--num-workers N`, `--finalize`).
 """
 
 import inspect
@@ -18,8 +20,9 @@ from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.evaluation import top_k_accuracy
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
-from libkd_keras.store import TeacherStore, analyses
+from libkd_keras.store import StoreError, TeacherStore, analyses
 from libkd_keras.store import precompute as store_precompute
+from libkd_keras.store.views import view_spec_for
 
 
 def precompute(pipeline, splits=("train", "test"), force=False):
@@ -32,10 +35,7 @@ def precompute(pipeline, splits=("train", "test"), force=False):
     pipeline.require([f"teacher/{n}" for n in names], "train-teacher")
     for which in splits:
         step = f"store/{which}"
-        if force:
-            folder.forget(step)
-            folder.forget("store/analysis")
-        if pipeline.finished(step):
+        if not force and pipeline.finished(step):
             pipeline.skip(step, f"store {which}")
             continue
         split, path = pipeline.split(which), folder.store_split(which)
@@ -57,8 +57,10 @@ def precompute(pipeline, splits=("train", "test"), force=False):
                 f"{len(split):,} images"
             )
             run_teachers(pipeline, missing, split, path, **_force(force, path))
-        mark_done(pipeline, which, started)
-    if "test" in splits:
+        mark_done(pipeline, which, started)  # with force: the old store and its marker stayed until here
+        if force:
+            folder.forget("store/analysis")
+    if "test" in splits or (force and folder.done("store/test")):
         analyze_store(pipeline)
 
 
@@ -69,9 +71,7 @@ def run_teachers(pipeline, names, split, path, **options):
         for n in names
     }
     settings = pipeline.config.store
-    if settings.views and split.split == "train":
-        # The views the students replay: their recipe's flip and pad-4 crop (store/views.py).
-        options = {"views": settings.views, "view_padding": RECIPES["baseline"]().crop_padding, **options}
+    options = {**view_options(pipeline.config, split), **options}
     return store_precompute(
         {n: load_teacher(pipeline, n) for n in names},
         split,
@@ -83,6 +83,27 @@ def run_teachers(pipeline, names, split, path, **options):
         verbose=pipeline.fit_verbose,
         **options,
     )
+
+
+def view_options(config, split):
+    """`precompute`'s view arguments for `split`: the views the students replay (their recipe's flip and
+    pad-4 crop, store/views.py) on the train split when store.views is set, else none."""
+    if config.store.views and split.split == "train":
+        return {"views": config.store.views, "view_padding": RECIPES["baseline"]().crop_padding}
+    return {}
+
+
+def check_views(config, train):
+    """A ConfigError unless the images of `train` have store.views distinct flips and crops (before training)."""
+    options = view_options(config, train)
+    if options:
+        try:
+            view_spec_for(train, options["views"], options["view_padding"], seed=0)
+        except StoreError as error:
+            raise ConfigError(
+                f"store.views = {config.store.views} cannot be stored for {train.image_shape[0]}x"
+                f"{train.image_shape[1]} images: {error} Lower store.views."
+            ) from None
 
 
 def remove_incomplete(path):

@@ -52,6 +52,29 @@ def builder_for(config, split):
     )
 
 
+def check_students(config, train):
+    """Builds the run's student for `train`'s images and every student's recipe, training nothing.
+
+    A [student.model] the DeiT cannot take (a dim that is not a number, a dim not divisible by
+    num_heads, ...) or a recipe value it refuses is a ConfigError here, before any teacher trains.
+    """
+    student = config.student
+    try:
+        model = builder_for(config, train)(True)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(
+            f"The student cannot be built from student.arch = {student.arch!r}, student.patch_size = "
+            f"{student.patch_size} and [student.model] = {dict(student.model)} for {train.image_shape[0]}x"
+            f"{train.image_shape[1]} images: {error} Fix [student.model] (or --set 'student.model={{...}}')."
+        ) from None
+    del model
+    for entry in config.students:
+        try:
+            recipe_for(config, entry.settings, entry.settings.distillation if entry.teachers else "none")
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"Student {entry.name!r}: its recipe refuses the config: {error}") from None
+
+
 def distill(pipeline, only=()):
     """Trains every configured student (or those in `only`: student or entry names) not trained yet.
 

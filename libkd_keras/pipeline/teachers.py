@@ -19,8 +19,7 @@ from libkd_keras import distribute
 from libkd_keras.atomic_files import read_json, temporary_sibling
 from libkd_keras.models import TEACHER_BUILDERS, rednet, resnet
 from libkd_keras.pipeline import own_teachers
-from libkd_keras.pipeline.config_text import config_differences
-from libkd_keras.pipeline.run_folder import RunFolder, differences_text, load_run_config
+from libkd_keras.pipeline.run_folder import RunFolder, load_run_config, reuse_problem
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
 from libkd_keras.precision import resolve_precision
 from libkd_keras.resumable import TrainingDiverged
@@ -149,35 +148,27 @@ def train_teachers(pipeline, only=()):
         )
 
 
-def _teacher_settings(config):
-    """What decides a teacher's weights besides its data: [teachers] and run.seed (compared by
-    `config_differences`, which leaves out `teachers.reuse_from` itself; the user's own
-    `teachers.models` are not trained, so they do not count)."""
-    teachers = {k: v for k, v in config["teachers"].items() if k != "models"}
-    return {"teachers": teachers, "run": {"seed": config["run"]["seed"]}}
-
-
 def reuse_teacher(pipeline, spec, source):
-    """Copies the finished teacher `spec.name` of run folder `source` into this run.
+    """Copies the finished teacher `spec.name` of run folder `source` into this run (after `check_reuse`).
 
     Returns `(outputs, record)`: the step's output paths and the teacher's record.
-
-    Refused with a ConfigError naming the difference unless it is the teacher this run would train:
-    the same [teachers] settings and run.seed, this run's precision for its family, and the same
-    teacher-training and test images (split fingerprints).
     """
-    mine = pipeline.config
-    other = load_run_config(source)
+    theirs, record = check_reuse(pipeline.config, pipeline.data, spec, source, pipeline.folder.root)
+    return install_teacher(pipeline.folder, spec.name, theirs.teachers), record
+
+
+def check_reuse(config, data, spec, source, root):
+    """`(their RunFolder, teacher record)` when run folder `source` holds the teacher `spec` this run would train.
+
+    Refused with a ConfigError naming the difference otherwise: the same [teachers] settings and
+    run.seed (`run_folder.reuse_problem`), a finished teacher, this run's precision for its family,
+    and the same teacher-training and test images (split fingerprints; `data` is the run's `RunData`).
+    """
+    problem = reuse_problem(source, config.raw, root)
+    if problem:
+        raise ConfigError(problem)
     fix = 'use the same settings and data as that run, or set teachers.reuse_from = "" to train here'
-    if other is None:
-        raise ConfigError(f"teachers.reuse_from = {source!r} is not a libkd run folder (no config.toml).")
-    differences = config_differences(_teacher_settings(other), _teacher_settings(mine.raw))
-    if differences:
-        raise ConfigError(
-            f"teachers.reuse_from = {source!r} trained its teachers with other settings "
-            f"({differences_text(differences)}); {fix}."
-        )
-    theirs = RunFolder(source, other)
+    theirs = RunFolder(source, load_run_config(source))
     if not theirs.done(f"teacher/{spec.name}"):
         raise ConfigError(
             f"teachers.reuse_from = {source!r} has not finished teacher {spec.name}; finish it there first "
@@ -185,18 +176,19 @@ def reuse_teacher(pipeline, spec, source):
         )
     record = read_json(theirs.teacher_json(spec.name))
     for kind, key in (("teacher_train", "dataset"), ("test", "test_dataset")):
-        if record[key]["fingerprint"] != pipeline.split(kind).fingerprint:
+        if record[key]["fingerprint"] != data.split(kind).fingerprint:
             raise ConfigError(
                 f"Teacher {spec.name} of {source!r} was trained or scored on other images than this run's "
                 f"{kind.replace('_', ' ')} split (split fingerprints differ); {fix}."
             )
-    precision = resolve_precision(mine.run.precision, spec.family)
+    precision = resolve_precision(config.run.precision, spec.family)
     if record["precision"] != precision:
         raise ConfigError(
             f"Teacher {spec.name} of {source!r} trained in {record['precision']}, this run trains it in "
-            f"{precision} (run.precision = {mine.run.precision!r}); pass --precision {record['precision']} to reuse it."
+            f"{precision} (run.precision = {config.run.precision!r}); pass --precision {record['precision']} to "
+            "reuse it."
         )
-    return install_teacher(pipeline.folder, spec.name, theirs.teachers), record
+    return theirs, record
 
 
 def install_teacher(folder, name, source_dir):

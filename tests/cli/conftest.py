@@ -1,4 +1,7 @@
-"""Shared fixtures of the CLI tests: a generated class-folder data set and a tiny-model config."""
+"""Shared fixtures of the CLI tests: a generated class-folder data set, a tiny-model config, a stand-in teacher."""
+
+import json
+import os
 
 import numpy as np
 import pytest
@@ -85,3 +88,34 @@ def tiny_config(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_CONFIG)
     return path
+
+
+@pytest.fixture
+def trained_by(monkeypatch):
+    """Replaces `train_teacher` by a recorder that writes a teacher record; yields the names it trained."""
+    import keras
+
+    from libkd_keras import distribute
+    from libkd_keras.pipeline import teachers as pipeline_teachers
+
+    trained = []
+
+    def fake_train_teacher(build, train, test, out_dir, *, name, **kwargs):
+        out_dir = distribute.worker_dir(out_dir)  # where the real one writes on this worker
+        trained.append((out_dir, name))
+        os.makedirs(out_dir, exist_ok=True)
+        record = {
+            "dataset": {"fingerprint": train.fingerprint},
+            "test_dataset": {"fingerprint": test.fingerprint},
+            "precision": keras.mixed_precision.dtype_policy().name,
+            "top1_test_accuracy": 0.75,
+            "name": name,
+        }
+        with open(f"{out_dir}/{name}.json", "w") as f:
+            json.dump(record, f)
+        with open(f"{out_dir}/{name}.keras", "wb") as f:
+            f.write(f"weights of {name} in {out_dir}".encode())
+        return record
+
+    monkeypatch.setattr(pipeline_teachers, "train_teacher", fake_train_teacher)
+    return trained

@@ -1,11 +1,12 @@
 """The `libkd` command: --help everywhere, and every bad input as one paragraph with exit code 2."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from libkd_keras.cli.config import resolve_config, to_toml
+from libkd_keras.cli.config import SCHEMA, resolve_config, to_toml
 from libkd_keras.cli.main import COMMANDS, EXIT_BAD_INPUT, main
 from tests.cli.conftest import write_image_tree
 
@@ -114,11 +115,13 @@ def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path, tiny
     err = _bad(
         ["pipeline", "--config", str(tiny_config), "--out", str(run), "--dataset", str(tmp_path / "x")],
         capsys,
+        "2 problems",
         "holds a different run",
         "student.epochs: 9 -> 1",
         "--overwrite",
+        "run.replaced-",
     )
-    assert "does not exist" not in err  # refused before anything else
+    assert err.index("does not exist") < err.index("holds a different run")  # every problem, the missing path first
     assert (run / "steps").exists()
     other = tmp_path / "other"
     other.mkdir()
@@ -127,72 +130,43 @@ def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path, tiny
         ["pipeline", "--config", str(tiny_config), "--out", str(other), "--overwrite"], capsys, "not a libkd run folder"
     )
     assert (other / "notes.txt").exists()  # never deleted, even with --overwrite
-    # --overwrite deletes the other run and starts this one (here it stops at the missing data).
+    # --overwrite with a missing data path: refused before the old run is touched.
     _bad(
         ["pipeline", "--config", str(tiny_config), "--out", str(run), "--overwrite", "--dataset", str(tmp_path / "x")],
         capsys,
         "does not exist",
     )
-    assert not (run / "steps").exists() and "epochs = 1" in (run / "config.toml").read_text()
-    # A run that wrote nothing but its config (it stopped at a data error) is replaced without --overwrite.
-    _bad(
-        [
-            "pipeline",
-            "--config",
-            str(tiny_config),
-            "--out",
-            str(run),
-            "--epochs",
-            "2",
-            "--dataset",
-            str(tmp_path / "y"),
-        ],
-        capsys,
-        "does not exist",
-    )
+    assert (run / "steps" / "teacher-resnet_s0.json").exists() and "epochs = 9" in (run / "config.toml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if ".replaced-" in p.name) == []
+    # A run that wrote nothing but its config is replaced without --overwrite ('evaluate' stops at once:
+    # nothing is trained yet).
+    tree = write_image_tree(tmp_path / "tree", classes=2, train=4, test=2)
+    (run / "steps" / "teacher-resnet_s0.json").unlink()
+    (run / "steps").rmdir()
+    data = ["--config", str(tiny_config), "--out", str(run), "--dataset", str(tree)]
+    _bad(["evaluate", *data, "--epochs", "2"], capsys, "Run 'libkd distill'")
     assert "epochs = 2" in (run / "config.toml").read_text()
     # A teacher still training (a checkpoint, no finished step) is work: refused without --overwrite.
     backup = run / "checkpoints" / "teacher_resnet26_s0"
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text("{}")
-    _bad(
-        [
-            "pipeline",
-            "--config",
-            str(tiny_config),
-            "--out",
-            str(run),
-            "--epochs",
-            "3",
-            "--dataset",
-            str(tmp_path / "y"),
-        ],
-        capsys,
-        "holds a different run",
-        "--overwrite",
-    )
+    _bad(["evaluate", *data, "--epochs", "3"], capsys, "holds a different run", "--overwrite")
     assert backup.exists() and "epochs = 2" in (run / "config.toml").read_text()
-    # --overwrite deletes every entry libkd writes, the analyses too (no stale report sections).
+    # --overwrite moves every entry libkd writes aside, the analyses too (no stale report sections); the
+    # message names where it went, and the old run stays there until the new one finishes a step.
     for entry in ("ablation", "cka"):
         (run / entry).mkdir()
         (run / entry / "section.md").write_text("old run")
-    _bad(
-        [
-            "pipeline",
-            "--config",
-            str(tiny_config),
-            "--out",
-            str(run),
-            "--epochs",
-            "3",
-            "--overwrite",
-            "--dataset",
-            str(tmp_path / "y"),
-        ],
-        capsys,
-        "does not exist",
-    )
+    code = main(["evaluate", *data, "--epochs", "3", "--overwrite"])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT and "Run 'libkd distill'" in captured.err
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.replaced-")]
+    assert f"moved the run that was in {str(run)!r} aside to {str(aside)!r}" in captured.out
     assert not any((run / e).exists() for e in ("checkpoints", "ablation", "cka"))
+    assert "epochs = 3" in (run / "config.toml").read_text()
+    assert "epochs = 2" in (aside / "config.toml").read_text()
+    assert (aside / "checkpoints" / "teacher_resnet26_s0" / "training_metadata.json").exists()
+    assert (aside / "ablation" / "section.md").read_text() == "old run"
 
 
 def test_mixed_image_sizes_are_resized_with_one_notice(tmp_path, tiny_config, capsys):
@@ -265,3 +239,63 @@ def test_help_text_points_to_the_benchmarks_instead_of_quoting_figures(capsys):
     text = capsys.readouterr().out
     assert "benchmarks/RESULTS.md" in text
     assert not re.search(r"\d(\.\d+)?x (faster|slower)|images/s|img/s", text)
+
+
+def _help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset", ["quick", "budget"])
+def test_help_of_a_preset_shows_the_values_it_runs_with(preset, capsys):
+    config = resolve_config(preset=preset)
+    text = _help(["pipeline", "--preset", preset, "--help"], capsys)
+    assert f"(section.key = value of the {preset} preset -- meaning)" in text
+    for key in ("data.dataset", "student.arch", "student.epochs", "teachers.resnet_arch", "teachers.resnet_epochs"):
+        section, name = key.split(".")
+        value = config[section][name]
+        assert f"  {key} = {json.dumps(value) if isinstance(value, str) else value}" in text
+    assert f"student.epochs = {config['student']['epochs']}: the {preset} preset)" in " ".join(text.split())
+    for entry in config["students"]:
+        assert f'name = "{entry["name"]}"' in text
+    # the schema's built-in default is named beside a value that differs from it
+    epochs, built_in = config["student"]["epochs"], SCHEMA["student"]["epochs"].default
+    assert epochs != built_in and f"student.epochs = {epochs} (built-in: {built_in})" in text
+    # flags and --set come on top, as they do when the command runs
+    flags = ["--student-epochs", "7", "--set", "student.alpha=0.25"]
+    text = _help(["distill", "--preset", preset, *flags, "--help"], capsys)
+    assert "student.epochs = 7 (built-in: 300)" in text and "student.alpha = 0.25 (built-in: 0.5)" in text
+    assert f"value of the {preset} preset and the flags given" in text
+
+
+def test_help_of_a_bad_preset_still_shows_the_schema_defaults(capsys):
+    text = _help(["pipeline", "--preset", "nope", "--help"], capsys)
+    assert "(section.key = default -- meaning)" in text and 'data.dataset = "cifar10"  --' in text
+
+
+def test_top_level_help_names_what_the_default_preset_trains(capsys):
+    from libkd_keras.pipeline.settings import teacher_specs
+
+    text = " ".join(_help(["--help"], capsys).split())
+    quick = resolve_config(preset="quick")
+    for name, family, _ in teacher_specs(quick):
+        depth = name.rsplit("_s", 1)[0][len(family) :]
+        assert f"{ {'resnet': 'ResNet', 'rednet': 'RedNet'}[family] }-{depth}" in text
+    assert quick["data"]["dataset"] == "cifar10-sample" and "offline" in text
+    assert "add --dataset PATH on offline machines" not in text
+
+
+def test_version_is_the_installed_package_version(capsys, monkeypatch):
+    import importlib.metadata
+
+    import libkd_keras
+
+    assert _help(["--version"], capsys).strip() == f"libkd {importlib.metadata.version('libkd_keras')}"
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert _help(["--version"], capsys).strip() == f"libkd {libkd_keras.__version__}"

@@ -7,42 +7,13 @@ training in tests/distribute/test_multi_worker.py.
 """
 
 import json
-import os
 
-import keras
 import pytest
 
 from libkd_keras import distribute, precision
 from libkd_keras.cli.main import EXIT_BAD_INPUT, main
-from libkd_keras.pipeline import teachers as pipeline_teachers
 from libkd_keras.pipeline.run_folder import RunFolder, load_run_config
 from tests.cli.conftest import TINY_CONFIG, write_image_tree
-
-
-@pytest.fixture
-def trained_by(monkeypatch):
-    """Replaces `train_teacher` by a recorder that writes a teacher record; yields the names it trained."""
-    trained = []
-
-    def fake_train_teacher(build, train, test, out_dir, *, name, **kwargs):
-        out_dir = distribute.worker_dir(out_dir)  # where the real one writes on this worker
-        trained.append((out_dir, name))
-        os.makedirs(out_dir, exist_ok=True)
-        record = {
-            "dataset": {"fingerprint": train.fingerprint},
-            "test_dataset": {"fingerprint": test.fingerprint},
-            "precision": keras.mixed_precision.dtype_policy().name,
-            "top1_test_accuracy": 0.75,
-            "name": name,
-        }
-        with open(f"{out_dir}/{name}.json", "w") as f:
-            json.dump(record, f)
-        with open(f"{out_dir}/{name}.keras", "wb") as f:
-            f.write(f"weights of {name} in {out_dir}".encode())
-        return record
-
-    monkeypatch.setattr(pipeline_teachers, "train_teacher", fake_train_teacher)
-    return trained
 
 
 @pytest.fixture
