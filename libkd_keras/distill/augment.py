@@ -25,8 +25,10 @@ jitter, random erasing and MixUp/CutMix are Keras layers drawing from their own 
 parallel maps: seeded, but the order in which the calls draw is not fixed, so their pixels differ from
 run to run (and a resumed run's from the uninterrupted run's).
 
-The dataset keeps its batches: every step maps a batch to a batch, so the number of batches (and
-their sizes) and the known length Keras ends each epoch with are those of `dataset`.
+The dataset keeps its batches: the number of batches, their sizes and the known length Keras ends
+each epoch with are those of `dataset`, whose batches must be of `batch_size` (the last one may be
+smaller). RandAugment and colour jitter run image by image, after which the images are batched again
+and the length is asserted (without it Keras ran one step past each epoch's end).
 
 Example:
 >>> batches = store.dataset(teachers=["resnet26", "rednet26"], target="hard", batch_size=128)
@@ -84,8 +86,8 @@ def student_augmentation(
 ):
     """Augment a batched `(image, targets)` dataset; returns its batches, augmented (same number and sizes).
 
-    `batch_size` is the size of `dataset`'s batches. `seed`: None, an int or a `data.epochs.EpochSeeds`
-    (see the module docstring).
+    `batch_size` is the size of `dataset`'s batches (the last may be smaller). `seed`: None, an int or
+    a `data.epochs.EpochSeeds` (see the module docstring).
 
     `targets` is labels or the store's `{"label", "teacher"}`; when MixUp/CutMix is on, the label
     (and teacher) come back as mixed float32 probability rows, otherwise unchanged.
@@ -105,8 +107,7 @@ def student_augmentation(
         return None if base is None else base + k
 
     autotune = tf.data.AUTOTUNE
-    # Every step below maps batch to batch: the dataset keeps its batches and its known length, so Keras
-    # ends each epoch exactly (an `unbatch` / `batch` here once made it run a step past the end).
+    # The dataset keeps its batches and its known length, so Keras ends each epoch exactly.
     if repeats > 1:
         dataset = dataset.map(_repeat_in_batch(repeats), num_parallel_calls=autotune)
     if flip_crop:  # stateless, from one seed pair per batch (data/epochs.py)
@@ -132,18 +133,20 @@ def student_augmentation(
         )
     if color_jitter:
         per_image.append(_colour_jitter(color_jitter, seed_for(2)))
-    if per_image:  # image by image (RandAugment picks its ops per call), inside the batch
+    if per_image:  # image by image (RandAugment picks its ops per call), in parallel over the images
 
-        def augment_images(images, targets):
-            def augment_image(image):
-                for layer in per_image:
-                    image = layer(image, training=True)
-                return image
+        def augment_image(image, targets):
+            image = tf.cast(image, tf.float32)
+            for layer in per_image:
+                image = layer(image, training=True)
+            return image, targets
 
-            images = tf.map_fn(augment_image, tf.cast(images, tf.float32), fn_output_signature=tf.float32)
-            return images, targets
-
-        dataset = dataset.map(augment_images, num_parallel_calls=autotune)
+        # `dataset`'s batches are of `batch_size` (the last one may be smaller), so batching the images
+        # again gives the same batches; the assertion keeps the known length (and fails loudly otherwise).
+        batches = int(dataset.cardinality())
+        dataset = dataset.unbatch().map(augment_image, num_parallel_calls=autotune).batch(batch_size)
+        if batches >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
     per_batch = []
     if random_erasing:
