@@ -55,48 +55,79 @@ class TeacherAugmentation:
         else:
             self.generator = tf.random.Generator.from_seed(seed)
 
-    def __call__(self, images):
+    def __call__(self, images, seed=None):
+        """Augment `images`; `seed`, a stateless seed pair `(2,)`, makes the crop and flip a function of it.
+
+        Without `seed` they draw from the augmentation's own generator (seeded by `seed=` at construction),
+        so they depend on how many batches it has augmented before. Random erasing always draws from its
+        Keras layer's generator.
+        """
         images = tf.convert_to_tensor(images)
         unbatched = images.shape.rank == 3
         if unbatched:
             images = images[None]
         images = tf.cast(images, tf.float32)
-        images = self._pad_and_crop(images) if self.small else self._resized_crop(images)
+        draw = self.generator.uniform if seed is None else stateless_draws(seed)
+        images = self._pad_and_crop(images, draw) if self.small else self._resized_crop(images, draw)
         if self.flip:
-            flips = self.generator.uniform([tf.shape(images)[0]]) < 0.5
-            images = tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
+            images = random_flip(images, draw)
         if self.erase is not None:
             images = self.erase(images, training=True)
         return images[0] if unbatched else images
 
-    def _pad_and_crop(self, images):
+    def _pad_and_crop(self, images, draw):
         height, width = self.image_size
         if images.shape[1] is not None and tuple(images.shape[1:3]) != (height, width):
             raise DataError(
                 f"Pad-and-crop augmentation for {height}x{width} got {images.shape[1]}x{images.shape[2]} images; "
                 "resize them when loading (`load_split(..., image_size=...)`)."
             )
-        pad = self.padding
-        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-        batch = tf.shape(images)[0]
-        top = self.generator.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
-        left = self.generator.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
-        rows = top[:, None] + tf.range(height)[None]
-        cols = left[:, None] + tf.range(width)[None]
-        cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
-        return tf.gather(cropped, cols, axis=2, batch_dims=1)
+        return pad_and_crop(images, self.padding, draw)
 
-    def _resized_crop(self, images):
+    def _resized_crop(self, images, draw):
         batch = tf.shape(images)[0]
-        area = self.generator.uniform([batch], self.scale[0], self.scale[1])
-        log_ratio = self.generator.uniform([batch], math.log(self.ratio[0]), math.log(self.ratio[1]))
+        area = draw([batch], self.scale[0], self.scale[1])
+        log_ratio = draw([batch], math.log(self.ratio[0]), math.log(self.ratio[1]))
         aspect = tf.exp(log_ratio)
         box_w = tf.minimum(tf.sqrt(area * aspect), 1.0)  # fractions of the image side
         box_h = tf.minimum(tf.sqrt(area / aspect), 1.0)
-        top = self.generator.uniform([batch]) * (1.0 - box_h)
-        left = self.generator.uniform([batch]) * (1.0 - box_w)
+        top = draw([batch]) * (1.0 - box_h)
+        left = draw([batch]) * (1.0 - box_w)
         boxes = tf.stack([top, left, top + box_h, left + box_w], axis=1)
         return tf.image.crop_and_resize(images, boxes, tf.range(batch), self.image_size)
+
+
+def stateless_draws(seed):
+    """`draw(shape, minval=0, maxval=None, dtype=tf.float32)` like `tf.random.Generator.uniform`, but each
+    call a stateless function of `seed` (a pair) and of how many draws came before it in this trace."""
+    count = iter(range(1 << 30))
+
+    def draw(shape, minval=0, maxval=None, dtype=tf.float32):
+        pair = tf.random.experimental.stateless_fold_in(seed, next(count))
+        return tf.random.stateless_uniform(shape, pair, minval=minval, maxval=maxval, dtype=dtype)
+
+    return draw
+
+
+def pad_and_crop(images, padding, draw, mode="CONSTANT"):
+    """Each image of `(B, H, W, C)` padded by `padding` (`tf.pad` `mode`) and cropped back at a random offset."""
+    if not padding:
+        return images
+    height, width = (images.shape[i] if images.shape[i] is not None else tf.shape(images)[i] for i in (1, 2))
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]], mode=mode)
+    batch = tf.shape(images)[0]
+    top = draw([batch], 0, 2 * padding + 1, dtype=tf.int32)
+    left = draw([batch], 0, 2 * padding + 1, dtype=tf.int32)
+    rows = top[:, None] + tf.range(height)[None]
+    cols = left[:, None] + tf.range(width)[None]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(cropped, cols, axis=2, batch_dims=1)
+
+
+def random_flip(images, draw):
+    """Each image of `(B, H, W, C)` mirrored left-right with probability 1/2."""
+    flips = draw([tf.shape(images)[0]]) < 0.5
+    return tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
 def teacher_augmentation(image_size, seed=None, **kwargs):

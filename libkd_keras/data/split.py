@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
+from libkd_keras.data.epochs import AUGMENT, EpochSeeds, with_batch_seeds
 from libkd_keras.data.errors import DataError
 
 FINGERPRINT_VERSION = b"libkd-split-fingerprint-v1"
@@ -134,14 +135,20 @@ class Split:
         )
 
     def dataset(self, batch_size, shuffle=False, augment=None, seed=0, repeat=False, drop_remainder=False):
-        """`tf.data` of `(image float32 in [0, 255], label int64)` batches.
+        """`tf.data` of `(image float32 in [0, 255], label int64)` batches, of known length.
 
         `augment` is a callable applied to each batch of images (e.g. `teacher_augmentation(32)`).
-        Shuffling is a full shuffle, reshuffled every epoch, reproducible from `seed`; so is the
-        augmentation of a seeded `augment` (it runs batch after batch, in order).
+        `seed` an int: a full shuffle, reshuffled every epoch by `tf.data` (the same sequence of
+        orders in every process); so is the augmentation of a seeded `augment` (it runs batch after
+        batch, in order). `seed` an `EpochSeeds` (pass it to `fit`'s callbacks too): each epoch's order
+        is a function of the seed and the epoch number, and `augment` is called as
+        `augment(images, seed=pair)` with a stateless seed pair of (seed, epoch, batch), so a run
+        resumed after epoch k makes the batches of the run that was never stopped.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise DataError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
+        if isinstance(seed, EpochSeeds):
+            return self._epoch_seeded(batch_size, shuffle, augment, seed, repeat, drop_remainder)
         ds = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
         if shuffle:
             ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
@@ -158,4 +165,17 @@ class Split:
         # A stateful augmentation (a tf.random.Generator) must see the batches in order to repeat itself;
         # it is vectorised over the batch, so the serial map costs little.
         ds = ds.map(to_float, num_parallel_calls=None if augment is not None else tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _epoch_seeded(self, batch_size, shuffle, augment, seeds, repeat, drop_remainder):
+        if repeat:
+            raise DataError(
+                "`repeat=True` cannot be epoch-seeded: one iteration of the dataset is one epoch. Leave `repeat` "
+                "off and let `fit(epochs=...)` iterate it again."
+            )
+        images, labels = tf.constant(self.images), tf.constant(self.labels)
+        ds = seeds.positions(len(self), batch_size, shuffle=shuffle, drop_remainder=drop_remainder)
+        ds = ds.map(lambda at: (tf.cast(tf.gather(images, at), tf.float32), tf.gather(labels, at)))
+        if augment is not None:  # in order, as above: a Keras layer inside `augment` may still draw statefully
+            ds = with_batch_seeds(ds, seeds, AUGMENT).map(lambda batch, pair: (augment(batch[0], seed=pair), batch[1]))
         return ds.prefetch(tf.data.AUTOTUNE)

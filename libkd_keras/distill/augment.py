@@ -17,11 +17,18 @@ epoch draws a different third.
 Images stay raw float32 pixels in [0, 255] (the models normalise inside). All layers run in
 float32 whatever the dtype policy.
 
-Reproducibility: with a `seed`, flip and crop are stateless functions of a per-image seed stream
-(`tf.data.Dataset.random`, new each epoch), so the same seed gives the same pixels in every run
-even in parallel maps. RandAugment, colour jitter, random erasing and MixUp/CutMix are Keras
-layers drawing from their own `SeedGenerator` inside parallel maps: seeded, but the order in
-which the calls draw is not fixed, so their pixels differ from run to run.
+Reproducibility: with a `seed`, flip and crop are stateless functions of one seed pair per batch:
+with an int seed, a `tf.data.Dataset.random` stream (new each epoch, the same in every process); with
+an `EpochSeeds` (`data/epochs.py`, what `train_student` passes), a function of (seed, epoch, batch), so
+a run resumed from its backup flips and crops as the run that was never stopped. RandAugment, colour
+jitter, random erasing and MixUp/CutMix are Keras layers drawing from their own `SeedGenerator` inside
+parallel maps: seeded, but the order in which the calls draw is not fixed, so their pixels differ from
+run to run (and a resumed run's from the uninterrupted run's).
+
+The dataset keeps its batches: the number of batches, their sizes and the known length Keras ends
+each epoch with are those of `dataset`, whose batches must be of `batch_size` (the last one may be
+smaller). RandAugment and colour jitter run image by image, after which the images are batched again
+and the length is asserted (without it Keras ran one step past each epoch's end).
 
 Example:
 >>> batches = store.dataset(teachers=["resnet26", "rednet26"], target="hard", batch_size=128)
@@ -32,6 +39,8 @@ Example:
 import keras
 import tensorflow as tf
 
+from libkd_keras.data.augmentation import pad_and_crop, random_flip, stateless_draws
+from libkd_keras.data.epochs import FLIP_CROP, EpochSeeds, with_batch_seeds
 from libkd_keras.distill.mixing import LabelConsistentMix
 
 
@@ -42,21 +51,6 @@ def _repeat_in_batch(repeats):
         return tf.nest.map_structure(lambda t: tf.repeat(t[:keep], repeats, axis=0)[:batch], (images, targets))
 
     return repeat
-
-
-def _flip_and_crop(padding):
-    # Stateless: the flip and the crop are functions of the image's own seed pair, so a parallel
-    # `map` gives the same pixels whatever order its calls run in.
-    def flip_and_crop(image, seed):
-        flip_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-        if padding:
-            shape = tf.shape(image)
-            image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]], mode="REFLECT")
-            image = tf.image.stateless_random_crop(image, shape, seed=crop_seed)
-        return image
-
-    return flip_and_crop
 
 
 def _colour_jitter(strength, seed):
@@ -90,7 +84,10 @@ def student_augmentation(
     repeats=1,
     seed=None,
 ):
-    """Augment a batched `(image, targets)` dataset; returns batches of `batch_size`.
+    """Augment a batched `(image, targets)` dataset; returns its batches, augmented (same number and sizes).
+
+    `batch_size` is the size of `dataset`'s batches (the last may be smaller). `seed`: None, an int or
+    a `data.epochs.EpochSeeds` (see the module docstring).
 
     `targets` is labels or the store's `{"label", "teacher"}`; when MixUp/CutMix is on, the label
     (and teacher) come back as mixed float32 probability rows, otherwise unchanged.
@@ -104,17 +101,26 @@ def student_augmentation(
     if not 0.0 <= color_jitter < 1.0:
         raise ValueError(f"`color_jitter` must be in [0, 1); got {color_jitter!r}.")
 
-    def seed_for(k):  # a distinct seed per random layer
-        return None if seed is None else seed + k
+    base = seed.seed if isinstance(seed, EpochSeeds) else seed
+
+    def seed_for(k):  # a distinct seed per random Keras layer
+        return None if base is None else base + k
 
     autotune = tf.data.AUTOTUNE
-
+    # The dataset keeps its batches and its known length, so Keras ends each epoch exactly.
     if repeats > 1:
         dataset = dataset.map(_repeat_in_batch(repeats), num_parallel_calls=autotune)
+    if flip_crop:  # stateless, from one seed pair per batch (data/epochs.py)
+
+        def flip_and_crop(batch, pair):
+            images, targets = batch
+            draw = stateless_draws(pair)
+            images = pad_and_crop(tf.cast(images, tf.float32), crop_padding, draw, mode="REFLECT")
+            return random_flip(images, draw), targets
+
+        dataset = with_batch_seeds(dataset, seed, FLIP_CROP).map(flip_and_crop, num_parallel_calls=autotune)
 
     per_image = []
-    if flip_crop:
-        per_image.append(_flip_and_crop(crop_padding))
     if rand_augment_ops:
         per_image.append(
             keras.layers.RandAugment(
@@ -127,19 +133,20 @@ def student_augmentation(
         )
     if color_jitter:
         per_image.append(_colour_jitter(color_jitter, seed_for(2)))
-    if per_image:
+    if per_image:  # image by image (RandAugment picks its ops per call), in parallel over the images
 
-        def augment_image(example, image_seed):
-            image, targets = example
+        def augment_image(image, targets):
             image = tf.cast(image, tf.float32)
-            for op in per_image:
-                image = op(image, training=True) if isinstance(op, keras.layers.Layer) else op(image, image_seed)
+            for layer in per_image:
+                image = layer(image, training=True)
             return image, targets
 
-        # One seed pair per image, a new stream each epoch (iteration), the same streams for the same `seed`.
-        image_seeds = tf.data.Dataset.random(seed=seed_for(0), rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset.unbatch(), image_seeds)
-        dataset = dataset.map(augment_image, num_parallel_calls=autotune).batch(batch_size)
+        # `dataset`'s batches are of `batch_size` (the last one may be smaller), so batching the images
+        # again gives the same batches; the assertion keeps the known length (and fails loudly otherwise).
+        batches = int(dataset.cardinality())
+        dataset = dataset.unbatch().map(augment_image, num_parallel_calls=autotune).batch(batch_size)
+        if batches >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
     per_batch = []
     if random_erasing:

@@ -37,6 +37,7 @@ import tensorflow as tf
 import libkd_keras
 from libkd_keras import choices, distribute
 from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
+from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
 from libkd_keras.distill.online import in_input_pipeline, label_online
 from libkd_keras.distill.students import heads_record, teacher_set_size
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
@@ -170,6 +171,7 @@ def train_student(
         distiller = recipe.distiller(model, teacher_list, teacher_ensemble=ensemble)
     else:
         distiller = recipe.distiller(model)
+    seeds = EpochSeeds(seed)  # each epoch's order and flip/crop from (seed, epoch): resumes repeat them
     if teachers and not online:
         batches = store.dataset(
             teachers=teachers,
@@ -178,13 +180,13 @@ def train_student(
             temperature=recipe.temperature,
             batch_size=recipe.batch_size,
             shuffle=True,
-            seed=seed,
+            seed=seeds,
             split=train_split,
             views=views,
         )
     else:  # the baseline, or online teachers: the labelled images alone
-        batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seed)
-    batches = recipe.augment(batches, train_split.num_classes, seed=seed, replayed_views=views)
+        batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
+    batches = recipe.augment(batches, train_split.num_classes, seed=seeds, replayed_views=views)
     if online and not in_step:  # the teachers label each augmented batch in tf.data
         batches = label_online(
             batches,
@@ -195,6 +197,7 @@ def train_student(
             temperature=recipe.temperature,
         )
     steps = math.ceil(len(train_split) / recipe.batch_size)
+    check_epoch_length(batches, steps, f"student {name}")
     distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
 
     repair_backup(backup_dir, say=say)
@@ -204,6 +207,7 @@ def train_student(
     os.makedirs(log_dir, exist_ok=True)
     epoch_log = EpochLog(epochs_path)
     fit_callbacks = [
+        seeds,
         epoch_log,
         backup_callback(backup_dir),
         keras.callbacks.TensorBoard(log_dir),

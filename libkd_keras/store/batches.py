@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from libkd_keras.data.epochs import VIEWS, EpochSeeds, with_batch_seeds
 from libkd_keras.ensembles import describe_target, ensemble_target
 from libkd_keras.store import files
 from libkd_keras.store.errors import StoreError
@@ -90,10 +91,21 @@ def training_dataset(
     else:
         targets = keras.ops.convert_to_numpy(ensemble_target(store.logits(names), ensemble, target, temperature))
     targets = targets.astype(np.float32)
+    epoch_seeded = isinstance(seed, EpochSeeds)
+    if epoch_seeded and (split is None or repeat):
+        raise StoreError(
+            "Epoch-seeded batches (`seed=EpochSeeds(...)`) need the split in memory and one epoch per iteration: "
+            "pass `split=` (the split the store was computed on) and leave `repeat` off."
+        )
     if split is not None:
         store.check_matches(split)
         join_positions(store.ids, split.ids, store.path)  # every id is in the store: a clear error here
-        ds = tf.data.Dataset.from_tensor_slices((split.images, split.ids, split.labels))
+        if epoch_seeded:  # each epoch's order from (seed, epoch): data/epochs.py
+            arrays = tuple(tf.constant(a) for a in (split.images, split.ids, split.labels))
+            ds = seed.positions(len(split), batch_size, shuffle=shuffle, drop_remainder=drop_remainder)
+            ds = ds.map(lambda at: tuple(tf.gather(a, at) for a in arrays))
+        else:
+            ds = tf.data.Dataset.from_tensor_slices((split.images, split.ids, split.labels))
     elif store.includes_images:
         ds = example_dataset(store)
         if cache:
@@ -103,14 +115,19 @@ def training_dataset(
             f"Store {store.path!r} holds no images (written with include_images=False); pass `split=` "
             "with the split it was computed on."
         )
-    if shuffle:
-        ds = ds.shuffle(store.num_examples, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if not epoch_seeded:
+        if shuffle:
+            ds = ds.shuffle(store.num_examples, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if views:  # random int64s per batch, different each epoch and reproducible from `seed`
-        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(batch_size)
-        ds = tf.data.Dataset.zip(ds, draws).map(lambda batch, draw: (*batch, draw[: tf.shape(batch[1])[0]]))
+        ds = with_batch_seeds(ds, seed, VIEWS).map(
+            lambda batch, pair: (
+                *batch,
+                tf.random.stateless_uniform([tf.shape(batch[1])[0]], pair, None, None, tf.int64),
+            )
+        )
     if not repeat:  # a known length: Keras then ends each epoch cleanly (no step past the end)
         batches = store.num_examples // batch_size if drop_remainder else -(-store.num_examples // batch_size)
         ds = ds.apply(tf.data.experimental.assert_cardinality(batches))

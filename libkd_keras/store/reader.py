@@ -277,7 +277,10 @@ class TeacherStore:
         Images come from `split` (joined by id; it must be the split the store was computed on) or,
         without `split`, from the store's own PNGs: interleaved shards, parallel decode, and (with
         `cache=True`) kept decoded in memory after the first pass. `augment` is applied per batch to
-        the images only. Shuffling is a full shuffle each epoch, reproducible from `seed`.
+        the images only. Shuffling is a full shuffle each epoch, reproducible from `seed`: an int (tf.data
+        reshuffles every iteration) or, with `split`, a `data.epochs.EpochSeeds` (each epoch's order and
+        view draws from the seed and the epoch number, so a resumed run repeats them). The length is
+        known (`ceil` or, with `drop_remainder`, `floor` of examples / `batch_size`) unless `repeat`.
 
         `views=True` (a multi-view store): each example comes as one of its stored views, drawn anew
         each epoch, and its teacher row is the ensemble of the teachers' logits on that view.

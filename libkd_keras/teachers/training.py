@@ -34,6 +34,7 @@ import libkd_keras
 from libkd_keras import distribute
 from libkd_keras.atomic_files import save_model_atomic, write_json_atomic
 from libkd_keras.data import teacher_augmentation
+from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
 from libkd_keras.models import TEACHER_BUILDERS
 from libkd_keras.resumable import (
     EpochLog,
@@ -147,8 +148,10 @@ def train_teacher(
         augment = teacher_augmentation(train_split.image_shape[:2], random_erasing=recipe.random_erasing, seed=seed)
     # DATA sharding: every worker reads the whole (seeded, so identical) shuffled split and keeps its
     # part of each global batch, so a step sees the batch one process would (in-memory splits have no files).
-    train_ds = train_split.dataset(recipe.batch_size, shuffle=True, augment=augment, seed=seed)
+    seeds = EpochSeeds(seed)  # each epoch's order and crop/flip from (seed, epoch): resumes repeat them
+    train_ds = train_split.dataset(recipe.batch_size, shuffle=True, augment=augment, seed=seeds)
     train_ds = distribute.shard_policy(train_ds.map(_one_hot(num_classes)), "data")
+    check_epoch_length(train_ds, steps_per_epoch, f"teacher {name}")
     test_ds = distribute.shard_policy(test_split.dataset(recipe.batch_size).map(_one_hot(num_classes)), "data")
 
     backup_dir = os.path.join(out_dir, f"{name}.backup")
@@ -159,6 +162,7 @@ def train_teacher(
     epoch_log = EpochLog(progress_path)
     tensorboard_dir = os.path.join(out_dir, "logs", name)
     fit_callbacks = [
+        seeds,
         epoch_log,  # before BackupAndRestore, see EpochLog
         backup_callback(backup_dir),
         keras.callbacks.TensorBoard(tensorboard_dir),

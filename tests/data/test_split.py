@@ -87,3 +87,47 @@ def test_arrays_are_read_only_so_the_fingerprint_cannot_go_stale():
         with pytest.raises(ValueError, match="read-only"):
             array[0] = 0
     assert split.subset(indices=[0, 1]).images.shape[0] == 2  # derived splits still work
+
+
+def test_epoch_seeded_batches_are_a_function_of_the_seed_and_the_epoch_number():
+    """What a resumed run relies on: epoch e's order and crop/flip do not depend on the epochs before it."""
+    from libkd_keras.data import teacher_augmentation
+    from libkd_keras.data.epochs import EpochSeeds
+
+    rng = np.random.default_rng(0)
+    split = Split(
+        rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8), np.arange(30), np.arange(30), tuple(map(str, range(30)))
+    )
+
+    def batches(seeds, epoch):
+        seeds.set_epoch(epoch)
+        ds = split.dataset(12, shuffle=True, seed=seeds, augment=teacher_augmentation(8, padding=2))
+        assert int(ds.cardinality()) == 3
+        out = [(images.numpy(), labels.numpy()) for images, labels in ds]
+        assert [len(labels) for _, labels in out] == [12, 12, 6]
+        return np.concatenate([i for i, _ in out]), np.concatenate([lab for _, lab in out])
+
+    run = EpochSeeds(7)
+    epochs = [batches(run, e) for e in range(3)]
+    for images, labels in epochs:
+        assert sorted(labels.tolist()) == list(range(30))  # every example once per epoch
+    assert epochs[0][1].tolist() != epochs[1][1].tolist()  # a new order every epoch
+    resumed_images, resumed_labels = batches(EpochSeeds(7), 2)  # a fresh process starting at epoch 2
+    np.testing.assert_array_equal(resumed_labels, epochs[2][1])
+    np.testing.assert_array_equal(resumed_images, epochs[2][0])
+    assert batches(EpochSeeds(8), 2)[1].tolist() != epochs[2][1].tolist()
+    unshuffled = [lab.numpy().tolist() for _, lab in split.dataset(12, seed=run)]
+    assert unshuffled == [list(range(12)), list(range(12, 24)), list(range(24, 30))]
+    with pytest.raises(DataError, match="one iteration of the dataset is one epoch"):
+        split.dataset(12, shuffle=True, seed=run, repeat=True)
+
+
+def test_a_pipeline_that_loses_its_length_is_refused_before_training():
+    from libkd_keras.data.epochs import check_epoch_length
+
+    batches = make_split(n=30).dataset(12, shuffle=True, seed=1)
+    check_epoch_length(batches, 3, "teacher t")  # ceil(30 / 12)
+    with pytest.raises(ValueError, match="teacher t: the training data make an unknown number of batches"):
+        check_epoch_length(batches.unbatch().batch(12), 3, "teacher t")
+    with pytest.raises(ValueError, match="make 2 batches an epoch; expected exactly 3"):
+        check_epoch_length(make_split(n=30).dataset(12, drop_remainder=True), 3, "teacher t")

@@ -163,3 +163,85 @@ def test_a_seeded_baseline_student_is_the_same_in_every_run(tmp_path):
     assert loss_a == loss_b and loss_a != loss_c
     for a, b in zip(weights_a, weights_b):
         np.testing.assert_array_equal(a, b)
+
+
+class Steps(keras.callbacks.Callback):
+    """The optimizer's step count at the end of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.iterations = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.iterations.append(int(self.model.optimizer.iterations))
+
+
+def test_a_student_makes_ceil_n_over_batch_steps_an_epoch_with_or_without_xla(tmp_path):
+    """Issue 34: a pipeline of unknown length made Keras run a step past each epoch's end outside XLA."""
+    train, test = toy_split(30, "train", 0), toy_split(6, "test", 1)  # 30 / 12: batches of 12, 12 and 6
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    counts = {}
+    for jit in (False, True):
+        steps = Steps()
+        train_student(
+            _build(),
+            train,
+            test,
+            tmp_path / f"jit{jit}",
+            recipe=recipe,
+            epochs=2,
+            name="s",
+            callbacks=[steps],
+            compile_options={"jit_compile": jit},
+            validate=False,
+            verbose=0,
+        )
+        counts[jit] = steps.iterations
+    assert counts[False] == counts[True] == [3, 6]
+
+
+def test_every_student_pipeline_keeps_its_batches_and_known_length(tmp_path):
+    """Labels, replayed views and online teachers, under the baseline and the superior augmentation."""
+    import tensorflow as tf
+
+    from libkd_keras.data.epochs import EpochSeeds
+    from libkd_keras.distill import superior
+    from libkd_keras.distill.online import label_online
+    from libkd_keras.store import precompute
+
+    train, teacher = toy_split(30, "train", 0), _teacher()
+    store = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=2, view_padding=4)
+    for recipe in (baseline(batch_size=12), superior(batch_size=12)):
+        seeds = EpochSeeds(0)
+        views = store.dataset(teachers=["t"], batch_size=12, seed=seeds, split=train, views=True)
+        pipelines = {
+            "views": recipe.augment(views, 3, seed=seeds, replayed_views=True),
+            "online": label_online(
+                recipe.augment(train.dataset(12, shuffle=True, seed=seeds), 3, seed=seeds), teacher, 3
+            ),
+        }
+        for where, batches in pipelines.items():
+            assert int(batches.cardinality()) == 3, (recipe.name, where)
+            assert [int(tf.shape(images)[0]) for images, _ in batches] == [12, 12, 6], (recipe.name, where)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_student_stopped_and_resumed_trains_to_the_weights_of_the_run_never_stopped(tmp_path, jit):
+    """Issue 36 (5): each epoch's order and flip/crop come from (seed, epoch), not from the process's history."""
+    train, test = toy_split(30, "train", 0), toy_split(6, "test", 1)
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    assert recipe.flip_crop  # random in every epoch, as drop path (rate 0.1 in the second block) is in every step
+
+    build = student_builder("deit_tiny", 3, 8, patch_size=4, model={"dim": 16, "depth": 2, "num_heads": 2})
+    common = dict(recipe=recipe, epochs=3, seed=5, name="s", validate=False, compile_options={"jit_compile": jit})
+    straight = Steps()
+    train_student(build, train, test, tmp_path / "straight", callbacks=[straight], verbose=0, **common)
+    with pytest.raises(KeyboardInterrupt):
+        train_student(build, train, test, tmp_path / "resumed", callbacks=[Stop(1)], verbose=0, **common)
+    resumed, steps = Stop(), Steps()
+    record = train_student(build, train, test, tmp_path / "resumed", callbacks=[resumed, steps], verbose=0, **common)
+    assert resumed.begun == [1, 2] and steps.iterations == straight.iterations[1:] == [6, 9]
+    assert record["history"]["epoch"] == [0, 1, 2]
+    weights = [keras.saving.load_model(tmp_path / f / "s.keras").get_weights() for f in ("straight", "resumed")]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

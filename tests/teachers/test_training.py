@@ -125,3 +125,22 @@ def test_validate_every_scores_the_teacher_on_those_epochs_and_the_last(tmp_path
     assert meta["top1_test_accuracy"] == pytest.approx(accuracy[-1])
     with pytest.raises(ValueError, match="validate_every"):
         TeacherRecipe(epochs=4, validate_every=0)
+
+
+def test_a_teacher_stopped_and_resumed_trains_to_the_weights_of_the_run_never_stopped(tmp_path):
+    """Issue 36 (5): each epoch's order and crop/flip come from (seed, epoch), not from the process's history."""
+    train, test = toy_split(30, "train", 0), toy_split(6, "test", 1)
+    recipe = TeacherRecipe(epochs=3, batch_size=12)
+    assert recipe.augment
+    common = dict(seed=3, recipe=recipe, verbose=0)
+    train_teacher(tiny_cnn, train, test, tmp_path / "straight", **common)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(tiny_cnn, train, test, tmp_path / "resumed", callbacks=[CountEpochs(stop_at=1)], **common)
+    resumed = CountEpochs()
+    train_teacher(tiny_cnn, train, test, tmp_path / "resumed", callbacks=[resumed], **common)
+    assert resumed.started == [1, 2]
+    weights = [
+        keras.models.load_model(tmp_path / f / "tiny_cnn_seed3.keras").get_weights() for f in ("straight", "resumed")
+    ]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
