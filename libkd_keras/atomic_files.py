@@ -39,8 +39,9 @@ def temporary_sibling(path, suffix=""):
             os.remove(tmp)
 
 
-# mkstemp's names: "." + target name + "." + 8 random characters + ".tmp" + optional suffix.
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+# mkstemp's names: "." + target name + "." + 8 random characters + ".tmp" + optional suffix
+# (".keras", ".png", ".weights.h5").
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+){0,2}$")
 
 
 def is_temporary(name):

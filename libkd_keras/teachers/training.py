@@ -5,7 +5,8 @@ Files for a teacher called `<name>` (default `<arch>_seed<seed>`) in `out_dir`:
     <name>.keras           the trained model, uncompiled (loads without this package's optimizer)
     <name>.json            metadata: the columns of the paper's Tables 2 and 3, plus the history
     logs/<name>/           TensorBoard logs
-    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted when training ends)
+    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted once both files
+                           below are saved, so a kill while saving them does not restart the training)
     <name>.history.json    per-epoch logs while training (folded into <name>.json at the end)
 
 Both final files are written under temporary names and renamed, `.json` last, so a teacher whose
@@ -40,6 +41,7 @@ from libkd_keras.resumable import (
     TrainingDiverged,
     backup_callback,
     check_finite,
+    discard_backup,
     repair_backup,
     validation_epochs,
 )
@@ -180,7 +182,8 @@ def train_teacher(
     try:
         check_finite(history, f"teacher {name}")
     except TrainingDiverged:
-        os.remove(progress_path)  # the backup is gone too: a rerun starts afresh
+        os.remove(progress_path)
+        discard_backup(backup_dir)  # NaN weights: a rerun starts afresh
         raise
     # The last epoch's validation already scored these weights on the test split: reuse it
     # (a second pass over the test split is slow for an involution teacher on a CPU).
@@ -216,6 +219,7 @@ def train_teacher(
         "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__, "tensorflow": tf.__version__},
     }
     write_json_atomic(meta_path, metadata)
+    discard_backup(backup_dir)  # only now: a kill while the files above were saved resumes after the last epoch
     if os.path.exists(progress_path):
         os.remove(progress_path)
     return metadata
