@@ -134,3 +134,52 @@ def test_a_kill_while_the_final_student_file_is_saved_resumes_after_the_last_epo
     record = student([resumed, steps])
     assert resumed.begun == [] and steps.iterations == uninterrupted.iterations
     assert record["history"]["epoch"] == [0, 1] and not (tmp_path / "b.backup").exists()
+
+
+# ---------------------------------------------------------------------------- 3. the stale lock
+
+_RACER = """
+import json, sys, time
+from pathlib import Path
+from libkd_keras.pipeline import run_folder as rf
+t0, rounds, gap, folder = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
+owned = []
+for r in range(rounds):
+    while time.time() < t0 + r * gap:
+        pass  # spin to the same instant as the other racer
+    try:
+        rf._take_lock(folder / f"r{r}" / rf.LOCK_NAME)
+        owned.append(r)
+    except rf.RunFolderLocked:
+        pass
+print(json.dumps(owned))
+"""
+
+
+def test_two_processes_taking_one_stale_lock_at_the_same_instant_never_both_own_it(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from libkd_keras.pipeline.run_folder import LOCK_NAME
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = {"pid": dead.pid, "host": socket.gethostname(), "start": 1, "since": "2026-01-01T00:00:00"}
+    rounds, gap = 150, 0.03
+    for r in range(rounds):
+        (tmp_path / f"r{r}").mkdir()
+        (tmp_path / f"r{r}" / LOCK_NAME).write_text(json.dumps(stale))
+    t0 = time.time() + 3  # both interpreters are up by then
+    argv = [sys.executable, "-c", _RACER, str(t0), str(rounds), str(gap), str(tmp_path)]
+    racers = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(2)]
+    owned = [set(json.loads(racer.communicate(timeout=60)[0])) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    assert owned[0] & owned[1] == set()  # never both
+    assert owned[0] | owned[1] == set(range(rounds))  # and always one: the stale lock was taken over
+    for r in range(rounds):
+        holder = racers[0] if r in owned[0] else racers[1]
+        assert json.loads((tmp_path / f"r{r}" / LOCK_NAME).read_text())["pid"] == holder.pid
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != LOCK_NAME] == []  # no temporaries left

@@ -8,7 +8,8 @@ non-empty folder that is not a run folder is never touched.
 
 One process at a time: `open` takes the lock file `.libkd.lock` (owner pid, host, process start
 time) and `close()` (or leaving a `with` block, or the process's exit) releases it. A second
-process is refused with a message naming the owner; a lock whose process is gone is taken over.
+process is refused with a message naming the owner; a lock whose process is gone is taken over by
+renaming a new lock file over it, by one process only even when several find it at once (`_take_lock`).
 Temporaries an interrupted writer left behind are deleted on open.
 
 A step is finished when its marker `steps/<step>.json` exists and every output it lists still
@@ -27,12 +28,19 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not on this platform: the stale-lock takeover is then not serialised
+    fcntl = None
 
 from libkd_keras.atomic_files import (
     is_temporary,
     read_json,
     remove_stale_temporaries,
+    temporary_sibling,
     write_json_atomic,
     write_text_atomic,
 )
@@ -239,32 +247,96 @@ def lock_owner(path):
     return None if here and not _alive(owner) else owner
 
 
+def _locked_error(path, owner):
+    return RunFolderLocked(
+        f"Run folder {str(path.parent)!r} is in use by another libkd process (pid {owner.get('pid')} on "
+        f"host {owner.get('host')!r}, since {owner.get('since')}); two runs in one folder would overwrite "
+        "each other's files. Wait for it to finish, or choose another folder with --out or --name; if "
+        f"that process is gone, delete {str(path)!r}."
+    )
+
+
 def _take_lock(path):
+    """Takes the lock file `path` for this process, or raises `RunFolderLocked` naming its live owner.
+
+    The lock is written whole under a temporary name first, then put in place by `os.link` (which
+    fails if a lock exists) or, over a stale lock, by `os.replace`: the lock file never goes
+    missing and is never half-written. Two processes that find the same stale lock take turns on an
+    `flock` of that stale file, and each checks, holding it, that the stale file is still the lock,
+    so only the first one replaces it; the other then finds a live owner. Never remove and retry:
+    two processes that both saw a dead owner would each remove the other's new lock.
+    """
+    path = Path(path)
     me = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "start": _process_start(os.getpid()),
         "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "token": uuid.uuid4().hex,  # tells this process's lock from one of an earlier process with the same pid
     }
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    for _ in range(5):
+        with temporary_sibling(path) as mine:
+            Path(mine).write_text(json.dumps(me), encoding="utf-8")
+            try:
+                os.link(mine, path)  # atomic, and only if no lock exists
+                return
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                continue  # our temporary was removed (by the owner's clean-up of temporaries): try again
+            except OSError:  # a filesystem without hard links
+                if _create_exclusive(path, me):
+                    return
             owner = lock_owner(path)
-            if owner is None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)  # stale: its process is gone (or it never finished writing the file)
-                continue
-            raise RunFolderLocked(
-                f"Run folder {str(path.parent)!r} is in use by another libkd process (pid {owner.get('pid')} on "
-                f"host {owner.get('host')!r}, since {owner.get('since')}); two runs in one folder would overwrite "
-                "each other's files. Wait for it to finish, or choose another folder with --out or --name; if "
-                f"that process is gone, delete {str(path)!r}."
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(me))
-        return
+            if owner is not None:
+                raise _locked_error(path, owner) from None
+            if _replace_stale(path, mine) and _owns(path, me):
+                return
     raise RunFolderLocked(f"Could not take the lock {str(path)!r}; delete it if no libkd process uses the folder.")
+
+
+def _create_exclusive(path, me):
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(me))
+    return True
+
+
+def _replace_stale(path, mine):
+    """Renames the whole lock file `mine` over the stale lock at `path`, if it is still that stale lock.
+
+    Returns False when the lock changed meanwhile (another process took it, or it was released).
+    """
+    try:
+        stale = os.open(path, os.O_RDWR)  # read-write: NFS emulates flock with POSIX locks, which need it
+    except FileNotFoundError:
+        return False  # released meanwhile: take it fresh on the next round
+    try:
+        if fcntl is not None:
+            fcntl.flock(stale, fcntl.LOCK_EX)  # one taker at a time per stale file; released at close or death
+        try:
+            still = os.stat(path).st_ino == os.fstat(stale).st_ino
+        except FileNotFoundError:
+            still = False
+        if not still or lock_owner(path) is not None:
+            return False  # someone replaced it first (its owner is live) or released it
+        try:
+            os.replace(mine, path)
+        except FileNotFoundError:
+            return False  # our temporary was removed meanwhile
+        return True
+    finally:
+        os.close(stale)
+
+
+def _owns(path, me):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get("token") == me["token"]
+    except (OSError, ValueError):
+        return False
 
 
 def _release_lock(path):
