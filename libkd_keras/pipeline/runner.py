@@ -31,6 +31,15 @@ from libkd_keras.pipeline.data import RunData
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.settings import Config
 
+# The command that makes each kind of step ("teacher/<name>" -> libkd train-teacher).
+STEP_COMMANDS = {
+    "teacher": "train-teacher",
+    "store": "precompute",
+    "student": "distill",
+    "evaluate": "evaluate",
+    "export": "export",
+}
+
 
 class StepOrderError(ValueError):
     """A step was asked for before the steps it needs (the message names the command to run first)."""
@@ -54,6 +63,7 @@ class Pipeline:
         self.say, self.fit_verbose = say, fit_verbose
         self.data = RunData(self.config, say=say)
         self.teacher_models = {}
+        self.verified_stores = set()  # stores whose shards' sha256 this Pipeline checked (students.open_train_store)
 
     # ------------------------------------------------------------------- what the steps share
 
@@ -86,6 +96,15 @@ class Pipeline:
         seconds, cpu_seconds = time.perf_counter() - started[0], time.process_time() - started[1]
         self.folder.finish(step, seconds, outputs=outputs, summary={**(summary or {}), "cpu_seconds": cpu_seconds})
         self.say(f"[done] {what}  {seconds:.1f} s{'  ' + detail if detail else ''}")
+
+    def notice_damaged(self):
+        """One notice per finished step whose model files were damaged since: it runs again, and how."""
+        for step, problems in self.folder.damaged_steps().items():
+            command = STEP_COMMANDS.get(step.split("/", 1)[0], "pipeline")
+            self.say(
+                f"libkd: notice: {'; '.join(problems)}. Step {step} counts as not finished: 'libkd {command}' "
+                "(or 'libkd pipeline') makes it again."
+            )
 
     def require(self, steps, command):
         missing = [s for s in steps if not self.folder.done(s)]

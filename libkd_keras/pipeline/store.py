@@ -18,7 +18,7 @@ from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.evaluation import top_k_accuracy
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
-from libkd_keras.store import TeacherStore, analyses
+from libkd_keras.store import TeacherStore, analyses, rebuild
 from libkd_keras.store import precompute as store_precompute
 
 
@@ -39,6 +39,7 @@ def precompute(pipeline, splits=("train", "test"), force=False):
             pipeline.skip(step, f"store {which}")
             continue
         split, path = pipeline.split(which), folder.store_split(which)
+        rebuild.finish_interrupted_replace(path)  # first: a kill between --force's renames left the new store aside
         remove_incomplete(path)
         started = pipeline.clock()
         stored = []
@@ -86,7 +87,11 @@ def run_teachers(pipeline, names, split, path, **options):
 
 
 def remove_incomplete(path):
-    """Delete `<store>.incomplete-*` folders: writes that a kill cut short (this process holds the run lock)."""
+    """Delete `<store>.incomplete-*` folders: writes that a kill cut short (this process holds the run lock).
+
+    Call it after `rebuild.finish_interrupted_replace(path)`, which moves in a whole new store that a
+    kill left here between the two renames of `--force`.
+    """
     for stale in path.parent.glob(f"{path.name}.incomplete-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
