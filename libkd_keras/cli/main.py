@@ -87,6 +87,7 @@ def _run_in_folder(args, run_step, shared=False):
         pipeline = import_pipeline(args.verbose).Pipeline(folder, config)  # models and optimizers: in the scope
         print(f"libkd: run folder {folder.root}")
         pipeline.load_data()  # bad data fails here, before any step runs
+        pipeline.notice_damaged()  # model files damaged since their step finished: those steps run again
         run_step(pipeline, args)
 
 

@@ -12,8 +12,10 @@ process is refused with a message naming the owner; a lock whose process is gone
 renaming a new lock file over it, by one process only even when several find it at once (`_take_lock`).
 Temporaries an interrupted writer left behind are deleted on open.
 
-A step is finished when its marker `steps/<step>.json` exists and every output it lists still
-exists; markers are written last, atomically, so an interrupted step is simply run again.
+A step is finished when its marker `steps/<step>.json` exists, every output it lists still exists,
+and its model files (`.keras`, `.tflite`) still have the size and sha256 the marker recorded;
+markers are written last, atomically, so an interrupted step, or one whose model file was damaged
+since, is simply run again.
 
 Example:
 >>> with RunFolder.open("saved_models/quick", config) as folder:
@@ -37,6 +39,7 @@ except ImportError:  # not on this platform: the stale-lock takeover is then not
     fcntl = None
 
 from libkd_keras.atomic_files import (
+    file_digest,
     is_temporary,
     read_json,
     remove_stale_temporaries,
@@ -63,6 +66,10 @@ RUN_ENTRIES = {
     "cka",
 }
 LOCK_NAME = ".libkd.lock"
+# The outputs whose size and sha256 a marker records: the model files later steps load (records such
+# as students/<name>.json are rewritten by later steps, and a store checks its own shards).
+CHECKED_FILES = (".keras", ".tflite")
+_DIGESTS = {}  # (path, size, mtime) -> sha256: each model file is hashed once per process
 _HELD = {}  # lock path -> how many open RunFolders of this process hold it
 
 
@@ -150,11 +157,42 @@ class RunFolder(RunLayout):
     # ------------------------------------------------------------------------------ the markers
 
     def done(self, step):
-        """Whether `step` finished and its outputs are all still there."""
+        """Whether `step` finished and its outputs are all still there, its model files as they were written."""
         marker = read_json(self.marker(step))
         if marker is None:
             return False
-        return all((self.root / output).exists() for output in marker.get("outputs", []))
+        return all((self.root / output).exists() for output in marker.get("outputs", [])) and not self.damaged(step)
+
+    def damaged(self, step):
+        """What is wrong with the model files a finished `step` wrote: one line each, [] when they are whole.
+
+        `finish` records each `.keras` / `.tflite` output's size and sha256 (a file is hashed once
+        per process, `_digest`); a file cut short or altered since no longer matches, and the step
+        counts as not finished, so the command that makes it makes it again.
+        """
+        marker = read_json(self.marker(step)) or {}
+        problems = []
+        for output, recorded in (marker.get("files") or {}).items():
+            path = self.root / output
+            if not path.is_file():
+                problems.append(f"{output} is missing")
+                continue
+            size, sha256 = _digest(path)
+            if size != recorded["bytes"]:
+                problems.append(f"{output} is damaged: {size:,} bytes, {recorded['bytes']:,} when it was written")
+            elif sha256 != recorded["sha256"]:
+                problems.append(f"{output} is damaged: its sha256 differs from the one recorded when it was written")
+        return problems
+
+    def damaged_steps(self):
+        """`{step: problems}` of every finished step whose model files are damaged (see `damaged`)."""
+        found = {}
+        for path in sorted(self.steps.glob("*.json")) if self.steps.is_dir() else []:
+            step = (read_json(path) or {}).get("step")
+            problems = self.damaged(step) if step else []
+            if problems:
+                found[step] = problems
+        return found
 
     def finished(self, step):
         """The marker of a finished step (None if it has not finished)."""
@@ -165,6 +203,11 @@ class RunFolder(RunLayout):
         missing = [o for o in outputs if not (self.root / o).exists()]
         if missing:
             raise RuntimeError(f"Step {step!r} claims outputs that do not exist: {missing}.")
+        checked = [str(o) for o in outputs if str(o).endswith(CHECKED_FILES) and (self.root / o).is_file()]
+        files = {}
+        for output in checked:
+            size, sha256 = _digest(self.root / output)
+            files[output] = {"bytes": size, "sha256": sha256}
         write_json_atomic(
             self.marker(step),
             {
@@ -172,6 +215,7 @@ class RunFolder(RunLayout):
                 "seconds": round(float(seconds), 2),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "outputs": [str(o) for o in outputs],
+                "files": files,
                 "summary": summary or {},
             },
         )
@@ -182,6 +226,15 @@ class RunFolder(RunLayout):
 
     def relative(self, path):
         return str(Path(path).relative_to(self.root))
+
+
+def _digest(path):
+    """`(size, sha256)` of `path`, hashed once per process for each size and modification time."""
+    stat = os.stat(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_digest(path)[1]
+    return stat.st_size, _DIGESTS[key]
 
 
 def load_run_config(root):

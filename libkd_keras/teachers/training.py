@@ -10,7 +10,8 @@ Files for a teacher called `<name>` (default `<arch>_seed<seed>`) in `out_dir`:
     <name>.history.json    per-epoch logs while training (folded into <name>.json at the end)
 
 Both final files are written under temporary names and renamed, `.json` last, so a teacher whose
-`.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged.
+`.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged
+(unless the `.keras` file was damaged since: then it trains the teacher again, with a notice).
 A backup cut off by a kill is repaired before training (`resumable.repair_backup`), and a teacher
 whose loss went NaN is not saved (`resumable.TrainingDiverged`).
 
@@ -33,7 +34,7 @@ import tensorflow as tf
 
 import libkd_keras
 from libkd_keras import distribute
-from libkd_keras.atomic_files import save_model_atomic, write_json_atomic
+from libkd_keras.atomic_files import keras_file_problem, save_model_atomic, write_json_atomic
 from libkd_keras.data import teacher_augmentation
 from libkd_keras.models import TEACHER_BUILDERS
 from libkd_keras.resumable import (
@@ -117,7 +118,10 @@ def train_teacher(
     name = name or f"{arch_name}_seed{seed}"
     own_dir = distribute.worker_dir(out_dir, strategy)  # `out_dir` itself on the chief or on one process
     finished = _finished(name, own_dir, out_dir)
-    if finished:
+    problem = finished and keras_file_problem(finished[: -len(".json")] + ".keras")
+    if problem:
+        say(f"libkd: notice: teacher {name}: {problem}; training it again.")
+    elif finished:
         return _stored_metadata(finished, train_split)
     out_dir = own_dir
     os.makedirs(out_dir, exist_ok=True)
