@@ -23,7 +23,6 @@ Example:
 """
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -33,7 +32,7 @@ import time
 import keras
 import numpy as np
 
-from libkd_keras.atomic_files import temporary_sibling, write_json_atomic
+from libkd_keras.atomic_files import file_digest, temporary_sibling, write_json_atomic
 
 WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"
 PREVIOUS = ".bkp"  # Keras' suffix of the previous state under double_checkpoint
@@ -97,15 +96,6 @@ class EpochLog(keras.callbacks.Callback):
         return {"epoch": sorted(self.epochs), **{k: [entry.get(k) for entry in ordered] for k in keys}}
 
 
-def _file_digest(path):
-    """`(size, sha256 hex)` of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return os.path.getsize(path), digest.hexdigest()
-
-
 def _copy_atomic(source, target):
     with temporary_sibling(target) as tmp:
         shutil.copyfile(source, tmp)
@@ -139,7 +129,7 @@ class _Backup(keras.callbacks.BackupAndRestore):
             _copy_atomic(metadata, self._prev_training_metadata_path)  # a mismatched .bkp, but a whole latest
         with temporary_sibling(weights, suffix=".weights.h5") as tmp:  # Keras wants the .weights.h5 ending
             self.model.save_weights(filepath=tmp, overwrite=True)
-            size, sha256 = _file_digest(tmp)
+            size, sha256 = file_digest(tmp)
             os.replace(tmp, weights)
         # A kill here leaves new weights beside the old epoch number: refused by `repair_backup`.
         write_json_atomic(
@@ -180,7 +170,7 @@ def _readable(weights, metadata):
         with open(metadata, encoding="utf-8") as f:
             state = json.load(f)
         int(state["epoch"])
-        if "weights_sha256" in state and _file_digest(weights) != (state["weights_bytes"], state["weights_sha256"]):
+        if "weights_sha256" in state and file_digest(weights) != (state["weights_bytes"], state["weights_sha256"]):
             return False  # weights of another epoch: a kill between writing the weights and the epoch number
         with h5py.File(weights, "r") as f:
             f.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
