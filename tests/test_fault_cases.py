@@ -299,6 +299,7 @@ class Killed(BaseException):
     """What a SIGKILL leaves: no `except` and no `finally` below it runs."""
 
 
+@pytest.mark.slow  # the tiny run it copies takes about 40 s to make, once per module
 def test_a_kill_between_the_renames_of_precompute_force_keeps_the_new_store(run, capsys, monkeypatch):
     import os
 
@@ -337,6 +338,7 @@ def test_the_stored_teacher_error_names_the_cli_flag(tmp_path):
 # --------------------------------------------------------- 6. a shard of another teacher
 
 
+@pytest.mark.slow  # the tiny run it copies takes about 40 s to make, once per module
 def test_distill_refuses_a_logits_shard_swapped_for_another_teachers_of_the_same_size(run, capsys):
     shards = sorted((run / "store" / "train" / "teachers").glob("*/logits-*.tfrecord"))
     assert len(shards) == 2 and shards[0].stat().st_size == shards[1].stat().st_size
@@ -351,6 +353,7 @@ def test_distill_refuses_a_logits_shard_swapped_for_another_teachers_of_the_same
 # ----------------------------------------------------------------------- 8. damaged model files
 
 
+@pytest.mark.slow  # the tiny run it copies takes about 40 s to make, once per module
 def test_a_truncated_teacher_is_reported_and_trained_again_by_rerunning(run, capsys):
     model = run / "teachers" / "resnet_s0.keras"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
@@ -360,9 +363,11 @@ def test_a_truncated_teacher_is_reported_and_trained_again_by_rerunning(run, cap
     assert "Not finished yet: teacher/resnet_s0" in out
     code, out = _main(capsys, "train-teacher", "--out", run)
     assert code == 0 and "[done] teacher resnet_s0" in out and "[skip] teacher resnet_s1" in out
+    assert "not a whole .keras file" in out and "training it again" in out
     keras.saving.load_model(model, compile=False)  # whole again
 
 
+@pytest.mark.slow  # the tiny run it copies takes about 40 s to make, once per module
 def test_teachers_from_a_run_whose_teacher_is_truncated_copies_nothing(run, tiny_run, tmp_path, capsys):
     model = run / "teachers" / "resnet_s0.keras"
     model.write_bytes(model.read_bytes()[:1000])
@@ -372,6 +377,7 @@ def test_teachers_from_a_run_whose_teacher_is_truncated_copies_nothing(run, tiny
     assert not (tmp_path / "new" / "steps" / "teacher-resnet_s0.json").exists()
 
 
+@pytest.mark.slow  # the tiny run it copies takes about 40 s to make, once per module
 def test_a_truncated_tflite_is_noticed_and_its_export_runs_again(run, capsys):
     from libkd_keras.pipeline.run_folder import RunFolder, load_run_config
 

@@ -188,7 +188,10 @@ class RunFolder(RunLayout):
         """`{step: problems}` of every finished step whose model files are damaged (see `damaged`)."""
         found = {}
         for path in sorted(self.steps.glob("*.json")) if self.steps.is_dir() else []:
-            step = (read_json(path) or {}).get("step")
+            try:
+                step = (read_json(path) or {}).get("step")
+            except (ValueError, AttributeError):  # not a marker (markers are written whole)
+                continue
             problems = self.damaged(step) if step else []
             if problems:
                 found[step] = problems
@@ -364,7 +367,10 @@ def _replace_stale(path, mine):
     Returns False when the lock changed meanwhile (another process took it, or it was released).
     """
     try:
-        stale = os.open(path, os.O_RDWR)  # read-write: NFS emulates flock with POSIX locks, which need it
+        try:
+            stale = os.open(path, os.O_RDWR)  # read-write: NFS emulates flock with POSIX locks, which need it
+        except PermissionError:  # another user's lock file
+            stale = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False  # released meanwhile: take it fresh on the next round
     try:
