@@ -114,6 +114,7 @@ def _run_in_folder(args, run_step, shared=False):
         pipeline = runner.Pipeline(folder, config, data=data)  # models and optimizers: in the scope
         print(f"libkd: run folder {folder.root}")
         pipeline.load_data()  # loaded and checked above: no work
+        pipeline.notice_damaged()  # model files damaged since their step finished: those steps run again
         run_step(pipeline, args)
 
 

@@ -127,6 +127,13 @@ def cifar_python_catalog(path, split, image_size=None):
         data.append(images)
         labels.append(batch_labels)
     images, labels = np.concatenate(data), np.concatenate(labels)
+    used = int(labels.max()) + 1 if len(labels) else 0
+    if split == "train" and used < len(class_names):  # (a small test split may well lack the last class)
+        raise DataError(
+            f"{META_FILE} names {len(class_names)} classes, but the training batches' labels go up to {used - 1} "
+            f"only: {', '.join(map(repr, class_names[used:]))} would be classes without a single training image. "
+            f"Use the {META_FILE} that came with these batches (CIFAR-10's names 10 classes)."
+        )
     size = as_size(image_size)
 
     def load_images(positions):

@@ -7,7 +7,8 @@ Files for a student called `<name>` in `out_dir`:
                            (trainable_parameters, size_mb, top1_test_accuracy, training_time_s, ...)
     <name>.predictions.npz with `evaluate`: its class for each test image (`evaluation.save_predictions`)
     logs/<name>/           TensorBoard logs and epochs.json (per-epoch logs while training)
-    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted at the end)
+    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted once both files
+                           are saved, so a kill while saving them does not restart the training)
 
 The student learns from teacher targets (`targets`): stored on the clean images (`store.dataset`,
 no teacher runs), stored on views it replays (`store.dataset(views=True)`, a multi-view store), or
@@ -46,6 +47,7 @@ from libkd_keras.resumable import (
     TrainingDiverged,
     backup_callback,
     check_finite,
+    discard_backup,
     repair_backup,
     validation_epochs,
 )
@@ -228,7 +230,8 @@ def train_student(
     try:
         check_finite(history, f"student {name}")
     except TrainingDiverged:
-        os.remove(epochs_path)  # the backup is gone too: a rerun starts afresh
+        os.remove(epochs_path)
+        discard_backup(backup_dir)  # NaN weights: a rerun starts afresh
         raise
 
     save_model_atomic(model, model_path)
@@ -281,4 +284,5 @@ def train_student(
         **(extra_record or {}),
     }
     write_json_atomic(record_path, record)
+    discard_backup(backup_dir)  # only now: a kill while the files above were saved resumes after the last epoch
     return record

@@ -32,7 +32,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from libkd_keras.atomic_files import temporary_sibling
+from libkd_keras.atomic_files import tempfile_folder, temporary_sibling
 from libkd_keras.choices import QUANTIZATIONS
 from libkd_keras.export.converter import IO_DTYPES, MIXED_FLOAT_OPS, UnsupportedOpsError, convert, converter_options
 from libkd_keras.export.files import check_output_path
@@ -122,7 +122,8 @@ def to_litert(
     signature = [tf.TensorSpec((batch_size, *image_shape), tf.float32, name="pixels")]
     options = converter_options(quantization, io_dtype, calibration)
     with temporary_sibling(path, ".tflite") as tmp_path, temporary_sibling(path, ".json") as tmp_json:
-        convert(model, tmp_path, signature, options, quantization)
+        with tempfile_folder(os.path.dirname(tmp_path)):  # the converter's SavedModel: beside the file, not in $TMPDIR
+            convert(model, tmp_path, signature, options, quantization)
         try:  # a file that does not load and run is never renamed into place
             runner = LiteRTModel(tmp_path, threads=1)
             runner.invoke(runner.prepare(np.zeros((runner.batch, *image_shape), np.float32)))

@@ -8,6 +8,7 @@ import keras
 from libkd_keras.export import export_report
 from libkd_keras.pipeline.evaluate import best_student
 from libkd_keras.pipeline.schema import ConfigError
+from libkd_keras.pipeline.settings import not_a_file_hint
 
 
 def export(pipeline, student=None):
@@ -22,7 +23,9 @@ def export(pipeline, student=None):
     names = pipeline.config.student_names
     entries = {s.entry for s in pipeline.config.students}
     if student is not None and student not in names and student not in entries:
-        raise ConfigError(f"Unknown student {student!r}; this run's students: {', '.join(names)}.")
+        raise ConfigError(
+            f"Unknown student {student!r}; this run's students: {', '.join(names)}." + not_a_file_hint([student])
+        )
     name = student or settings.student
     if not name or name not in names:  # none given, or an entry with several seeds: its best seed
         name = best_student(pipeline, entry=name or None)

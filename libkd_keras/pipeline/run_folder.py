@@ -12,11 +12,14 @@ writing anything, why `open` would refuse.
 
 One process at a time: `open` takes the lock file `.libkd.lock` (owner pid, host, process start
 time) and `close()` (or leaving a `with` block, or the process's exit) releases it. A second
-process is refused with a message naming the owner; a lock whose process is gone is taken over.
+process is refused with a message naming the owner; a lock whose process is gone is taken over by
+renaming a new lock file over it, by one process only even when several find it at once (`_take_lock`).
 Temporaries an interrupted writer left behind are deleted on open.
 
-A step is finished when its marker `steps/<step>.json` exists and every output it lists still
-exists; markers are written last, atomically, so an interrupted step is simply run again.
+A step is finished when its marker `steps/<step>.json` exists, every output it lists still exists,
+and its model files (`.keras`, `.tflite`) still have the size and sha256 the marker recorded;
+markers are written last, atomically, so an interrupted step, or one whose model file was damaged
+since, is simply run again.
 
 Example:
 >>> with RunFolder.open("saved_models/quick", config) as folder:
@@ -31,12 +34,20 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not on this platform: the stale-lock takeover is then not serialised
+    fcntl = None
+
 from libkd_keras.atomic_files import (
+    file_digest,
     is_temporary,
     read_json,
     remove_stale_temporaries,
+    temporary_sibling,
     write_json_atomic,
     write_text_atomic,
 )
@@ -62,6 +73,11 @@ RUN_ENTRIES = {
 }
 LOCK_NAME = ".libkd.lock"
 REPLACED_NAME = "replaced.json"  # the runs --overwrite moved aside; deleted with them after the first step
+
+# The outputs whose size and sha256 a marker records: the model files later steps load (records such
+# as students/<name>.json are rewritten by later steps, and a store checks its own shards).
+CHECKED_FILES = (".keras", ".tflite")
+_DIGESTS = {}  # (path, size, mtime) -> sha256: each model file is hashed once per process
 _HELD = {}  # lock path -> how many open RunFolders of this process hold it
 
 
@@ -140,11 +156,45 @@ class RunFolder(RunLayout):
     # ------------------------------------------------------------------------------ the markers
 
     def done(self, step):
-        """Whether `step` finished and its outputs are all still there."""
+        """Whether `step` finished and its outputs are all still there, its model files as they were written."""
         marker = read_json(self.marker(step))
         if marker is None:
             return False
-        return all((self.root / output).exists() for output in marker.get("outputs", []))
+        return all((self.root / output).exists() for output in marker.get("outputs", [])) and not self.damaged(step)
+
+    def damaged(self, step):
+        """What is wrong with the model files a finished `step` wrote: one line each, [] when they are whole.
+
+        `finish` records each `.keras` / `.tflite` output's size and sha256 (a file is hashed once
+        per process, `_digest`); a file cut short or altered since no longer matches, and the step
+        counts as not finished, so the command that makes it makes it again.
+        """
+        marker = read_json(self.marker(step)) or {}
+        problems = []
+        for output, recorded in (marker.get("files") or {}).items():
+            path = self.root / output
+            if not path.is_file():
+                problems.append(f"{output} is missing")
+                continue
+            size, sha256 = _digest(path)
+            if size != recorded["bytes"]:
+                problems.append(f"{output} is damaged: {size:,} bytes, {recorded['bytes']:,} when it was written")
+            elif sha256 != recorded["sha256"]:
+                problems.append(f"{output} is damaged: its sha256 differs from the one recorded when it was written")
+        return problems
+
+    def damaged_steps(self):
+        """`{step: problems}` of every finished step whose model files are damaged (see `damaged`)."""
+        found = {}
+        for path in sorted(self.steps.glob("*.json")) if self.steps.is_dir() else []:
+            try:
+                step = (read_json(path) or {}).get("step")
+            except (ValueError, AttributeError):  # not a marker (markers are written whole)
+                continue
+            problems = self.damaged(step) if step else []
+            if problems:
+                found[step] = problems
+        return found
 
     def finished(self, step):
         """The marker of a finished step (None if it has not finished)."""
@@ -159,6 +209,11 @@ class RunFolder(RunLayout):
         missing = [o for o in outputs if not (self.root / o).exists()]
         if missing:
             raise RuntimeError(f"Step {step!r} claims outputs that do not exist: {missing}.")
+        checked = [str(o) for o in outputs if str(o).endswith(CHECKED_FILES) and (self.root / o).is_file()]
+        files = {}
+        for output in checked:
+            size, sha256 = _digest(self.root / output)
+            files[output] = {"bytes": size, "sha256": sha256}
         write_json_atomic(
             self.marker(step),
             {
@@ -166,6 +221,7 @@ class RunFolder(RunLayout):
                 "seconds": round(float(seconds), 2),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "outputs": [str(o) for o in outputs],
+                "files": files,
                 "summary": summary or {},
             },
         )
@@ -177,6 +233,15 @@ class RunFolder(RunLayout):
 
     def relative(self, path):
         return str(Path(path).relative_to(self.root))
+
+
+def _digest(path):
+    """`(size, sha256)` of `path`, hashed once per process for each size and modification time."""
+    stat = os.stat(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_digest(path)[1]
+    return stat.st_size, _DIGESTS[key]
 
 
 def load_run_config(root):
@@ -439,32 +504,99 @@ def lock_owner(path):
     return None if here and not _alive(owner) else owner
 
 
+def _locked_error(path, owner):
+    return RunFolderLocked(
+        f"Run folder {str(path.parent)!r} is in use by another libkd process (pid {owner.get('pid')} on "
+        f"host {owner.get('host')!r}, since {owner.get('since')}); two runs in one folder would overwrite "
+        "each other's files. Wait for it to finish, or choose another folder with --out or --name; if "
+        f"that process is gone, delete {str(path)!r}."
+    )
+
+
 def _take_lock(path):
+    """Takes the lock file `path` for this process, or raises `RunFolderLocked` naming its live owner.
+
+    The lock is written whole under a temporary name first, then put in place by `os.link` (which
+    fails if a lock exists) or, over a stale lock, by `os.replace`: the lock file never goes
+    missing and is never half-written. Two processes that find the same stale lock take turns on an
+    `flock` of that stale file, and each checks, holding it, that the stale file is still the lock,
+    so only the first one replaces it; the other then finds a live owner. Never remove and retry:
+    two processes that both saw a dead owner would each remove the other's new lock.
+    """
+    path = Path(path)
     me = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "start": _process_start(os.getpid()),
         "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "token": uuid.uuid4().hex,  # tells this process's lock from one of an earlier process with the same pid
     }
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    for _ in range(5):
+        with temporary_sibling(path) as mine:
+            Path(mine).write_text(json.dumps(me), encoding="utf-8")
+            try:
+                os.link(mine, path)  # atomic, and only if no lock exists
+                return
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                continue  # our temporary was removed (by the owner's clean-up of temporaries): try again
+            except OSError:  # a filesystem without hard links
+                if _create_exclusive(path, me):
+                    return
             owner = lock_owner(path)
-            if owner is None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)  # stale: its process is gone (or it never finished writing the file)
-                continue
-            raise RunFolderLocked(
-                f"Run folder {str(path.parent)!r} is in use by another libkd process (pid {owner.get('pid')} on "
-                f"host {owner.get('host')!r}, since {owner.get('since')}); two runs in one folder would overwrite "
-                "each other's files. Wait for it to finish, or choose another folder with --out or --name; if "
-                f"that process is gone, delete {str(path)!r}."
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(me))
-        return
+            if owner is not None:
+                raise _locked_error(path, owner) from None
+            if _replace_stale(path, mine) and _owns(path, me):
+                return
     raise RunFolderLocked(f"Could not take the lock {str(path)!r}; delete it if no libkd process uses the folder.")
+
+
+def _create_exclusive(path, me):
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(me))
+    return True
+
+
+def _replace_stale(path, mine):
+    """Renames the whole lock file `mine` over the stale lock at `path`, if it is still that stale lock.
+
+    Returns False when the lock changed meanwhile (another process took it, or it was released).
+    """
+    try:
+        try:
+            stale = os.open(path, os.O_RDWR)  # read-write: NFS emulates flock with POSIX locks, which need it
+        except PermissionError:  # another user's lock file
+            stale = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # released meanwhile: take it fresh on the next round
+    try:
+        if fcntl is not None:
+            fcntl.flock(stale, fcntl.LOCK_EX)  # one taker at a time per stale file; released at close or death
+        try:
+            still = os.stat(path).st_ino == os.fstat(stale).st_ino
+        except FileNotFoundError:
+            still = False
+        if not still or lock_owner(path) is not None:
+            return False  # someone replaced it first (its owner is live) or released it
+        try:
+            os.replace(mine, path)
+        except FileNotFoundError:
+            return False  # our temporary was removed meanwhile
+        return True
+    finally:
+        os.close(stale)
+
+
+def _owns(path, me):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get("token") == me["token"]
+    except (OSError, ValueError):
+        return False
 
 
 def _release_lock(path):

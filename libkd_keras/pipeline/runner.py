@@ -34,6 +34,15 @@ from libkd_keras.pipeline.run_folder import teachers_to_copy
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.settings import Config
 
+# The command that makes each kind of step ("teacher/<name>" -> libkd train-teacher).
+STEP_COMMANDS = {
+    "teacher": "train-teacher",
+    "store": "precompute",
+    "student": "distill",
+    "evaluate": "evaluate",
+    "export": "export",
+}
+
 
 def prepare(config, data, root):
     """Loads the splits of `data` (a `RunData`) and runs every check a run can make before it trains.
@@ -83,6 +92,7 @@ class Pipeline:
         self.say, self.fit_verbose = say, fit_verbose
         self.data = RunData(self.config, say=say) if data is None else data
         self.teacher_models = {}
+        self.verified_stores = set()  # stores whose shards' sha256 this Pipeline checked (students.open_train_store)
 
     # ------------------------------------------------------------------- what the steps share
 
@@ -125,6 +135,15 @@ class Pipeline:
             self.say(
                 f"libkd: deleted the run that --overwrite moved aside to {str(aside)!r}"
                 + (" (the folder stays: it also holds files libkd did not write)" if kept else "")
+            )
+
+    def notice_damaged(self):
+        """One notice per finished step whose model files were damaged since: it runs again, and how."""
+        for step, problems in self.folder.damaged_steps().items():
+            command = STEP_COMMANDS.get(step.split("/", 1)[0], "pipeline")
+            self.say(
+                f"libkd: notice: {'; '.join(problems)}. Step {step} counts as not finished: 'libkd {command}' "
+                "(or 'libkd pipeline') makes it again."
             )
 
     def require(self, steps, command):

@@ -215,5 +215,21 @@ class Config:
         names = self.student_names + [s.entry for s in self.students]
         unknown = sorted(set(only) - set(names))
         if unknown:
-            raise ConfigError(f"Unknown student(s) {unknown}; this run's students: {', '.join(self.student_names)}.")
+            raise ConfigError(
+                f"Unknown student(s) {unknown}; this run's students: {', '.join(self.student_names)}."
+                + not_a_file_hint(unknown)
+            )
         return [s for s in self.students if not only or s.name in only or s.entry in only]
+
+
+def not_a_file_hint(names):
+    """For `--student FILE`: what to do instead (it takes a student's name; a file has no run to belong to)."""
+    files = [n for n in names if n.endswith((".tflite", ".keras")) or "/" in n or "\\" in n]
+    if not files:
+        return ""
+    return (
+        f" --student takes the name of one of this run's students, not a file ({files[0]!r}). 'libkd export' "
+        "measures the accuracy of each exported .tflite file (exports/<student>/export_report.json); for a file "
+        "of your own, call libkd_keras.export.evaluate_litert(path, split) (or load a .keras file with "
+        "keras.saving.load_model)."
+    )

@@ -20,7 +20,7 @@ from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.evaluation import top_k_accuracy
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
-from libkd_keras.store import StoreError, TeacherStore, analyses
+from libkd_keras.store import StoreError, TeacherStore, analyses, rebuild
 from libkd_keras.store import precompute as store_precompute
 from libkd_keras.store.views import view_spec_for
 
@@ -39,6 +39,7 @@ def precompute(pipeline, splits=("train", "test"), force=False):
             pipeline.skip(step, f"store {which}")
             continue
         split, path = pipeline.split(which), folder.store_split(which)
+        rebuild.finish_interrupted_replace(path)  # first: a kill between --force's renames left the new store aside
         remove_incomplete(path)
         started = pipeline.clock()
         stored = []
@@ -107,7 +108,11 @@ def check_views(config, train):
 
 
 def remove_incomplete(path):
-    """Delete `<store>.incomplete-*` folders: writes that a kill cut short (this process holds the run lock)."""
+    """Delete `<store>.incomplete-*` folders: writes that a kill cut short (this process holds the run lock).
+
+    Call it after `rebuild.finish_interrupted_replace(path)`, which moves in a whole new store that a
+    kill left here between the two renames of `--force`.
+    """
     for stale in path.parent.glob(f"{path.name}.incomplete-*"):
         shutil.rmtree(stale, ignore_errors=True)
 

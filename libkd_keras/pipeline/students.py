@@ -75,6 +75,18 @@ def check_students(config, train):
             raise ConfigError(f"Student {entry.name!r}: its recipe refuses the config: {error}") from None
 
 
+def open_train_store(pipeline):
+    """The run's train store, its shards' sha256 checked against the manifest once per `Pipeline` (process).
+
+    Sizes are checked at every open; the hashes catch a shard replaced by another of the same size
+    (e.g. another teacher's logits), which would train the student on the wrong teacher.
+    """
+    path = pipeline.folder.store_split("train")
+    store = TeacherStore.open(path, expect=pipeline.split("train"), verify=str(path) not in pipeline.verified_stores)
+    pipeline.verified_stores.add(str(path))
+    return store
+
+
 def distill(pipeline, only=()):
     """Trains every configured student (or those in `only`: student or entry names) not trained yet.
 
@@ -100,7 +112,7 @@ def train_one(pipeline, entry):
     train, test = pipeline.split("train"), pipeline.split("test")
     recipe = recipe_for(config, settings, settings.distillation if teachers else "none")
     with_store = teachers and (not online or folder.done("store/train"))  # online: only for the teachers' sizes
-    store = TeacherStore.open(folder.store_split("train"), expect=train, verify=False) if with_store else None
+    store = open_train_store(pipeline) if with_store else None
     what = (
         f"{', '.join(teachers)} ({settings.distillation}, {settings.ensemble}, {settings.targets} targets)"
         if teachers
@@ -174,7 +186,7 @@ def ablate(pipeline, experiments="table4", seeds=(0,), epochs=None, recipes=("ba
     pipeline.require(["store/train"], "precompute")
     config, train = pipeline.config, pipeline.split("train")
     student = config.student
-    store = TeacherStore.open(pipeline.folder.store_split("train"), expect=train, verify=False)
+    store = open_train_store(pipeline)
     chosen = []
     if experiments in ("table4", "all"):
         chosen += ablation.table4_experiments(

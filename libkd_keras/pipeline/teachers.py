@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 
 from libkd_keras import distribute
-from libkd_keras.atomic_files import read_json, temporary_sibling
+from libkd_keras.atomic_files import keras_file_problem, read_json, temporary_sibling
 from libkd_keras.models import TEACHER_BUILDERS, rednet, resnet
 from libkd_keras.pipeline import own_teachers
 from libkd_keras.pipeline.run_folder import RunFolder, load_run_config, reuse_problem
@@ -169,6 +169,14 @@ def check_reuse(config, data, spec, source, root):
         raise ConfigError(problem)
     fix = 'use the same settings and data as that run, or set teachers.reuse_from = "" to train here'
     theirs = RunFolder(source, load_run_config(source))
+    damaged = theirs.damaged(f"teacher/{spec.name}")
+    problem = keras_file_problem(theirs.teacher_model(spec.name)) if theirs.teacher_model(spec.name).is_file() else None
+    if damaged or problem:
+        raise ConfigError(
+            f"teachers.reuse_from = {source!r}: its teacher {spec.name} is damaged ({'; '.join(damaged) or problem}), "
+            f"so it is not copied. Train it again there (libkd train-teacher --out {source}), or set "
+            'teachers.reuse_from = "" to train it here.'
+        )
     if not theirs.done(f"teacher/{spec.name}"):
         raise ConfigError(
             f"teachers.reuse_from = {source!r} has not finished teacher {spec.name}; finish it there first "
@@ -194,13 +202,16 @@ def check_reuse(config, data, spec, source, root):
 def install_teacher(folder, name, source_dir):
     """Copies `<name>.keras` and `<name>.json` from `source_dir` into the run's teachers/; returns the outputs.
 
-    Each file arrives under a temporary name and is renamed when whole; the record goes last, so a
-    half-copied teacher never looks finished.
+    Each file arrives under a temporary name and is renamed when whole (the `.keras` file checked
+    first); the record goes last, so a half-copied teacher never looks finished.
     """
     outputs = []
     for path in (folder.teacher_model(name), folder.teacher_json(name)):
         with temporary_sibling(path, suffix=path.suffix) as tmp:
             shutil.copyfile(Path(source_dir) / path.name, tmp)
+            problem = keras_file_problem(tmp) if path.suffix == ".keras" else None
+            if problem:  # e.g. cut short while it was copied
+                raise ConfigError(f"Teacher {name} from {str(source_dir)!r} did not copy whole: {problem}.")
             Path(tmp).replace(path)
         outputs.append(folder.relative(path))
     return outputs

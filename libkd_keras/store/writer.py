@@ -228,7 +228,8 @@ def add_teachers(
     if existing and not overwrite:
         raise StoreError(
             f"Teacher(s) {existing} are already in store {store.path!r}; pass overwrite=True to replace them "
-            "or choose new names."
+            "or choose new names (the CLI's `libkd precompute --force` rebuilds the whole store from the run's "
+            "teachers)."
         )
     if split is not None:
         store.check_matches(split)

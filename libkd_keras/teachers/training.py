@@ -5,11 +5,13 @@ Files for a teacher called `<name>` (default `<arch>_seed<seed>`) in `out_dir`:
     <name>.keras           the trained model, uncompiled (loads without this package's optimizer)
     <name>.json            metadata: the columns of the paper's Tables 2 and 3, plus the history
     logs/<name>/           TensorBoard logs
-    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted when training ends)
+    <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted once both files
+                           below are saved, so a kill while saving them does not restart the training)
     <name>.history.json    per-epoch logs while training (folded into <name>.json at the end)
 
 Both final files are written under temporary names and renamed, `.json` last, so a teacher whose
-`.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged.
+`.keras` and `.json` both exist is complete; `train_teacher` then returns its metadata unchanged
+(unless the `.keras` file was damaged since: then it trains the teacher again, with a notice).
 A backup cut off by a kill is repaired before training (`resumable.repair_backup`), and a teacher
 whose loss went NaN is not saved (`resumable.TrainingDiverged`).
 
@@ -32,7 +34,7 @@ import tensorflow as tf
 
 import libkd_keras
 from libkd_keras import distribute
-from libkd_keras.atomic_files import save_model_atomic, write_json_atomic
+from libkd_keras.atomic_files import keras_file_problem, save_model_atomic, write_json_atomic
 from libkd_keras.data import teacher_augmentation
 from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
 from libkd_keras.models import TEACHER_BUILDERS
@@ -41,6 +43,7 @@ from libkd_keras.resumable import (
     TrainingDiverged,
     backup_callback,
     check_finite,
+    discard_backup,
     repair_backup,
     validation_epochs,
 )
@@ -116,7 +119,10 @@ def train_teacher(
     name = name or f"{arch_name}_seed{seed}"
     own_dir = distribute.worker_dir(out_dir, strategy)  # `out_dir` itself on the chief or on one process
     finished = _finished(name, own_dir, out_dir)
-    if finished:
+    problem = finished and keras_file_problem(finished[: -len(".json")] + ".keras")
+    if problem:
+        say(f"libkd: notice: teacher {name}: {problem}; training it again.")
+    elif finished:
         return _stored_metadata(finished, train_split)
     out_dir = own_dir
     os.makedirs(out_dir, exist_ok=True)
@@ -184,7 +190,8 @@ def train_teacher(
     try:
         check_finite(history, f"teacher {name}")
     except TrainingDiverged:
-        os.remove(progress_path)  # the backup is gone too: a rerun starts afresh
+        os.remove(progress_path)
+        discard_backup(backup_dir)  # NaN weights: a rerun starts afresh
         raise
     # The last epoch's validation already scored these weights on the test split: reuse it
     # (a second pass over the test split is slow for an involution teacher on a CPU).
@@ -220,6 +227,7 @@ def train_teacher(
         "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__, "tensorflow": tf.__version__},
     }
     write_json_atomic(meta_path, metadata)
+    discard_backup(backup_dir)  # only now: a kill while the files above were saved resumes after the last epoch
     if os.path.exists(progress_path):
         os.remove(progress_path)
     return metadata
