@@ -188,6 +188,7 @@ def test_full_report_has_every_section_table_and_plot(run_dir):
         "| 95.00 | 70.00 |"
     ) in text
     assert "rednet26_s1" not in text
+    assert "a negative drop (the variant scored higher)" in text and "not a gain" in text  # under the edge table
     assert "| Soft averaging |" in text and "| Majority voting |" in text and "65.50" in text
     assert "| 65.50 | [{:.2f}, {:.2f}] |".format(*(100 * v for v in stats.wilson_interval(655, 1000))) in text
     # Students (Table 4): the gain over the baseline, its exact McNemar test on the stored predictions, the verdict.

@@ -54,6 +54,12 @@ def edge_section(exports, layout, made):
                 rows,
             )
         )
+        lines += [
+            "",
+            "Drop: the Keras float top-1 minus the variant's, on the same images; a negative drop (the variant "
+            "scored higher) or one of a few images is rounding noise between two near-identical models, not a gain. "
+            "Latency: the median and 90th percentile of `export.latency_runs` timed runs after warm-up.",
+        ]
         if export["variants"]:
             file = f"edge_{student}.png"
             made.append(plots.plot_edge(export["variants"], layout.plots / file, title=f"LiteRT variants of {student}"))
