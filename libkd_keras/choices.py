@@ -24,6 +24,7 @@ PIXEL_CONVENTIONS = ("0-255", "0-1")
 STUDENT_ARCHS = ("deit_micro", "deit_tiny", "deit_small", "deit_base")
 
 RECIPES = ("baseline", "superior", "mix")  # student augmentation recipes (distill/recipes.py)
+TABLE4_RECIPES = ("baseline", "superior")  # the two halves of the paper's Table 4 (`libkd ablate --recipes`)
 DISTILLATIONS = ("hard", "soft")  # distillation target types (distill/losses.py)
 ENSEMBLES = ("soft", "vote")  # how several teachers' predictions are combined (ensembles.py)
 # Where a student's teacher rows come from: stored on the clean images, stored on replayed views
@@ -40,6 +41,7 @@ __all__ = [
     "PRECISIONS",
     "QUANTIZATIONS",
     "RECIPES",
+    "TABLE4_RECIPES",
     "STORE_DTYPES",
     "STUDENT_ARCHS",
     "TEACHER_ARCHS",

@@ -324,7 +324,7 @@ def build_parser(config=None, label=None):
         "--recipes",
         nargs="+",
         choices=choices.RECIPES,
-        default=["baseline", "superior"],
+        default=list(choices.TABLE4_RECIPES),
         help="student recipes of the Table 4 runs (default: baseline superior)",
     )
     p.add_argument(

@@ -22,6 +22,7 @@ Example:
 import contextlib
 import time
 
+from libkd_keras import choices
 from libkd_keras.distribute import same_on_every_worker
 from libkd_keras.pipeline import evaluate as evaluate_step
 from libkd_keras.pipeline import export as export_step
@@ -194,7 +195,7 @@ class Pipeline:
     def export(self, student=None):
         return export_step.export(self, student)
 
-    def ablate(self, experiments="table4", seeds=(0,), epochs=None, recipes=("baseline", "superior")):
+    def ablate(self, experiments="table4", seeds=(0,), epochs=None, recipes=choices.TABLE4_RECIPES):
         students_step.ablate(self, experiments, seeds, epochs, recipes)
         self.report()
 

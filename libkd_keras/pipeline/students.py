@@ -11,6 +11,7 @@ Its recipe is the [student] section with the entry's own keys (`recipe_for`), it
 
 import time
 
+from libkd_keras import choices
 from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, train_student
 from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.pipeline.schema import ConfigError
@@ -176,7 +177,7 @@ def train_one(pipeline, entry):
     )
 
 
-def ablate(pipeline, experiments="table4", seeds=(0,), epochs=None, recipes=("baseline", "superior")):
+def ablate(pipeline, experiments="table4", seeds=(0,), epochs=None, recipes=choices.TABLE4_RECIPES):
     """Table 4's teacher sets and/or Figure 11's hard/soft/temperature runs, all from the train store.
 
     Results go to `ablation/` (one JSON per finished run: a rerun resumes) and into the report.

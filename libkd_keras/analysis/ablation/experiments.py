@@ -180,7 +180,7 @@ def baseline_experiment(recipe="baseline"):
     )
 
 
-def table4_experiments(teacher_names, recipes=RECIPES, alpha=0.5, distillation="hard", ensemble="soft"):
+def table4_experiments(teacher_names, recipes=choices.TABLE4_RECIPES, alpha=0.5, distillation="hard", ensemble="soft"):
     """Table 4's teacher sets (rows in the paper's order), once per recipe.
 
     Teachers are the first stored names of each family (natural order: `resnet26_s0`,
