@@ -71,15 +71,21 @@ def _check_seeds(name, seeds, origin, allow_empty):
         )
 
 
-def _check_student_entry(entry, origin):
+def _check_entry_keys(entry, options, table, origin):
+    """Each key of a `[[table]]` entry is one of `options` (else a ConfigError naming the valid keys) and
+    its value fits that key's `Option`."""
     for key, value in entry.items():
-        if key not in STUDENT_ENTRY:
-            valid = tuple(STUDENT_ENTRY)
+        if key not in options:
+            valid = tuple(options)
             raise ConfigError(
-                f"{origin}: unknown key {key!r} in a [[students]] entry{did_you_mean(key, valid)}. "
+                f"{origin}: unknown key {key!r} in a [[{table}]] entry{did_you_mean(key, valid)}. "
                 f"Valid keys: {', '.join(valid)}."
             )
-        _check_value(f"students.{key}", STUDENT_ENTRY[key], value, origin)
+        _check_value(f"{table}.{key}", options[key], value, origin)
+
+
+def _check_student_entry(entry, origin):
+    _check_entry_keys(entry, STUDENT_ENTRY, "students", origin)
     if "seeds" in entry:
         _check_seeds(f"students.{entry.get('name', '?')}.seeds", entry["seeds"], origin, allow_empty=False)
     if not entry.get("name"):
@@ -100,14 +106,7 @@ TEACHER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # it names files: te
 
 def normalize_teacher_model(entry, origin="teachers.models"):
     """A [[teachers.models]] entry checked and completed: absolute path, name (default: the file's stem), pixels."""
-    for key, value in entry.items():
-        if key not in TEACHER_MODEL_ENTRY:
-            valid = tuple(TEACHER_MODEL_ENTRY)
-            raise ConfigError(
-                f"{origin}: unknown key {key!r} in a [[teachers.models]] entry{did_you_mean(key, valid)}. "
-                f"Valid keys: {', '.join(valid)}."
-            )
-        _check_value(f"teachers.models.{key}", TEACHER_MODEL_ENTRY[key], value, origin)
+    _check_entry_keys(entry, TEACHER_MODEL_ENTRY, "teachers.models", origin)
     if not entry.get("path"):
         raise ConfigError(
             f'{origin}: every [[teachers.models]] entry needs a path, e.g. path = "my_cnn.keras" (a saved Keras '

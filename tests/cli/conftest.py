@@ -120,3 +120,12 @@ def trained_by(monkeypatch):
 
     monkeypatch.setattr(pipeline_teachers, "train_teacher", fake_train_teacher)
     return trained
+
+
+@pytest.fixture
+def options(tmp_path):
+    """CLI options of a tiny run: the tiny config and a 2-class image tree."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    data = write_image_tree(tmp_path / "data", classes=2, train=4, test=2)
+    return ["--config", str(config), "--dataset", str(data)]

@@ -8,20 +8,10 @@ training in tests/distribute/test_multi_worker.py.
 
 import json
 
-import pytest
-
 from libkd_keras import distribute, precision
 from libkd_keras.cli.main import EXIT_BAD_INPUT, main
 from libkd_keras.pipeline.run_folder import RunFolder, load_run_config
-from tests.cli.conftest import TINY_CONFIG, write_image_tree
-
-
-@pytest.fixture
-def options(tmp_path):
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY_CONFIG)
-    data = write_image_tree(tmp_path / "data", classes=2, train=4, test=2)
-    return ["--config", str(config), "--dataset", str(data)]
+from tests.cli.conftest import write_image_tree
 
 
 def _train(options, out, *extra):

@@ -27,6 +27,11 @@ CI_NOTE = (
 )
 
 
+# The score columns of the students table: top-1 with its interval, top-5, the gain over the student alone,
+# its paired test and the verdict that test gives.
+SCORE_COLUMNS = ["Top-1 (%)", "Top-1 95% CI", "Top-5 (%)", "Gain (points)", "Gain test", "Gain holds?"]
+
+
 def _pct(value, digits=2):
     return "–" if value is None else f"{100.0 * value:.{digits}f}"
 
@@ -224,22 +229,7 @@ def student_section(students, layout, made):
     if seeds.several_seeds(students):
         groups = seeds.entry_groups(students)
         table, notes = seeds.entry_rows(groups, _student_cells)
-        lines.append(
-            _table(
-                [
-                    "Student",
-                    *columns,
-                    "Seeds (n)",
-                    "Top-1 (%)",
-                    "Top-1 95% CI",
-                    "Top-5 (%)",
-                    "Gain (points)",
-                    "Gain test",
-                    "Gain holds?",
-                ],
-                table,
-            )
-        )
+        lines.append(_table(["Student", *columns, "Seeds (n)", *SCORE_COLUMNS], table))
         lines += ["", seeds.NOTE, *([""] + notes if notes else []), "", *seeds.comparison_lines(groups)]
     else:
         rows = []
@@ -262,21 +252,7 @@ def student_section(students, layout, made):
                     verdict,
                 ]
             )
-        lines.append(
-            _table(
-                [
-                    "Student",
-                    *columns,
-                    "Top-1 (%)",
-                    "Top-1 95% CI",
-                    "Top-5 (%)",
-                    "Gain (points)",
-                    "Gain test",
-                    "Gain holds?",
-                ],
-                rows,
-            )
-        )
+        lines.append(_table(["Student", *columns, *SCORE_COLUMNS], rows))
         lines += [
             "",
             "Top-1 is the student's inference output (the average of its class and distillation heads) "
