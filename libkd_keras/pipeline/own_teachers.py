@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 import libkd_keras
-from libkd_keras.atomic_files import read_json, save_model_atomic, temporary_sibling, write_json_atomic
+from libkd_keras.atomic_files import file_digest, read_json, save_model_atomic, temporary_sibling, write_json_atomic
 from libkd_keras.evaluation import top_k_accuracy
 from libkd_keras.pipeline.schema import ConfigError
 
@@ -41,12 +41,12 @@ def own_specs(config):
 
 def file_sha256(path):
     """sha256 of a file, or of a folder's files (their relative paths and bytes, in sorted order)."""
-    digest = hashlib.sha256()
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
+    if not path.is_dir():
+        return file_digest(path)[1]
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -202,10 +202,10 @@ def check(pipeline):
                     f"libkd: notice: {_where(spec)} is gone; this run goes on with its copy "
                     f"{folder.relative(folder.teacher_model(spec.name))}."
                 )
-            elif recorded and file_sha256(spec.path) != recorded:
+            elif recorded and (now := file_sha256(spec.path)) != recorded:
                 raise ConfigError(
                     f"{_where(spec)} changed since this run copied it in (sha256 {recorded[:12]}... then, "
-                    f"{file_sha256(spec.path)[:12]}... now): this run's store and students come from the old model. "
+                    f"{now[:12]}... now): this run's store and students come from the old model. "
                     "Put the old file back to go on with this run, or start a new run for the new model with "
                     "--name NEW_NAME (or --out NEW_FOLDER)."
                 )
