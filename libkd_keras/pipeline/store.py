@@ -10,7 +10,6 @@ workers share the precompute through `store_shares.py` (`libkd precompute --work
 --num-workers N`, `--finalize`).
 """
 
-import inspect
 import shutil
 
 from libkd_keras import choices
@@ -20,9 +19,9 @@ from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.evaluation import top_k_accuracy
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
-from libkd_keras.store import StoreError, TeacherStore, analyses, rebuild
+from libkd_keras.store import StoreError, TeacherStore, analyses, rebuild_store
 from libkd_keras.store import precompute as store_precompute
-from libkd_keras.store.views import view_spec_for
+from libkd_keras.store.write import finish_interrupted_replace, view_spec_for
 
 
 def precompute(pipeline, splits=("train", "test"), force=False):
@@ -39,7 +38,7 @@ def precompute(pipeline, splits=("train", "test"), force=False):
             pipeline.skip(step, f"store {which}")
             continue
         split, path = pipeline.split(which), folder.store_split(which)
-        rebuild.finish_interrupted_replace(path)  # first: a kill between --force's renames left the new store aside
+        finish_interrupted_replace(path)  # first: a kill between --force's renames left the new store aside
         remove_incomplete(path)
         started = pipeline.clock()
         stored = []
@@ -57,7 +56,7 @@ def precompute(pipeline, splits=("train", "test"), force=False):
                 f"[....] store {which}: {'rebuilding, ' if force else ''}{len(missing)} teacher(s) over "
                 f"{len(split):,} images"
             )
-            run_teachers(pipeline, missing, split, path, **_force(force, path))
+            run_teachers(pipeline, missing, split, path, write=rebuild_store if force else store_precompute)
         mark_done(pipeline, which, started)  # with force: the old store and its marker stayed until here
         if force:
             folder.forget("store/analysis")
@@ -65,15 +64,16 @@ def precompute(pipeline, splits=("train", "test"), force=False):
         analyze_store(pipeline)
 
 
-def run_teachers(pipeline, names, split, path, **options):
-    """`libkd_keras.store.precompute` of the teachers `names` over `split` into `path`, with the run's settings."""
+def run_teachers(pipeline, names, split, path, write=store_precompute, **options):
+    """`write` (`libkd_keras.store`'s `precompute`, `rebuild_store` or `write_share`) of the teachers `names` over
+    `split` into `path`, with the run's settings."""
     metadata = {
         n: {k: v for k, v in (read_json(pipeline.folder.teacher_json(n)) or {}).items() if k != "history"}
         for n in names
     }
     settings = pipeline.config.store
     options = {**view_options(pipeline.config, split), **options}
-    return store_precompute(
+    return write(
         {n: load_teacher(pipeline, n) for n in names},
         split,
         str(path),
@@ -110,7 +110,7 @@ def check_views(config, train):
 def remove_incomplete(path):
     """Delete `<store>.incomplete-*` folders: writes that a kill cut short (this process holds the run lock).
 
-    Call it after `rebuild.finish_interrupted_replace(path)`, which moves in a whole new store that a
+    Call it after `finish_interrupted_replace(path)`, which moves in a whole new store that a
     kill left here between the two renames of `--force`.
     """
     for stale in path.parent.glob(f"{path.name}.incomplete-*"):
@@ -126,16 +126,6 @@ def mark_done(pipeline, which, started):
         outputs=[f"store/{which}/manifest.json"],
         detail=f"{len(pipeline.config.teacher_names)} teachers x {len(pipeline.split(which)):,} images",
     )
-
-
-def _force(force, path):
-    """`precompute`'s rebuild argument; a store library without one gets the old store deleted first."""
-    if not force:
-        return {}
-    if "force" in inspect.signature(store_precompute).parameters:
-        return {"force": True}  # the new store replaces the old one only once it is whole
-    shutil.rmtree(path, ignore_errors=True)
-    return {}
 
 
 def ensembles(config):

@@ -2,7 +2,7 @@
 
 Each of N worker processes (several on one host, or on several hosts sharing the run folder, e.g.
 over NFS) runs the trained teachers over its disjoint share of each split's shards
-(`libkd_keras.store.shares`). The worker whose share completes a split's store writes its manifest
+(`libkd_keras.store.write_share`). The worker whose share completes a split's store writes its manifest
 and marks "store/<split>" done, as one `libkd precompute` process would (and, for the test split,
 runs "store/analysis"); every other worker prints one line saying what is still missing and
 leaves the step unmarked. `--finalize` writes the manifest of a store whose shares are all written
@@ -19,8 +19,8 @@ from libkd_keras.pipeline.config_text import config_differences
 from libkd_keras.pipeline.run_folder import RunFolder, RunFolderLocked, differences_text, load_run_config, lock_owner
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.store import analyze_store, mark_done, run_teachers
-from libkd_keras.store import StoreError, finalize_store
-from libkd_keras.store.shares import share_file
+from libkd_keras.store import StoreError, finalize_store, write_share
+from libkd_keras.store.format import share_file
 
 WORKER_HINT = "'libkd precompute --worker-index I --num-workers N' with the run's options"
 
@@ -77,7 +77,9 @@ def precompute_share(pipeline, splits, worker_index, num_workers):
             )
             continue
         pipeline.say(f"[....] store {which}: {who}, {len(names)} teacher(s) over its share of {len(split):,} images")
-        store = run_teachers(pipeline, names, split, path, worker_index=worker_index, num_workers=num_workers)
+        store = run_teachers(
+            pipeline, names, split, path, write_share, worker_index=worker_index, num_workers=num_workers
+        )
         if store is None:
             pipeline.say(f"[share] store {which}: {_still_missing(path, worker_index, num_workers)}")
             continue

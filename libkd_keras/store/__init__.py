@@ -1,18 +1,27 @@
 """The teacher-label store: teacher logits computed once, stored as TFRecord + manifest, read by tf.data.
 
-`format.py` defines and documents the on-disk format; `writer.py` is the one writer (`precompute`,
-`add_teachers`, `force=True` rebuilds through `rebuild.py`), with `shares.py` for several workers
-(`finalize_store`);
-`reader.py` holds the read-only `TeacherStore`. Paths may be on any `tf.io.gfile` filesystem. The
-ensemble rules the store applies live in `libkd_keras.ensembles`, shared with the Distiller.
+`format.py` defines and documents the on-disk format. `write.py` holds every write, one explicit
+function each: `write_store`, `add_teachers`, `rebuild_store` (a damaged store, replaced only when
+the new one is whole), `write_share` and `finalize_store` (several workers), and `precompute`
+(`write_store`, or `add_teachers` to the store already there). `reader.py` holds the read-only
+`TeacherStore` (`batches.py`: its tf.data batches; `views.py`: multi-view stores, replayed exactly).
+Paths may be on any `tf.io.gfile` filesystem. The ensemble rules the store applies live in
+`libkd_keras.ensembles`, shared with the Distiller.
 """
 
 from libkd_keras.store import analyses
 from libkd_keras.store.errors import StoreError
 from libkd_keras.store.format import STORE_FORMAT_VERSION
 from libkd_keras.store.reader import TeacherStore
-from libkd_keras.store.shares import finalize_store
-from libkd_keras.store.writer import add_teachers, precompute, remove_stale_files
+from libkd_keras.store.write import (
+    add_teachers,
+    finalize_store,
+    precompute,
+    rebuild_store,
+    remove_stale_files,
+    write_share,
+    write_store,
+)
 
 __all__ = [
     "STORE_FORMAT_VERSION",
@@ -22,5 +31,8 @@ __all__ = [
     "analyses",
     "finalize_store",
     "precompute",
+    "rebuild_store",
     "remove_stale_files",
+    "write_share",
+    "write_store",
 ]

@@ -1,8 +1,8 @@
 """Multi-view stores: the teachers' logits on V augmented views of each image, replayed exactly.
 
 A view is the student's flip-and-crop (`distill/augment.py`) with its randomness written down: a
-horizontal flip or not, then a reflect-padded crop at `(top, left)`. `precompute(..., views=V)`
-draws V distinct views per example (`views="all"`: every one of the 2 (2p + 1)^2, 162 at p = 4),
+horizontal flip or not, then a reflect-padded crop at `(top, left)`. `write_store(..., views=V)`
+(write.py) draws V distinct views per example (`views="all"`: every one of the 2 (2p + 1)^2, 162 at p = 4),
 stores their parameters and each teacher's logits on each view, and `TeacherStore.dataset(...,
 views=True)` replays one stored view per example each epoch. The pixels are rebuilt by the same
 `replay` that made them for the teacher, so the teacher row belongs to exactly those pixels.
@@ -11,27 +11,16 @@ What is replayed: flip and crop. What is not: RandAugment, colour jitter (they w
 pixels after the teacher saw them: use them with online teachers), random erasing and MixUp/CutMix
 (the latter mix the teacher rows like the pixels, as for clean-image rows).
 
-Layout, beside `format.py`'s (a store without "views" is a single-view store, as before):
-
-    views/params-00000-of-00010.tfrecord             id + V x 3 uint8 (flip, top, left), example shard bounds
-    teachers/<name>-<token>/views-00000-of-00010.tfrecord   id + V x C logits (the teacher's dtype)
-
-    manifest "views": {"count": V, "padding": 4, "image_shape": [32, 32, 3], "seed": 0,
-                       "shards": [<shard>, ...]};  each teacher: "view_shards": [<shard>, ...]
+Their layout on disk and its check (`validate_views`) are `format.py`'s, with the rest of the format.
 """
 
 import dataclasses
-import typing
 
 import numpy as np
 import tensorflow as tf
 
 from libkd_keras.store.errors import StoreError
-from libkd_keras.store.inference import teacher_logits
-from libkd_keras.store.shard_io import write_row_shards
-
-VIEWS_DIR = "views"
-VIEW_KEYS = {"count": int, "padding": int, "image_shape": list, "seed": int, "shards": list}
+from libkd_keras.store.format import validate_views  # noqa: F401 (reader.py calls views.validate_views)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,65 +100,12 @@ def view_images(images, params, view, padding, batch_size=2048):
     return np.concatenate(out) if out else images[:0]
 
 
-class ViewSpec(typing.NamedTuple):
-    """The views a precompute is asked for: how they are made, how many per example, and their seed."""
-
-    recipe: ViewRecipe
-    count: int
-    seed: int
-
-
-def view_spec_for(split, views, padding, seed):
-    """The `ViewSpec` of the views asked for, or None (clean images only)."""
-    if views is None:
-        return None
-    recipe = ViewRecipe(padding=padding, image_shape=tuple(split.image_shape))
-    return ViewSpec(recipe, recipe.count_for(views), seed)
-
-
-def check_same_views(store, spec):
-    """Adding teachers to a store keeps its views: refuse a different view request, naming both."""
-    stored = store.manifest.get("views")
-    mine = None if spec is None else {"count": spec.count, "padding": spec.recipe.padding, "seed": spec.seed}
-    theirs = None if stored is None else {k: stored[k] for k in ("count", "padding", "seed")}
-    if mine is not None and mine != theirs:
-        raise StoreError(
-            f"Store {store.path!r} holds views {theirs or 'none (clean images only)'}; asked for {mine}. Teachers "
-            "added to a store get its views; rebuild it with force=True to change them."
-        )
-
-
 def recipe_of(manifest):
     """The `ViewRecipe` of a multi-view store's manifest, or None for a single-view store."""
     views = manifest.get("views")
     if views is None:
         return None
     return ViewRecipe(padding=views["padding"], image_shape=tuple(views["image_shape"]))
-
-
-def validate_views(manifest, where):
-    """Raise `StoreError` unless the optional "views" parts of `manifest` are consistent."""
-    views = manifest.get("views")
-    teachers_with = {n for n, t in manifest["teachers"].items() if "view_shards" in t}
-    if views is None:
-        if teachers_with:
-            raise StoreError(f"{where}: teachers {sorted(teachers_with)} have view shards but the store has no views.")
-        return
-    for key, kind in VIEW_KEYS.items():
-        if not isinstance(views.get(key), kind) or isinstance(views.get(key), bool):
-            raise StoreError(f"{where}: views[{key!r}] should be {kind.__name__}; the store is damaged.")
-    if views["image_shape"] != manifest["image_shape"]:
-        raise StoreError(
-            f"{where}: views were made for images {views['image_shape']}, the store holds {manifest['image_shape']}."
-        )
-    counts = [s["num_examples"] for s in manifest["examples"]]
-    missing = sorted(set(manifest["teachers"]) - teachers_with)
-    if missing:
-        raise StoreError(f"{where}: teachers {missing} have no view shards in a multi-view store (damaged).")
-    for name in ["views", *sorted(teachers_with)]:
-        shards = views["shards"] if name == "views" else manifest["teachers"][name]["view_shards"]
-        if [s.get("num_examples") for s in shards] != counts:
-            raise StoreError(f"{where}: the view shards of {name!r} do not line up with the example shards.")
 
 
 def check_views(store):
@@ -199,33 +135,7 @@ def check_replayable(store, recipe, image_shape):
         )
 
 
-# ------------------------------------------------------------------------------ writing, reading
-def write_params(store_dir, ids, params, bounds, recipe, seed):
-    """Write the views' parameters (uint8 `(N, V, 3)`); returns the manifest's "views" entry."""
-    shards = write_row_shards(store_dir, VIEWS_DIR, "params", ids, params, bounds, "uint8")
-    return {
-        "count": int(params.shape[1]),
-        "padding": recipe.padding,
-        "image_shape": list(recipe.image_shape),
-        "seed": int(seed),
-        "shards": shards,
-    }
-
-
-def teacher_view_logits(name, model, images, params, padding, num_classes, batch_size, dtype, verbose=0):
-    """float32 `(N, V, C)`: the teacher once over each of the V stored views of every image."""
-    per_view = []
-    for view in range(params.shape[1]):
-        pixels = view_images(images, params, view, padding)
-        per_view.append(teacher_logits(name, model, pixels, num_classes, batch_size, dtype, verbose))
-    return np.stack(per_view, axis=1)
-
-
-def write_teacher_views(store_dir, folder, ids, logits, bounds, dtype):
-    """One teacher's view logits as `<folder>/views-*` shards; returns the entry's "view_shards"."""
-    return write_row_shards(store_dir, folder, "views", ids, logits, bounds, dtype)
-
-
+# ------------------------------------------------------------------------------------ reading
 def read_params(store):
     """uint8 `(N, V, 3)` view parameters of a multi-view store, rows by id."""
     views = store.manifest["views"]

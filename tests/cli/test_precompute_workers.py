@@ -8,7 +8,7 @@ import pytest
 from libkd_keras.cli.main import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 from libkd_keras.pipeline import run_folder
 from libkd_keras.pipeline.run_folder import RunFolder, load_run_config
-from libkd_keras.store import TeacherStore, shares, writer
+from libkd_keras.store import TeacherStore, write
 from tests.cli.conftest import TINY_CONFIG, write_image_tree
 
 # The tests with trained teachers share one run folder (copied per test): one xdist worker trains it once.
@@ -19,7 +19,8 @@ SHARD_SIZE = 8  # 32 train images -> 4 shards, 12 test images -> 2: both workers
 
 @pytest.fixture(autouse=True)
 def small_shards(monkeypatch):
-    monkeypatch.setitem(writer.precompute.__kwdefaults__, "shard_size", SHARD_SIZE)
+    for function in (write.write_store, write.write_share):
+        monkeypatch.setitem(function.__kwdefaults__, "shard_size", SHARD_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_a_worker_alone_marks_nothing_and_finalize_names_the_missing_share(train
     def killed(path):
         raise KeyboardInterrupt  # worker 0 dies right after writing its share
 
-    monkeypatch.setattr(shares, "finalize_store", killed)
+    monkeypatch.setattr(write, "finalize_store", killed)
     _run(["precompute", *options, *_worker(0), "--split", "train"], capsys, EXIT_INTERRUPTED)
     monkeypatch.undo()
     assert not _done(run, "store/train") and not (run / "store" / "train" / "manifest.json").exists()

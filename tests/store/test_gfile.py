@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from libkd_keras.store import StoreError, TeacherStore, add_teachers, finalize_store, precompute
+from libkd_keras.store import (
+    StoreError,
+    TeacherStore,
+    add_teachers,
+    finalize_store,
+    precompute,
+    rebuild_store,
+    write_share,
+)
 from tests.store.helpers import TableTeacher
 
 
@@ -65,7 +73,7 @@ def test_force_rebuilds_a_damaged_ram_store(ram, split, tables):
         f.write(data[:-5])
     with pytest.raises(StoreError, match="truncated"):
         TeacherStore.open(path)
-    rebuilt = precompute(alpha(tables, "beta"), split, path, shard_size=16, force=True)
+    rebuilt = rebuild_store(alpha(tables, "beta"), split, path, shard_size=16)
     assert TeacherStore.open(path, expect=split).teacher_names == rebuilt.teacher_names == ["beta"]
     folders = tf.io.gfile.listdir(f"{path}/teachers")
     assert [f.rstrip("/").split("-")[0] for f in folders] == ["beta"]  # the old store's files are gone
@@ -73,9 +81,9 @@ def test_force_rebuilds_a_damaged_ram_store(ram, split, tables):
 
 def test_workers_share_a_ram_store(ram, split, tables, store):
     path = f"{ram}/shared"
-    kwargs = {"dtype": "float32", "shard_size": 16, "batch_size": 16, "num_workers": 2}
+    kwargs = {"dtype": "float32", "shard_size": 16, "batch_size": 16}
     teachers = {n: TableTeacher(tables[n]) for n in ("alpha", "beta")}
-    assert precompute(teachers, split, path, worker_index=1, **kwargs) is None
-    sharded = precompute(teachers, split, path, worker_index=0, **kwargs)
+    assert write_share(teachers, split, path, 1, 2, **kwargs) is None
+    sharded = write_share(teachers, split, path, 0, 2, **kwargs)
     assert finalize_store(path).manifest == sharded.manifest
     np.testing.assert_array_equal(TeacherStore.open(path).logits(), store.logits())

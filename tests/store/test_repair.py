@@ -1,11 +1,11 @@
-"""`precompute(..., force=True)` rebuilds a damaged store; the old one is replaced only once the new one is whole."""
+"""`rebuild_store` rebuilds a damaged store; the old one is replaced only once the new one is whole."""
 
 import os
 
 import numpy as np
 import pytest
 
-from libkd_keras.store import StoreError, TeacherStore, precompute, rebuild
+from libkd_keras.store import StoreError, TeacherStore, precompute, rebuild_store, write
 from tests.store.helpers import TableTeacher, make_split
 
 
@@ -28,9 +28,7 @@ def test_a_damaged_store_is_rebuilt_with_force(damaged, tables):
     split, path = damaged
     with pytest.raises(StoreError, match=r"truncated.*precompute\(\.\.\., force=True\)"):
         precompute({"alpha": TableTeacher(tables["alpha"])}, split, path)
-    store = precompute(
-        {"alpha": TableTeacher(tables["alpha"]), "beta": TableTeacher(tables["beta"])}, split, path, force=True
-    )
+    store = rebuild_store({"alpha": TableTeacher(tables["alpha"]), "beta": TableTeacher(tables["beta"])}, split, path)
     reopened = TeacherStore.open(path, expect=split)  # verified: every shard whole
     assert store.teacher_names == reopened.teacher_names == ["alpha", "beta"]
     np.testing.assert_array_equal(reopened.logits(["beta"])[:, 0], tables["beta"][split.ids].astype(np.float16))
@@ -41,7 +39,7 @@ def test_a_failed_rebuild_leaves_the_old_store_as_it_was(tmp_path, tables):
     split, path = make_split(), tmp_path / "s"
     before = precompute({"alpha": TableTeacher(tables["alpha"])}, split, path).manifest
     with pytest.raises(RuntimeError, match="crashed midway"):
-        precompute({"beta": TableTeacher(tables["beta"], fail_at_batch=2)}, split, path, batch_size=16, force=True)
+        rebuild_store({"beta": TableTeacher(tables["beta"], fail_at_batch=2)}, split, path, batch_size=16)
     assert TeacherStore.open(path).manifest == before and siblings(path) == []
 
 
@@ -56,12 +54,12 @@ def test_a_kill_between_the_renames_loses_nothing(tmp_path, tables, monkeypatch)
         os.rename(target, f"{target}.replaced-0dead0")
         raise Killed
 
-    monkeypatch.setattr(rebuild, "swap_in", killed_after_moving_the_old_store_aside)
+    monkeypatch.setattr(write, "swap_in", killed_after_moving_the_old_store_aside)
     with pytest.raises(Killed):
-        precompute({"beta": TableTeacher(tables["beta"])}, split, path, force=True)
+        rebuild_store({"beta": TableTeacher(tables["beta"])}, split, path)
     monkeypatch.undo()
     assert not path.exists() and len(siblings(path)) == 2  # the old store aside, the whole new one
-    rebuild.finish_interrupted_replace(path)  # done by the next precompute on this path
+    write.finish_interrupted_replace(path)  # done by the next write to this path
     assert TeacherStore.open(path, expect=split).teacher_names == ["beta"] and siblings(path) == []
 
 
@@ -79,5 +77,5 @@ def test_force_refuses_a_folder_that_is_not_a_store(tmp_path, tables):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "notes.txt").write_text("mine")
     with pytest.raises(StoreError, match=r"\['notes.txt'\].*not part of a teacher store"):
-        precompute({"alpha": TableTeacher(tables["alpha"])}, make_split(), tmp_path / "s", force=True)
+        rebuild_store({"alpha": TableTeacher(tables["alpha"])}, make_split(), tmp_path / "s")
     assert (tmp_path / "s" / "notes.txt").read_text() == "mine"

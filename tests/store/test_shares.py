@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from libkd_keras.store import StoreError, TeacherStore, finalize_store, precompute
+from libkd_keras.store import StoreError, TeacherStore, finalize_store, write_share
 from tests.store.helpers import TableTeacher, make_split
 
 # Manifest keys that legitimately differ between runs (times) or describe the shard lists.
@@ -20,14 +20,8 @@ def teachers_of(tables, names=("alpha", "beta")):
 
 def run_worker(tables, split, path, index, count, **kwargs):
     kwargs = {"dtype": "float32", "shard_size": 16, "batch_size": 16, **kwargs}
-    return precompute(
-        teachers_of(tables),
-        split,
-        path,
-        worker_index=index,
-        num_workers=count,
-        teacher_metadata={"alpha": {"seed": 1}},
-        **kwargs,
+    return write_share(
+        teachers_of(tables), split, path, index, count, teacher_metadata={"alpha": {"seed": 1}}, **kwargs
     )
 
 
@@ -137,8 +131,6 @@ def test_other_settings_and_bad_arguments_are_refused(tmp_path, split, tables):
         run_worker(tables, split, path, 2, 2)
     with pytest.raises(StoreError, match="num_workers.*positive"):
         run_worker(tables, split, path, 0, 0)
-    with pytest.raises(StoreError, match="force=True cannot be combined"):
-        run_worker(tables, split, path, 1, 2, force=True)
     assert snapshot(path) == before
 
 

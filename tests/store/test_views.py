@@ -8,7 +8,7 @@ import pytest
 
 from libkd_keras.data import Split
 from libkd_keras.distill import baseline, student_augmentation
-from libkd_keras.store import StoreError, TeacherStore, add_teachers, precompute
+from libkd_keras.store import StoreError, TeacherStore, add_teachers, precompute, rebuild_store, write_share
 from libkd_keras.store.views import ViewRecipe, check_replayable, replay, view_images
 
 CLASSES, SIDE = 8, 8
@@ -138,6 +138,15 @@ def test_an_added_teacher_labels_the_same_stored_views(tmp_path, split):
         precompute({"h3": HashTeacher()}, split, path, dtype="float32", views=4, view_padding=1)
 
 
+def test_a_multi_view_store_is_rebuilt_with_other_views(tmp_path, split):
+    path = tmp_path / "store"
+    precompute({"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=2, view_padding=1)
+    rebuilt = rebuild_store({"h2": HashTeacher(offset=1.0)}, split, path, dtype="float32", views=3, view_padding=1)
+    reopened = TeacherStore.open(path, expect=split)  # verified: every shard whole
+    assert rebuilt.num_views == reopened.num_views == 3 and reopened.teacher_names == ["h2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # the old store is gone, nothing left aside
+
+
 def test_views_are_refused_clearly_where_they_cannot_be_replayed(tmp_path, store, split):
     single = precompute({"h": HashTeacher()}, split, tmp_path / "single", dtype="float32")
     assert single.num_views == 0 and "views" not in single.manifest  # single-view stores are as before
@@ -148,5 +157,5 @@ def test_views_are_refused_clearly_where_they_cannot_be_replayed(tmp_path, store
     with pytest.raises(StoreError, match=r"image shape \[8, 8, 3\] \(store\) vs \[16, 16, 3\]"):
         check_replayable(store, baseline(crop_padding=2), (16, 16, 3))
     check_replayable(store, baseline(crop_padding=2), split.image_shape)  # the matching recipe is accepted
-    with pytest.raises(StoreError, match="worker_index"):
-        precompute({"h": HashTeacher()}, split, tmp_path / "w", views=2, worker_index=0, num_workers=2)
+    with pytest.raises(StoreError, match="several workers"):
+        write_share({"h": HashTeacher()}, split, tmp_path / "w", 0, 2, views=2)

@@ -4,7 +4,16 @@ import os
 import numpy as np
 import pytest
 
-from libkd_keras.store import STORE_FORMAT_VERSION, StoreError, TeacherStore, add_teachers, precompute
+from libkd_keras.store import (
+    STORE_FORMAT_VERSION,
+    StoreError,
+    TeacherStore,
+    add_teachers,
+    precompute,
+    rebuild_store,
+    write_share,
+    write_store,
+)
 from libkd_keras.store.format import file_sha256
 from tests.store.helpers import NUM_CLASSES, TableTeacher, logit_table, make_split
 
@@ -104,3 +113,26 @@ def test_bad_arguments_are_refused_early(tmp_path, tables):
     wrong_classes = TableTeacher(logit_table(0)[:, :3])
     with pytest.raises(StoreError, match=r"'a' returned logits of shape \(60, 3\)"):
         precompute({"a": wrong_classes}, split, tmp_path / "s")
+
+
+def test_each_kind_of_write_is_its_own_function(tmp_path, tables):
+    split, path = make_split(), tmp_path / "s"
+    store = write_store({"alpha": TableTeacher(tables["alpha"])}, split, path)
+    with pytest.raises(StoreError, match=r"already holds a teacher store.*add_teachers.*rebuild_store"):
+        write_store({"beta": TableTeacher(tables["beta"], fail_at_batch=1)}, split, path)  # would raise if it ran
+    with pytest.raises(StoreError, match="already finished"):
+        write_share({"beta": TableTeacher(tables["beta"])}, split, path, 0, 2)
+    assert TeacherStore.open(path).manifest == store.manifest
+    # precompute's old modes are functions now: the error names the one to call, before anything runs.
+    crashing = {"beta": TableTeacher(tables["beta"], fail_at_batch=1)}
+    with pytest.raises(TypeError, match=r"takes no force=.*rebuild_store\(teachers, split, path"):
+        precompute(crashing, split, path, force=True)
+    with pytest.raises(
+        TypeError, match=r"takes no (worker_index|num_workers)=.*write_share\(teachers, split, path, i, n\)"
+    ):
+        precompute(crashing, split, tmp_path / "w", worker_index=0, num_workers=2)
+    with pytest.raises(TypeError, match="shard_sise"):
+        precompute(crashing, split, tmp_path / "w", shard_sise=8)
+    assert TeacherStore.open(path).manifest == store.manifest and not (tmp_path / "w").exists()
+    rebuilt = rebuild_store({"beta": TableTeacher(tables["beta"])}, split, path)  # a whole store, not a damaged one
+    assert rebuilt.teacher_names == ["beta"] and sorted(os.listdir(tmp_path)) == ["s"]
