@@ -2,8 +2,8 @@
 
 A tiny-ish teacher (`resnet_cifar` depth 20, fixed seed, untrained: the cost does not depend on the
 weights) labels N CIFAR-10 training images. Rows:
-- 1 process: `precompute(...)` over the whole split;
-- 2 processes: `precompute(..., worker_index=i, num_workers=2)` started together, the last one
+- 1 process: `write_store(...)` over the whole split;
+- 2 processes: `write_share(..., worker_index=i, num_workers=2)` started together, the last one
   finalising (writing the manifest);
 - merge: `finalize_store` alone on the 2-worker store (manifest deleted first), i.e. reading the
   shares, checking coverage and shard sizes, writing the manifest.
@@ -32,14 +32,17 @@ def worker(args):
 
     from libkd_keras.data import load_split
     from libkd_keras.models import resnet_cifar
-    from libkd_keras.store import precompute
+    from libkd_keras.store import write_share, write_store
 
     split = load_split(args.data, "train", limit=args.images)
     keras.utils.set_random_seed(0)
     teacher = resnet_cifar(depth=20, num_classes=split.num_classes)
-    sharded = {} if args.workers == 1 else {"worker_index": args.index, "num_workers": args.workers}
+    teachers, options = {"resnet20": teacher}, {"shard_size": args.shard_size, "batch_size": 256}
     start = time.perf_counter()
-    store = precompute({"resnet20": teacher}, split, args.path, shard_size=args.shard_size, batch_size=256, **sharded)
+    if args.workers == 1:
+        store = write_store(teachers, split, args.path, **options)
+    else:
+        store = write_share(teachers, split, args.path, args.index, args.workers, **options)
     print(
         json.dumps({"index": args.index, "precompute_s": time.perf_counter() - start, "finalised": store is not None})
     )

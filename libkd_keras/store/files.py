@@ -1,7 +1,7 @@
 """File operations of the store, through `tf.io.gfile` so `gs://`, `ram://` and other registered filesystems work.
 
 Local paths keep their POSIX guarantees (atomic `os.replace` of the manifest, atomic folder
-renames for `force=True`); on other filesystems a rename may be a copy, so completeness rests on
+renames for `rebuild_store`); on other filesystems a rename may be a copy, so completeness rests on
 the manifest being written last: a folder without `manifest.json` never opens as a store.
 """
 
