@@ -76,7 +76,7 @@ def build(config, batch_size, precision):
     import numpy as np
     import tensorflow as tf
 
-    from libkd_keras.distill import Distiller
+    from libkd_keras.distill import Distiller, HardDistillation
     from libkd_keras.models import deit_tiny, rednet26, resnet26
 
     keras.mixed_precision.set_dtype_policy(precision)
@@ -97,7 +97,7 @@ def build(config, batch_size, precision):
         builders = [resnet26, rednet26, resnet26]
         count = int(config[1]) if config.startswith("c") else 0
         teachers = [builders[i](NUM_CLASSES, (IMAGE_SIZE, IMAGE_SIZE, 3)) for i in range(count)] or None
-        model = Distiller(student, distillation="none" if config == "a2" else "hard", teachers=teachers)
+        model = Distiller(student, None if config == "a2" else HardDistillation(), teachers=teachers)
         model.compile(optimizer=optimizer)
         targets = {"label": labels, "teacher": teacher} if config == "b" else labels
         data = tf.data.Dataset.from_tensor_slices((images, targets))

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_models import publish  # noqa: E402
 
-from libkd_keras.distill import RECIPES, Distiller, online  # noqa: E402
+from libkd_keras.distill import RECIPES, Distiller, SoftDistillation, online  # noqa: E402
 from libkd_keras.models import STUDENT_BUILDERS, rednet_cifar, resnet_cifar  # noqa: E402
 from libkd_keras.precision import resolve_precision  # noqa: E402
 
@@ -50,8 +50,7 @@ def student(teacher_models, jit_compile, patch_size):
     keras.utils.set_random_seed(0)
     model = Distiller(
         STUDENT_BUILDERS["deit_micro"](10, 32, patch_size, distillation=True),
-        distillation="soft",
-        temperature=TEMPERATURE,
+        SoftDistillation(TEMPERATURE),
         teachers=teacher_models,
     )
     model.compile(optimizer=keras.optimizers.AdamW(1e-4, weight_decay=0.05), jit_compile=jit_compile)
@@ -80,7 +79,7 @@ def main():
     if args.recipe != "none":  # augmented on every step, as in training (MixUp/CutMix: label rows)
         batches = RECIPES[args.recipe](batch_size=args.batch_size).augment(batches, 10, seed=0)
     frozen = teachers()
-    labelled = online.label_online(batches, frozen, 10, target="soft", temperature=TEMPERATURE)
+    labelled = online.label_online(batches, frozen, 10, SoftDistillation(TEMPERATURE))
     variants = {
         "teachers in the step, no XLA (Keras' CPU default)": (student(frozen, False, args.patch_size), batches),
         "teachers in the step, XLA on the whole step": (student(frozen, True, args.patch_size), batches),

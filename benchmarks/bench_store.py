@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from libkd_keras.data import Split, load_split, teacher_augmentation  # noqa: E402
+from libkd_keras.distill import HardDistillation  # noqa: E402
 from libkd_keras.models import deit_tiny, resnet, resnet26  # noqa: E402
 from libkd_keras.store import precompute  # noqa: E402
 
@@ -87,11 +88,11 @@ def bench_reading(split, batch_size, epochs):
     with tempfile.TemporaryDirectory() as tmp:
         store = precompute({"a": tiny_teacher(1), "b": tiny_teacher(2)}, split, os.path.join(tmp, "s"), shard_size=1000)
         augment = teacher_augmentation(32, seed=0)
-        kwargs = dict(ensemble="vote", target="hard", batch_size=batch_size, augment=augment)
-        ds = store.dataset(**kwargs)
+        kwargs = dict(ensemble="vote", batch_size=batch_size, augment=augment)
+        ds = store.dataset(HardDistillation(), **kwargs)
         cold = images_per_second(ds, 1)  # reads shards, decodes PNGs, fills the cache
         warm = images_per_second(ds, epochs)
-        in_memory = store.dataset(split=split, **kwargs)
+        in_memory = store.dataset(HardDistillation(), split=split, **kwargs)
         images_per_second(in_memory, 1)
         from_split = images_per_second(in_memory, epochs)
     return cold, warm, from_split

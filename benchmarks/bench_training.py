@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from bench_models import publish  # noqa: E402
 
 from libkd_keras import models  # noqa: E402
-from libkd_keras.distill import Distiller  # noqa: E402
+from libkd_keras.distill import Distiller, HardDistillation  # noqa: E402
 
 IMAGE_SIZE, NUM_CLASSES = 32, 10
 
@@ -98,7 +98,7 @@ def build(student_name, precision, jit_compile, batch_size, patch_size=4):
             "teacher": np.eye(NUM_CLASSES, dtype="float32")[rng.integers(0, NUM_CLASSES, n)],
         }
         student = models.STUDENT_BUILDERS[student_name](NUM_CLASSES, IMAGE_SIZE, patch_size, distillation=True)
-        model = Distiller(student, distillation="hard")
+        model = Distiller(student, HardDistillation())
         model.compile(
             optimizer=keras.optimizers.AdamW(5e-4 * batch_size / 512, weight_decay=0.05), jit_compile=jit_compile
         )

@@ -24,6 +24,7 @@ import keras  # noqa: E402
 
 import libkd_keras.models  # noqa: E402,F401  (registers the layers the teachers need)
 from libkd_keras.data import load_split  # noqa: E402
+from libkd_keras.distill import SoftDistillation  # noqa: E402
 from libkd_keras.store import precompute  # noqa: E402
 from libkd_keras.store.views import ViewRecipe  # noqa: E402
 
@@ -33,7 +34,7 @@ def folder_bytes(path):
 
 
 def read_speed(store, split, views, passes=3):
-    ds = store.dataset(target="soft", temperature=4.0, batch_size=125, split=split, views=views)
+    ds = store.dataset(SoftDistillation(4.0), batch_size=125, split=split, views=views)
     for _ in ds:  # warm-up: traces the map functions
         pass
     started = time.perf_counter()

@@ -30,7 +30,7 @@ from bench_training import matmul_flops, matmul_peak  # noqa: E402
 from keras import ops  # noqa: E402
 
 from libkd_keras import models  # noqa: E402
-from libkd_keras.distill import Distiller  # noqa: E402
+from libkd_keras.distill import Distiller, HardDistillation  # noqa: E402
 from libkd_keras.layers import LayerNormalization, TransformerBlock  # noqa: E402
 
 IMAGE_SIZE, NUM_CLASSES = 32, 10
@@ -112,7 +112,7 @@ def whole_step(student_name, patch_size, batch, jit_compile):
     """The Distiller's train step on stored labels, and the AdamW update alone, as callables."""
     keras.utils.set_random_seed(0)
     student = models.STUDENT_BUILDERS[student_name](NUM_CLASSES, IMAGE_SIZE, patch_size, distillation=True)
-    model = Distiller(student, distillation="hard")
+    model = Distiller(student, HardDistillation())
     model.compile(optimizer=keras.optimizers.AdamW(1e-4, weight_decay=0.05), jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")

@@ -160,17 +160,17 @@ print("disagreement ResNet vs RedNet:", analyses.disagreement_matrix(test_store,
 # %% [markdown]
 # ## The student's training data
 #
-# `store.dataset(...)` yields `(image, {"label": ..., "teacher": ...})` batches ready for
+# `store.dataset(kd, ...)` yields `(image, {"label": ..., "teacher": ...})` batches ready for
 # `fit`. The teacher target is built at read time from any subset of stored teachers:
-# `ensemble="soft"` averages their probabilities, `target="hard"` keeps the one-hot of the
-# ensemble's decision (the paper's hard distillation). Images stay raw pixels in [0, 255]: the
+# `ensemble="soft"` averages their probabilities, `kd = HardDistillation()` (the recipe's) keeps
+# the one-hot of the ensemble's decision (the paper's hard distillation). Images stay raw pixels in [0, 255]: the
 # models normalise inside.
 
 # %%
 store = TeacherStore.open(WORK_DIR / "store" / "train", expect=train)
 student_recipe = baseline(batch_size=BATCH_SIZE, warmup_epochs=1)
 batches = store.dataset(
-    teachers=["resnet_s0", "rednet_s0"], ensemble="soft", target="hard", batch_size=BATCH_SIZE, seed=0
+    student_recipe.kd, teachers=["resnet_s0", "rednet_s0"], ensemble="soft", batch_size=BATCH_SIZE, seed=0
 )
 images, targets = next(iter(batches.take(1)))
 print("images", images.shape, "labels", targets["label"].shape, "teacher rows", targets["teacher"].shape)

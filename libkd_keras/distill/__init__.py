@@ -1,20 +1,27 @@
-"""The LIB-KD loss (`losses`), the `Distiller` that trains a student with it, the recipes, `train_student`."""
+"""The LIB-KD loss (`losses`: `HardDistillation`, `SoftDistillation`), the `Distiller`, the recipes, `train_student`."""
 
 from libkd_keras.distill import losses
 from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.distiller import Distiller
+from libkd_keras.distill.losses import HardDistillation, SoftDistillation
 from libkd_keras.distill.mixing import ExactCutMix, LabelConsistentMix
 from libkd_keras.distill.online import label_online
 from libkd_keras.distill.recipes import RECIPES, StudentRecipe, baseline, make_student, superior
+from libkd_keras.distill.sources import OnlineTargets, StoredTargets, ViewTargets, target_source
 from libkd_keras.distill.students import scaled_base_learning_rate, student_builder
 from libkd_keras.distill.training import train_student
 
 __all__ = [
     "Distiller",
     "ExactCutMix",
+    "HardDistillation",
     "LabelConsistentMix",
+    "OnlineTargets",
     "RECIPES",
+    "SoftDistillation",
+    "StoredTargets",
     "StudentRecipe",
+    "ViewTargets",
     "baseline",
     "label_online",
     "losses",
@@ -23,5 +30,6 @@ __all__ = [
     "student_augmentation",
     "student_builder",
     "superior",
+    "target_source",
     "train_student",
 ]

@@ -31,7 +31,7 @@ smaller). RandAugment and colour jitter run image by image, after which the imag
 and the length is asserted (without it Keras ran one step past each epoch's end).
 
 Example:
->>> batches = store.dataset(teachers=["resnet26", "rednet26"], target="hard", batch_size=128)
+>>> batches = store.dataset(HardDistillation(), teachers=["resnet26", "rednet26"], batch_size=128)
 >>> train = student_augmentation(batches, num_classes=10, batch_size=128, mixup_alpha=0.8,
 ...                              cutmix_alpha=1.0, repeats=3, rand_augment_ops=2, random_erasing=0.25)
 """

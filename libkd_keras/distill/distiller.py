@@ -12,11 +12,12 @@ from libkd_keras.ensembles import ENSEMBLE_RULES, as_teacher_list, teacher_targe
 class Distiller(MultiWorkerFit, keras.Model):
     """Train a DeiT student with one distillation token from teacher targets, with `fit`.
 
-    Each batch is `(images, {"label", "teacher", "target_kind"})`, as `TeacherStore.dataset` yields:
+    Each batch is `(images, {"label", "teacher", "target_kind"})`, as `TeacherStore.dataset(kd)` yields:
     `label` is int `(B,)` or probability rows `(B, C)` (mixed labels), `teacher` is a probability
-    row `(B, C)` (one-hot of the ensemble decision for a hard target, probabilities at `T` for a
-    soft one), `target_kind` says which (see `targets.py`). No teacher runs and no teacher is in
-    memory. The loss (see `losses.py`, which holds the formulas and their notes) is, as in the LIB-KD paper:
+    row `(B, C)` (`kd.target`: one-hot of the ensemble decision for `HardDistillation()`,
+    probabilities at `T` for `SoftDistillation(T)`), `target_kind` says which (see `targets.py`).
+    No teacher runs and no teacher is in memory. The loss (see `losses.py`, which holds the
+    formulas, their notes and the two distillation objects) is, as in the LIB-KD paper:
 
         hard: alpha * CE_ls(cls, y) + (1 - alpha) * CE(dist, teacher_hard)
         soft: alpha * CE_ls(cls, y) + (1 - alpha) * T^2 * KL(teacher_T || softmax(dist / T))
@@ -26,11 +27,11 @@ class Distiller(MultiWorkerFit, keras.Model):
     to the true-label term only. Losses are computed in float32, also under `mixed_bfloat16`.
 
     Modes:
-    - `distillation="hard"|"soft"`, `teachers=None` (stored mode): targets from the store. The
-      store's `target` must match (`target="hard"` rows for hard, `target="soft"` at the same
-      `temperature` for soft): `fit` and `evaluate` raise `ValueError` on batches whose
-      `target_kind` says otherwise, unless `check_target_kind=False` (deliberate mixes). Batches
-      without `target_kind` (built by hand) are used as given.
+    - `kd=HardDistillation()` or `SoftDistillation(T)`, `teachers=None` (stored mode): targets from
+      the store, read with the same object (`store.dataset(kd, ...)`): `fit` and `evaluate` raise
+      `ValueError` on batches whose `target_kind` says they are of another kind (`kd.matches`),
+      unless `check_target_kind=False` (deliberate mixes). Batches without `target_kind` (built
+      by hand) are used as given.
     - `teachers=[model, ...]` (online mode): the frozen teachers run inside the step on the
       (augmented) batch images (`training=False`, no gradient), their ensemble target is built by
       `libkd_keras.ensembles.teacher_target` (`teacher_ensemble` "soft" or "vote") and the same loss
@@ -38,7 +39,7 @@ class Distiller(MultiWorkerFit, keras.Model):
       teachers are not tracked: they are not part of `distiller.weights` and are never saved.
       `distill.online.label_online` gives the same targets from `tf.data` instead: the Distiller
       then trains in stored mode (with XLA on a CPU too), and validation runs no teacher.
-    - `distillation="none"`: the plain student baseline through the same entry point. A student
+    - `kd=None`: the plain student baseline through the same entry point. A student
       with a distillation token trains both heads on the true label (`alpha * CE_ls(cls, y) +
       (1 - alpha) * CE_ls(dist, y)`, reported as `label_loss` and `distill_loss`), so its
       inference output (the average of the heads) is meaningful; a student without one trains
@@ -62,42 +63,51 @@ class Distiller(MultiWorkerFit, keras.Model):
 
     Example:
     >>> student = DeiT(num_classes=10, image_size=32, patch_size=4, dim=192, depth=12, num_heads=3)
-    >>> distiller = Distiller(student, alpha=0.5, distillation="hard")
+    >>> kd = SoftDistillation(4.0)
+    >>> distiller = Distiller(student, kd, alpha=0.5)
     >>> distiller.compile(optimizer=keras.optimizers.AdamW(5e-4 * 128 / 512, weight_decay=0.05))
-    >>> distiller.fit(store.dataset(teachers=["resnet26", "rednet26"], target="hard"), epochs=20)
+    >>> distiller.fit(store.dataset(kd, teachers=["resnet26", "rednet26"]), epochs=20)
     >>> distiller.student.save("student.keras")
     """
 
     def __init__(
         self,
         student,
+        kd=losses.HardDistillation(),
         alpha=0.5,
-        distillation="hard",
-        temperature=1.0,
         teachers=None,
         label_smoothing=0.1,
         teacher_ensemble="soft",
         check_target_kind=True,
         **kwargs,
     ):
+        if "distillation" in kwargs or "temperature" in kwargs:
+            raise TypeError(
+                "Distiller takes the distillation as one object now: `kd=HardDistillation()`, "
+                "`kd=SoftDistillation(temperature)` or `kd=None` (libkd_keras.distill), not `distillation=` and "
+                "`temperature=`."
+            )
         super().__init__(**kwargs)
-        losses.check_distillation_args(alpha, distillation, temperature, label_smoothing)
+        losses.check_kd(kd)
+        losses.check_loss_args(alpha, label_smoothing)
         if not isinstance(student, keras.Model) or not hasattr(student, "heads"):
             raise ValueError(
                 "`student` must be a DeiT (a keras.Model with `heads(x, training)` returning "
                 f"(cls_logits, dist_logits)); got {type(student).__name__}."
             )
         self.has_dist_head = bool(getattr(student, "distillation", False))
-        if distillation != "none" and not self.has_dist_head:
+        if kd is not None and not self.has_dist_head:
             raise ValueError(
-                f'`student` has no distillation token, which distillation="{distillation}" trains. '
-                'Build it with `DeiT(..., distillation=True)`, or use distillation="none" for the plain student.'
+                f"`student` has no distillation token, which {kd!r} trains. "
+                "Build it with `DeiT(..., distillation=True)`, or use kd=None for the plain student."
             )
         if teacher_ensemble not in ENSEMBLE_RULES:
             raise ValueError(f"`teacher_ensemble` must be one of {ENSEMBLE_RULES}; got {teacher_ensemble!r}.")
         teachers = () if teachers is None else as_teacher_list(teachers)
-        if teachers and distillation == "none":
-            raise ValueError('`teachers` were given but distillation="none" uses none; pass "hard" or "soft".')
+        if teachers and kd is None:
+            raise ValueError(
+                "`teachers` were given but kd=None uses none; pass HardDistillation() or SoftDistillation(T)."
+            )
         self.num_classes = int(student.num_classes)
         for teacher in teachers:
             try:
@@ -111,9 +121,8 @@ class Distiller(MultiWorkerFit, keras.Model):
                 )
 
         self.student = student
+        self.kd = kd
         self.alpha = float(alpha)
-        self.distillation = distillation
-        self.temperature = float(temperature)
         self.label_smoothing = float(label_smoothing)
         self.teacher_ensemble = teacher_ensemble
         self.check_target_kind = bool(check_target_kind)
@@ -144,24 +153,17 @@ class Distiller(MultiWorkerFit, keras.Model):
         return self.student(x, training=False)
 
     def _online_target(self, images):
-        return teacher_target(
-            self._teachers,
-            images,
-            self.num_classes,
-            rule=self.teacher_ensemble,
-            target=self.distillation,
-            temperature=self.temperature,
-        )
+        return teacher_target(self._teachers, images, self.num_classes, self.kd, rule=self.teacher_ensemble)
 
     # -- targets -------------------------------------------------------------------------------
 
     def check_targets(self, y, training=True):
         """Check batch targets (tensors or `TensorSpec`s); returns `(labels, teacher_or_None)`."""
-        needs_teacher = training and not self._teachers and self.distillation != "none"
-        return targets.split_targets(y, self.num_classes, needs_teacher, self.distillation)
+        needs_teacher = training and not self._teachers and self.kd is not None
+        return targets.split_targets(y, self.num_classes, needs_teacher, self.kd)
 
     def _checks_kind(self):
-        return self.check_target_kind and not self._teachers and self.distillation != "none"
+        return self.check_target_kind and not self._teachers and self.kd is not None
 
     def _prepare(self, data, y, training):
         """Check the targets' structure now; check their kind batch by batch (`targets.kind_checked`)."""
@@ -171,22 +173,22 @@ class Distiller(MultiWorkerFit, keras.Model):
         if not self._checks_kind():
             return data
         if isinstance(data, tuple) and len(data) >= 2:  # validation_data=(x, y)
-            targets.check_kind_arrays(data[1], self.distillation, self.temperature)
-        targets.check_kind_arrays(y, self.distillation, self.temperature)
-        return targets.kind_checked(data, self.distillation, self.temperature)
+            targets.check_kind_arrays(data[1], self.kd)
+        targets.check_kind_arrays(y, self.kd)
+        return targets.kind_checked(data, self.kd)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         # Fail before the first step (and before any callback) on a dataset of the wrong shape.
         x = self._prepare(x, y, training=True)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._prepare(kwargs["validation_data"], None, training=False)
-        with targets.kind_errors(self.distillation, self.temperature):
+        with targets.kind_errors(self.kd):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation reuses the data `fit` prepared
             x = self._prepare(x, y, training=False)
-        with targets.kind_errors(self.distillation, self.temperature):
+        with targets.kind_errors(self.kd):
             return super().evaluate(x, y, *args, **kwargs)
 
     # -- loss and metrics ----------------------------------------------------------------------
@@ -194,8 +196,8 @@ class Distiller(MultiWorkerFit, keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None, **kwargs):
         if loss is not None or loss_weights is not None or metrics or weighted_metrics:
             raise ValueError(
-                "The Distiller computes its own loss and metrics (set alpha, distillation, temperature, "
-                "label_smoothing on the Distiller); call `compile(optimizer=...)` only."
+                "The Distiller computes its own loss and metrics (set kd, alpha and label_smoothing on the "
+                "Distiller); call `compile(optimizer=...)` only."
             )
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -212,7 +214,7 @@ class Distiller(MultiWorkerFit, keras.Model):
         if self._teachers:
             teacher = self._online_target(x)
         batch_size = ops.shape(cls_logits)[0]
-        if self.distillation != "none" and teacher is None:  # evaluation on (images, labels)
+        if self.kd is not None and teacher is None:  # evaluation on (images, labels)
             label_loss = losses.cross_entropy(
                 cls_logits, losses.label_rows(labels, self.num_classes), self.label_smoothing
             )
@@ -224,9 +226,8 @@ class Distiller(MultiWorkerFit, keras.Model):
                 dist_logits if self.has_dist_head else None,
                 labels,
                 teacher,
+                kd=self.kd,
                 alpha=self.alpha,
-                distillation=self.distillation,
-                temperature=self.temperature,
                 label_smoothing=self.label_smoothing,
             )
             total = losses.batch_mean(terms["loss"], sample_weight)
@@ -256,9 +257,8 @@ class Distiller(MultiWorkerFit, keras.Model):
         return {
             **super().get_config(),
             "student": keras.saving.serialize_keras_object(self.student),
+            "kd": keras.saving.serialize_keras_object(self.kd),
             "alpha": self.alpha,
-            "distillation": self.distillation,
-            "temperature": self.temperature,
             "label_smoothing": self.label_smoothing,
             "teacher_ensemble": self.teacher_ensemble,
             "check_target_kind": self.check_target_kind,
@@ -268,4 +268,8 @@ class Distiller(MultiWorkerFit, keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         config["student"] = keras.saving.deserialize_keras_object(config["student"], custom_objects=custom_objects)
+        if "distillation" in config:  # saved before the distillation objects
+            config["kd"] = losses.distillation_for(config.pop("distillation"), config.pop("temperature", 1.0))
+        else:
+            config["kd"] = keras.saving.deserialize_keras_object(config["kd"], custom_objects=custom_objects)
         return cls(**config)

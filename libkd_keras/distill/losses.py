@@ -26,6 +26,20 @@ Soft term normalisation: the KL is summed over classes and averaged over the bat
 `batchmean`). DeiT divides the summed KL by `batch * classes` (`outputs_kd.numel()`), which makes
 its soft term `classes` times smaller; we do not copy that.
 
+The two distillations are objects, `HardDistillation()` and `SoftDistillation(temperature)`; "none"
+(the plain student) is `None`. Each says, in one place, everything that differs between them:
+
+    target(logits, rule)   a teacher ensemble's logits (batch, teachers, classes) -> its target rows
+    describe(rule)         what those rows are, 3 floats (is_soft, temperature, rule): the "target_kind"
+                           the store and the online labeller put beside every row
+    matches(kind)          the kind check: which "target_kind" rows this loss may train on
+    loss(dist, teacher)    the term on the distillation head (the functions above)
+
+The store reader, the online labeller and the Distiller take the object itself, so the temperature
+is given once. The objects are also `keras.distillation.DistillationLoss`es: with Keras' own
+`keras.distillation.Distiller` (one teacher run in the step, one student output) the teacher's
+logits become the same target row and the same term (`compute_loss`).
+
 Example:
 >>> import keras
 >>> cls = keras.ops.convert_to_tensor([[2.0, 0.0, 0.0]])
@@ -33,12 +47,19 @@ Example:
 >>> terms = distillation_loss(cls, dist, labels=[0], teacher=[[0.0, 1.0, 0.0]], alpha=0.5)
 >>> sorted(terms)
 ['distill_loss', 'label_loss', 'loss']
+>>> SoftDistillation(4.0).describe("soft")        # soft rows at T=4 of the soft average
+[1.0, 4.0, 0.0]
 """
+
+import dataclasses
 
 import keras
 from keras import ops
 
-DISTILLATION_TYPES = ("hard", "soft", "none")
+from libkd_keras.ensembles import ENSEMBLE_RULES, check_rule, decision, probabilities
+
+DISTILLATION_TYPES = ("hard", "soft", "none")  # the config's names (`distillation_for`)
+TARGET_DESCRIPTION = ("is_soft", "temperature", "rule")  # the columns of `describe(rule)`
 
 
 def label_rows(labels, num_classes):
@@ -96,14 +117,10 @@ def soft_distillation_loss(dist_logits, teacher, temperature=1.0):
     return temperature**2 * ops.sum(teacher_entropy_term - teacher * log_student, axis=-1)
 
 
-def check_distillation_args(alpha, distillation, temperature, label_smoothing):
+def check_loss_args(alpha, label_smoothing):
     """`ValueError` naming the argument when a loss hyper-parameter is out of range."""
-    if distillation not in DISTILLATION_TYPES:
-        raise ValueError(f"`distillation` must be one of {DISTILLATION_TYPES}; got {distillation!r}.")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"`alpha` (weight of the true-label term) must be a number in [0, 1]; got {alpha!r}.")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
     if (
         isinstance(label_smoothing, bool)
         or not isinstance(label_smoothing, (int, float))
@@ -112,40 +129,182 @@ def check_distillation_args(alpha, distillation, temperature, label_smoothing):
         raise ValueError(f"`label_smoothing` must be a number in [0, 1); got {label_smoothing!r}.")
 
 
+def check_temperature(temperature):
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
+
+
+# -- the two distillations, as objects ------------------------------------------------------------
+
+
+class Distillation(keras.distillation.DistillationLoss):
+    """What `HardDistillation` and `SoftDistillation` share: the kind check's words, Keras' API, saving."""
+
+    def mismatch_message(self, row):
+        """Why rows described by `row` (a `describe` row, or None if unknown) do not fit this loss."""
+        found = target_words(row) if row is not None else "targets of another kind"
+        return (
+            f"The Distiller's {self!r} trains on {self.wanted}, but the batches hold {found}. Read them with the same "
+            f"object: `store.dataset({self!r}, ...)` or `label_online(..., {self!r})`; or pass "
+            "`check_target_kind=False` to the Distiller to mix target kinds deliberately."
+        )
+
+    # keras.distillation: a DistillationLoss of Keras' own Distiller (one teacher, one student output).
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        """The batch mean of `loss` on the student's logits, against the target row of the teacher's logits."""
+        teacher = ops.stop_gradient(ops.cast(teacher_outputs, "float32"))
+        return ops.mean(self.loss(student_outputs, self.target(ops.expand_dims(teacher, 1))))
+
+    def validate_model_compatibility(self, teacher, student):
+        if getattr(student, "distillation", False):
+            raise ValueError(
+                "keras.distillation.Distiller trains one student output, but this student has a distillation "
+                "token (two heads while training). Build it with `distillation=False`, or train it with "
+                "`libkd_keras.distill.Distiller`, which puts this target on the token's head."
+            )
+
+    def get_config(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="libkd_keras")
+@dataclasses.dataclass(frozen=True, repr=False)
+class HardDistillation(Distillation):
+    """Hard distillation (DeiT's): the distillation head learns the teacher ensemble's decision.
+
+    - `target`: the one-hot row of the ensemble's class (`ensembles.decision`: the soft average's
+      argmax, or the majority vote);
+    - `describe`: `[0, 0, rule]`: hard rows depend on no temperature;
+    - `matches`: hard rows only;
+    - `loss`: `CE(dist, teacher)` (`hard_distillation_loss`).
+    """
+
+    wanted = "hard targets"
+
+    def target(self, logits, rule="soft"):
+        return ops.one_hot(decision(logits, rule), logits.shape[-1])
+
+    def describe(self, rule="soft"):
+        check_rule(rule)
+        return [0.0, 0.0, float(ENSEMBLE_RULES.index(rule))]
+
+    def matches(self, kind):
+        """Per row of `kind` (tf or NumPy `(B, 3)` `describe` rows): is it a hard row?"""
+        return ~(kind[:, 0] > 0.5)
+
+    def loss(self, dist_logits, teacher):
+        return hard_distillation_loss(dist_logits, teacher)
+
+    def __repr__(self):
+        return "HardDistillation()"
+
+
+@keras.saving.register_keras_serializable(package="libkd_keras")
+@dataclasses.dataclass(frozen=True, repr=False)
+class SoftDistillation(Distillation):
+    """Soft distillation at `temperature` (Hinton's): the distillation head learns the ensemble's probabilities.
+
+    - `target`: the ensemble's probabilities at `temperature` (`ensembles.probabilities`: the soft
+      average, or the vote fractions, which no temperature changes);
+    - `describe`: `[1, temperature, rule]`, the temperature 0 for vote fractions;
+    - `matches`: soft rows at this temperature, or vote fractions (they fit any);
+    - `loss`: `T^2 * KL(teacher_T || softmax(dist / T))` (`soft_distillation_loss`).
+    """
+
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        check_temperature(self.temperature)
+        object.__setattr__(self, "temperature", float(self.temperature))
+
+    @property
+    def wanted(self):
+        return f"soft targets at T={self.temperature:g}"
+
+    def target(self, logits, rule="soft"):
+        return probabilities(logits, rule, self.temperature)
+
+    def describe(self, rule="soft"):
+        check_rule(rule)
+        return [1.0, self.temperature if rule == "soft" else 0.0, float(ENSEMBLE_RULES.index(rule))]
+
+    def matches(self, kind):
+        """Per row of `kind` (tf or NumPy `(B, 3)` `describe` rows): soft, at this temperature or none."""
+        is_soft, row_temperature = kind[:, 0] > 0.5, kind[:, 1]
+        close = abs(row_temperature - self.temperature) <= 1e-4 * self.temperature
+        return is_soft & ((row_temperature == 0) | close)
+
+    def loss(self, dist_logits, teacher):
+        return soft_distillation_loss(dist_logits, teacher, self.temperature)
+
+    def __repr__(self):
+        short = f"{self.temperature:g}"
+        return f"SoftDistillation(temperature={short if float(short) == self.temperature else repr(self.temperature)})"
+
+
+def target_words(row):
+    """Human words for a `describe` row, e.g. `'soft targets at T=4 (rule "soft")'`."""
+    is_soft, temperature, rule = row
+    rule = ENSEMBLE_RULES[int(round(rule))] if 0 <= round(rule) < len(ENSEMBLE_RULES) else f"#{rule:g}"
+    if not is_soft:
+        return f'hard targets (rule "{rule}")'
+    at = f" at T={temperature:g}" if temperature else " (independent of T)"
+    return f'soft targets{at} (rule "{rule}")'
+
+
+def check_kd(kd):
+    """`kd` itself, or a `ValueError` unless it is `HardDistillation()`, `SoftDistillation(T)` or None."""
+    if kd is not None and not isinstance(kd, Distillation):
+        raise ValueError(
+            "`kd` must be HardDistillation(), SoftDistillation(temperature) (libkd_keras.distill) or None (no "
+            f"distillation: the plain student); got {kd!r}."
+        )
+    return kd
+
+
+def distillation_for(distillation, temperature=1.0):
+    """The object of a config's `distillation` name: "hard", "soft" (at `temperature`) or "none" (None).
+
+    The temperature is checked whatever the name: a recipe holds one either way.
+    """
+    if distillation not in DISTILLATION_TYPES:
+        raise ValueError(f"`distillation` must be one of {DISTILLATION_TYPES}; got {distillation!r}.")
+    check_temperature(temperature)
+    if distillation == "none":
+        return None
+    return SoftDistillation(temperature) if distillation == "soft" else HardDistillation()
+
+
 def distillation_loss(
-    cls_logits,
-    dist_logits,
-    labels,
-    teacher=None,
-    *,
-    alpha=0.5,
-    distillation="hard",
-    temperature=1.0,
-    label_smoothing=0.1,
+    cls_logits, dist_logits, labels, teacher=None, *, kd=HardDistillation(), alpha=0.5, label_smoothing=0.1
 ):
     """The LIB-KD loss per example: `{"loss", "label_loss", "distill_loss"}`, each `(batch,)`.
 
     - `labels`: integer labels `(batch,)` or probability rows `(batch, classes)`.
-    - `teacher`: probability rows `(batch, classes)`; required for "hard" and "soft".
-    - `distillation="none"`: the plain student. The distillation head (pass `dist_logits=None`
-      for a student without one) is trained on the *true* label, smoothed, i.e. the hard loss
-      with the teacher replaced by the label: `alpha * CE_ls(cls, y) + (1 - alpha) * CE_ls(dist, y)`.
-      Without a distillation head the loss is `CE_ls(cls, y)` and `distill_loss` is zero.
+    - `teacher`: probability rows `(batch, classes)` (`kd.target`'s); required with a `kd`.
+    - `kd`: `HardDistillation()`, `SoftDistillation(T)`, or None: the plain student. The
+      distillation head (pass `dist_logits=None` for a student without one) is then trained on the
+      *true* label, smoothed, i.e. the hard loss with the teacher replaced by the label:
+      `alpha * CE_ls(cls, y) + (1 - alpha) * CE_ls(dist, y)`. Without a distillation head the loss
+      is `CE_ls(cls, y)` and `distill_loss` is zero.
     """
-    check_distillation_args(alpha, distillation, temperature, label_smoothing)
+    check_kd(kd)
+    check_loss_args(alpha, label_smoothing)
     num_classes = cls_logits.shape[-1]
     targets = label_rows(labels, num_classes)
     label_loss = cross_entropy(cls_logits, targets, label_smoothing)
-    if distillation == "none":
+    if kd is None:
         if dist_logits is None:
             return {"loss": label_loss, "label_loss": label_loss, "distill_loss": ops.zeros_like(label_loss)}
         distill = cross_entropy(dist_logits, targets, label_smoothing)
     elif teacher is None:
-        raise ValueError(f'`teacher` rows are required for distillation="{distillation}".')
-    elif distillation == "hard":
-        distill = hard_distillation_loss(dist_logits, teacher)
+        raise ValueError(f"`teacher` rows are required for {kd!r}.")
     else:
-        distill = soft_distillation_loss(dist_logits, teacher, temperature)
+        distill = kd.loss(dist_logits, teacher)
     return {"loss": alpha * label_loss + (1.0 - alpha) * distill, "label_loss": label_loss, "distill_loss": distill}
 
 

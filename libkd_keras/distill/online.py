@@ -18,14 +18,14 @@ targets (in the step, the teachers label the validation images too); the accurac
 
 Example:
 >>> batches = recipe.augment(split.dataset(128, shuffle=True, seed=0), num_classes=10, seed=0)
->>> batches = label_online(batches, [resnet, rednet], num_classes=10, target="soft", temperature=4.0)
+>>> batches = label_online(batches, [resnet, rednet], num_classes=10, kd=recipe.kd)   # e.g. SoftDistillation(4.0)
 >>> recipe.distiller(student).fit(batches, epochs=200)    # the targets of Distiller(teachers=[...])
 """
 
 import keras
 import tensorflow as tf
 
-from libkd_keras.ensembles import as_teacher_list, describe_target, teacher_target
+from libkd_keras.ensembles import as_teacher_list, teacher_target
 from libkd_keras.layers.involution_xla import fused_taps
 
 
@@ -42,7 +42,7 @@ def in_input_pipeline(replicas=None):
     return replicas == 1
 
 
-def label_online(dataset, teachers, num_classes, rule="soft", target="hard", temperature=1.0):
+def label_online(dataset, teachers, num_classes, kd, rule="soft"):
     """`dataset` of `(images, labels)` batches with the teachers' ensemble target added to each.
 
     Args:
@@ -50,9 +50,8 @@ def label_online(dataset, teachers, num_classes, rule="soft", target="hard", tem
             (MixUp/CutMix), as the recipe's augmentation yields them.
         teachers: list, dict or keras.Model. Frozen teachers returning logits (`as_teacher_list`).
         num_classes: int. The student's classes.
+        kd: `HardDistillation()` or `SoftDistillation(T)`: the Distiller's own, which makes the rows.
         rule: str. "soft" (average the probabilities) or "vote" (`ensembles.ENSEMBLE_RULES`).
-        target: str. "hard" or "soft": the Distiller's `distillation`.
-        temperature: float. The Distiller's temperature (soft targets).
 
     Returns batches `(images, {"label", "teacher", "target_kind"})`, prefetched.
     """
@@ -62,10 +61,10 @@ def label_online(dataset, teachers, num_classes, rule="soft", target="hard", tem
             f"{keras.backend.backend()!r}); pass `teachers=[...]` to the Distiller to run them in the step."
         )
     teachers = as_teacher_list(teachers)
-    kind = tf.constant(describe_target(rule, target, temperature), tf.float32)
+    kind = tf.constant(kd.describe(rule), tf.float32)  # also checks the rule
 
     def label(images, labels):
-        teacher = teacher_target(teachers, images, num_classes, rule=rule, target=target, temperature=temperature)
+        teacher = teacher_target(teachers, images, num_classes, kd, rule=rule)
         rows = tf.tile(kind[None], [tf.shape(images)[0], 1])
         return images, {"label": labels, "teacher": teacher, "target_kind": rows}
 

@@ -26,7 +26,7 @@ Example:
 >>> student = make_student(recipe, num_classes=10, image_size=32)        # DeiT-Tiny, patch 4
 >>> distiller = recipe.distiller(student)
 >>> distiller.compile(optimizer=recipe.optimizer(steps_per_epoch=390, epochs=300))
->>> train = recipe.augment(store.dataset(teachers=["resnet26", "rednet26"], batch_size=128), num_classes=10)
+>>> train = recipe.augment(store.dataset(recipe.kd, teachers=["resnet26", "rednet26"], batch_size=128), 10)
 >>> distiller.fit(train, epochs=300)
 """
 
@@ -36,7 +36,7 @@ import keras
 
 from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.distiller import Distiller
-from libkd_keras.distill.losses import check_distillation_args
+from libkd_keras.distill.losses import check_loss_args, distillation_for
 from libkd_keras.models import STUDENT_BUILDERS, DeiT
 from libkd_keras.precision import resolve_precision
 
@@ -77,7 +77,8 @@ class StudentRecipe:
 
     def __post_init__(self):
         object.__setattr__(self, "precision", resolve_precision(self.precision, "deit"))  # students are DeiTs
-        check_distillation_args(self.alpha, self.distillation, self.temperature, self.label_smoothing)
+        distillation_for(self.distillation, self.temperature)  # checks both
+        check_loss_args(self.alpha, self.label_smoothing)
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
             raise ValueError(f"`batch_size` must be a positive integer; got {self.batch_size!r}.")
         for name in ("base_learning_rate", "warmup_learning_rate", "min_learning_rate"):
@@ -126,16 +127,15 @@ class StudentRecipe:
         optimizer.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
         return optimizer
 
+    @property
+    def kd(self):
+        """This recipe's distillation: `HardDistillation()`, `SoftDistillation(temperature)` or None ("none")."""
+        return distillation_for(self.distillation, self.temperature)
+
     def distiller(self, student, teachers=None, **kwargs):
-        """A `Distiller` with this recipe's loss settings."""
+        """A `Distiller` with this recipe's loss settings (`kd`, alpha, label smoothing)."""
         return Distiller(
-            student,
-            alpha=self.alpha,
-            distillation=self.distillation,
-            temperature=self.temperature,
-            teachers=teachers,
-            label_smoothing=self.label_smoothing,
-            **kwargs,
+            student, kd=self.kd, alpha=self.alpha, teachers=teachers, label_smoothing=self.label_smoothing, **kwargs
         )
 
     def augment(self, dataset, num_classes, seed=None, replayed_views=False):

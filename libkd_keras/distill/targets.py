@@ -1,16 +1,18 @@
 """What the Distiller accepts as batch targets, and the check that the teacher rows fit its loss.
 
-Store batches carry `"target_kind"`, one `ensembles.describe_target` row per example (is_soft,
-temperature, rule), beside the `"teacher"` rows. `kind_checked(dataset, ...)` adds a cheap map
-that asserts, batch by batch, that the rows are the kind the loss needs: hard rows for
-`distillation="hard"`, soft rows at the Distiller's temperature for `"soft"` (vote fractions, which
+Store batches carry `"target_kind"`, one `kd.describe(rule)` row per example (is_soft, temperature,
+rule; `losses.py`), beside the `"teacher"` rows. `kind_checked(dataset, kd)` adds a cheap map that
+asserts, batch by batch, that the rows are the kind `kd` trains on (`kd.matches`: hard rows for
+`HardDistillation()`, soft rows at its temperature for `SoftDistillation(T)`; vote fractions, which
 no temperature changes, fit any). The check runs in `tf.data`, outside the (possibly XLA-compiled)
-train step; `kind_errors()` turns its failure into a `ValueError` saying what to change. The row
-survives the recipe's augmentation (repeats, per-image ops and MixUp/CutMix keep extra entries).
+train step; `kind_errors(kd)` turns its failure into a `ValueError` saying what to change
+(`kd.mismatch_message`). The row survives the recipe's augmentation (repeats, per-image ops and
+MixUp/CutMix keep extra entries).
 
 Example:
->>> data = kind_checked(store.dataset(target="soft", temperature=4.0), "soft", 4.0)
->>> with kind_errors("soft", 4.0):
+>>> kd = SoftDistillation(4.0)
+>>> data = kind_checked(store.dataset(kd), kd)
+>>> with kind_errors(kd):
 ...     distiller_fit(data)
 """
 
@@ -20,19 +22,18 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from libkd_keras.ensembles import target_name
-
 KIND = "target_kind"
 MARKER = "libkd_keras target kind mismatch"
 STORE_HINT = (
     "Build the training data with the store reader, which yields (image, {'label', 'teacher', 'target_kind'}): "
-    "`TeacherStore.open(path).dataset(teachers=[...], target='hard' or 'soft', temperature=T, ...)`; "
+    "`TeacherStore.open(path).dataset(kd, teachers=[...], ...)` with the Distiller's own `kd` "
+    "(HardDistillation() or SoftDistillation(T)); "
     "or pass `teachers=[model, ...]` to run the teachers online; "
-    "or use distillation='none' to train the plain student."
+    "or use kd=None to train the plain student."
 )
 
 
-def split_targets(y, num_classes, needs_teacher, distillation):
+def split_targets(y, num_classes, needs_teacher, kd):
     """Check batch targets (tensors, arrays or `TensorSpec`s); returns `(labels, teacher_or_None)`."""
     if y is None:
         raise ValueError(
@@ -57,45 +58,25 @@ def split_targets(y, num_classes, needs_teacher, distillation):
         )
     if needs_teacher and teacher is None:
         raise ValueError(
-            f'Distiller(distillation="{distillation}") reads the teacher target from each batch, '
+            f"Distiller({kd!r}) reads the teacher target from each batch, "
             "but the batch targets have no 'teacher' entry. " + STORE_HINT
         )
     return labels, teacher
-
-
-def _matches(kind, distillation, temperature):
-    """Per row: does a `describe_target` row fit the loss? (tf or NumPy float rows `(B, 3)`.)"""
-    is_soft, row_temperature = kind[:, 0] > 0.5, kind[:, 1]
-    if distillation == "hard":
-        return ~is_soft
-    close = abs(row_temperature - temperature) <= 1e-4 * temperature
-    return is_soft & ((row_temperature == 0) | close)
-
-
-def mismatch_message(distillation, temperature, row):
-    wanted = "hard targets" if distillation == "hard" else f"soft targets at T={temperature:g}"
-    found = target_name(*row) if row is not None else "targets of another kind"
-    fix = f'target="{distillation}"' + (f", temperature={temperature:g}" if distillation == "soft" else "")
-    return (
-        f'Distiller(distillation="{distillation}", temperature={temperature:g}) trains on {wanted}, but the '
-        f"batches hold {found}. Build the store dataset with `{fix}`, or pass `check_target_kind=False` "
-        "to the Distiller to mix target kinds deliberately."
-    )
 
 
 def _has_kind(structure):
     return isinstance(structure, dict) and KIND in structure and "teacher" in structure
 
 
-def kind_checked(dataset, distillation, temperature):
-    """`dataset` with an assertion that every `"target_kind"` row fits the loss (unchanged without that entry)."""
+def kind_checked(dataset, kd):
+    """`dataset` with an assertion that every `"target_kind"` row fits `kd` (unchanged without that entry)."""
     spec = getattr(dataset, "element_spec", None)
     if not (isinstance(dataset, tf.data.Dataset) and isinstance(spec, tuple) and len(spec) >= 2 and _has_kind(spec[1])):
         return dataset
 
     def check(*element):
         kind = tf.cast(element[1][KIND], tf.float32)
-        ok = _matches(kind, distillation, temperature)
+        ok = kd.matches(kind)
         first_bad = tf.argmin(tf.concat([tf.cast(ok, tf.int32), [0]], 0))  # the padding row when all fit
         row = tf.concat([kind, tf.zeros([1, 3])], 0)[first_bad]
         assertion = tf.debugging.Assert(tf.reduce_all(ok), [MARKER, row], summarize=3)
@@ -106,18 +87,18 @@ def kind_checked(dataset, distillation, temperature):
     return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def check_kind_arrays(y, distillation, temperature):
+def check_kind_arrays(y, kd):
     """The same check on in-memory targets (`fit(x, y)` with a dict `y`)."""
     if not _has_kind(y):
         return
     kind = np.asarray(y[KIND], dtype=np.float32).reshape(-1, 3)
-    ok = _matches(kind, distillation, temperature)
+    ok = kd.matches(kind)
     if not ok.all():
-        raise ValueError(mismatch_message(distillation, temperature, kind[np.argmin(ok)].tolist()))
+        raise ValueError(kd.mismatch_message(kind[np.argmin(ok)].tolist()))
 
 
 @contextlib.contextmanager
-def kind_errors(distillation, temperature):
+def kind_errors(kd):
     """Turn a failed `kind_checked` assertion (a TensorFlow runtime error) into a clear `ValueError`."""
     try:
         yield
@@ -130,4 +111,4 @@ def kind_errors(distillation, temperature):
             row = [float(v) for v in found.group(1).split()][:3] if found else None
         except ValueError:
             row = None
-        raise ValueError(mismatch_message(distillation, temperature, row if row and len(row) == 3 else None)) from None
+        raise ValueError(kd.mismatch_message(row if row and len(row) == 3 else None)) from None

@@ -10,17 +10,18 @@ Files for a student called `<name>` in `out_dir`:
     <name>.backup/         BackupAndRestore state while training, two epochs deep (deleted once both files
                            are saved, so a kill while saving them does not restart the training)
 
-The student learns from teacher targets (`targets`): stored on the clean images (`store.dataset`,
-no teacher runs), stored on views it replays (`store.dataset(views=True)`, a multi-view store), or
-from the teachers run online on each augmented batch (in `tf.data` on a CPU, in the step on a GPU:
-`distill/online.py`); with no teachers, from the labels alone (the student baseline). `.keras` is
-written before `.json`, both atomically, so a student whose two files exist is complete.
+The student learns from teacher targets (`targets`, `distill/sources.py`): stored on the clean images
+(`StoredTargets`, no teacher runs), stored on views it replays (`ViewTargets`, a multi-view store), or
+from the teachers run online on each augmented batch (`OnlineTargets`: in `tf.data` on a CPU, in the
+step on a GPU, `distill/online.py`); with no targets, from the labels alone (the student baseline).
+`.keras` is written before `.json`, both atomically, so a student whose two files exist is complete.
 
 Example:
 >>> recipe = baseline(batch_size=128)
 >>> build = student_builder("deit_tiny", num_classes=10, image_size=(32, 32), patch_size=4)
->>> record = train_student(build, train, test, "runs/students", recipe=recipe, epochs=300, store=store,
-...                        teachers=["resnet26_s0", "rednet26_s0"], name="ensemble")
+>>> targets = StoredTargets(store, ["resnet26_s0", "rednet26_s0"], ensemble="soft")
+>>> record = train_student(build, train, test, "runs/students", recipe=recipe, epochs=300, targets=targets,
+...                        name="ensemble")
 >>> record["top1_test_accuracy"], record["trainable_parameters"]
 """
 
@@ -36,11 +37,10 @@ import numpy as np
 import tensorflow as tf
 
 import libkd_keras
-from libkd_keras import choices, distribute
+from libkd_keras import distribute
 from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
 from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
-from libkd_keras.distill.online import in_input_pipeline, label_online
-from libkd_keras.distill.students import heads_record, teacher_set_size
+from libkd_keras.distill.students import heads_record
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
 from libkd_keras.resumable import (
     EpochLog,
@@ -51,7 +51,6 @@ from libkd_keras.resumable import (
     repair_backup,
     validation_epochs,
 )
-from libkd_keras.store.views import check_replayable
 
 
 def _dataset_record(split):
@@ -82,11 +81,7 @@ def train_student(
     recipe,
     epochs,
     seed=0,
-    store=None,
-    teachers=(),
-    ensemble="soft",
-    targets="clean",
-    teacher_models=None,
+    targets=None,
     name="student",
     backup_dir=None,
     log_dir=None,
@@ -100,7 +95,7 @@ def train_student(
     overwrite=False,
     say=print,
 ):
-    """Train a student on `train_split` (from `store`'s targets of `teachers`), save `.keras` + `.json`.
+    """Train a student on `train_split` (with the teacher rows of `targets`), save `.keras` + `.json`.
 
     Args:
         student: callable `build(distillation_token: bool) -> DeiT` (called after the seed and the
@@ -108,18 +103,16 @@ def train_student(
         train_split: data.Split. The images the student trains on (the store's split with teachers).
         test_split: data.Split. Validation every epoch (`validate`) and the final evaluation (`evaluate`).
         out_dir: str. Folder of `<name>.keras` and `<name>.json`.
-        recipe: distill.StudentRecipe. Optimiser, loss and augmentation; `recipe.distillation` must be
-            "none" without teachers and "hard"/"soft" with them.
+        recipe: distill.StudentRecipe. Optimiser, loss (`recipe.kd`) and augmentation; `recipe.distillation`
+            must be "none" without targets and "hard"/"soft" with them.
         epochs: int. Training epochs.
         seed: int. Seeds weights, data order and augmentation.
-        store: TeacherStore. The train split's stored teacher logits (required with teachers).
-        teachers: list of str. Stored teacher names whose ensemble is the target; () = the baseline.
-        ensemble: str. How several teachers are combined (`choices.ENSEMBLES`).
+        targets: where the teacher rows come from (`distill/sources.py`): `StoredTargets(store, teachers,
+            ensemble)` (stored on the clean images), `ViewTargets(...)` (stored on views the reader
+            replays; the recipe's flip and crop are then the replayed ones), `OnlineTargets(models,
+            ensemble)` (the teachers run on each augmented batch), or None: the baseline, from the labels.
+            `target_source(kind, teachers, ensemble, store=, models=)` makes one from a config's choice.
         name: str. File stem.
-        targets: str. Where the teacher rows come from (`choices.TARGET_SOURCES`): "clean" (stored on the
-            clean images), "views" (stored on views the reader replays; the recipe's flip and crop are
-            then the replayed ones) or "online" (`teacher_models` run on each augmented batch).
-        teacher_models: dict. `{name: keras.Model}` for `targets="online"`, one per name in `teachers`.
         backup_dir, log_dir: str. BackupAndRestore and TensorBoard folders (defaults beside the files).
         callbacks: list. Extra Keras callbacks.
         validate: bool. Score `test_split` during training (the history's `val_*`).
@@ -135,24 +128,17 @@ def train_student(
 
     Returns the record (also in `<out_dir>/<name>.json`).
     """
-    teachers = list(teachers)
+    if targets is not None and not callable(getattr(targets, "batches", None)):
+        raise ValueError(
+            "`targets` must be StoredTargets, ViewTargets, OnlineTargets (libkd_keras.distill) or None; "
+            f"got {targets!r}."
+        )
+    teachers = list(targets.teachers) if targets is not None else []
     if (recipe.distillation == "none") != (not teachers):
         raise ValueError(
             f"student {name!r}: distillation='none' goes with no teachers and 'hard'/'soft' with at "
             f"least one; got distillation={recipe.distillation!r} and teachers={teachers}."
         )
-    if targets not in choices.TARGET_SOURCES:
-        raise ValueError(f"`targets` must be one of {choices.TARGET_SOURCES}; got {targets!r}.")
-    online = bool(teachers) and targets == "online"
-    if online and sorted(teacher_models or {}) != sorted(teachers):
-        raise ValueError(
-            f"student {name!r}: targets='online' runs the teachers themselves; `teacher_models` must hold one "
-            f"keras.Model per teacher {sorted(teachers)}; got {sorted(teacher_models or {})}."
-        )
-    if teachers and not online and store is None:
-        raise ValueError(f"student {name!r}: teachers {teachers} need the `store` holding their logits.")
-    if ensemble not in choices.ENSEMBLES:
-        raise ValueError(f"`ensemble` must be one of {choices.ENSEMBLES}; got {ensemble!r}.")
     model_path, record_path = os.path.join(out_dir, f"{name}.keras"), os.path.join(out_dir, f"{name}.json")
     if not overwrite and os.path.exists(model_path) and os.path.exists(record_path):
         return read_json(record_path)
@@ -164,40 +150,13 @@ def train_student(
     model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
     if int(model.num_classes) != train_split.num_classes:
         raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
-    views = bool(teachers) and targets == "views"
-    if views:
-        check_replayable(store, recipe, train_split.image_shape)
-    teacher_list = [teacher_models[t] for t in teachers] if online else []
-    in_step = online and not in_input_pipeline()  # where online teachers run: distill/online.py
-    if in_step:  # the teachers label each augmented batch inside the step
-        distiller = recipe.distiller(model, teacher_list, teacher_ensemble=ensemble)
-    else:
-        distiller = recipe.distiller(model)
+    distiller = recipe.distiller(model, **(targets.distiller_options() if targets else {}))
     seeds = EpochSeeds(seed)  # each epoch's order and flip/crop from (seed, epoch): resumes repeat them
-    if teachers and not online:
-        batches = store.dataset(
-            teachers=teachers,
-            ensemble=ensemble,
-            target=recipe.distillation,
-            temperature=recipe.temperature,
-            batch_size=recipe.batch_size,
-            shuffle=True,
-            seed=seeds,
-            split=train_split,
-            views=views,
-        )
-    else:  # the baseline, or online teachers: the labelled images alone
+    if targets:  # stored, replayed views or online: distill/sources.py
+        batches = targets.batches(train_split, distiller.kd, recipe, seeds)
+    else:  # the baseline: the labelled images alone
         batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
-    batches = recipe.augment(batches, train_split.num_classes, seed=seeds, replayed_views=views)
-    if online and not in_step:  # the teachers label each augmented batch in tf.data
-        batches = label_online(
-            batches,
-            teacher_list,
-            train_split.num_classes,
-            rule=ensemble,
-            target=recipe.distillation,
-            temperature=recipe.temperature,
-        )
+        batches = recipe.augment(batches, train_split.num_classes, seed=seeds)
     steps = math.ceil(len(train_split) / recipe.batch_size)
     check_epoch_length(batches, steps, f"student {name}")
     distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
@@ -240,8 +199,7 @@ def train_student(
     top1 = evaluation["top1"] if evaluation else (history.get("val_acc") or [None])[-1]
     top5 = evaluation["top5"] if evaluation else (history.get("val_top5") or [None])[-1]
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    sizes = store if store is not None else {n: {"params": m.count_params()} for n, m in (teacher_models or {}).items()}
-    teacher_params, teacher_size = teacher_set_size(sizes, teachers)
+    teacher_params, teacher_size = targets.teacher_sizes() if targets else (None, None)
     record = {
         "name": name,
         "architecture": model.name,
@@ -267,8 +225,8 @@ def train_student(
         "tensorboard_dir": os.path.relpath(log_dir, out_dir),
         "teachers": teachers,
         "distillation": recipe.distillation,
-        "ensemble": ensemble if teachers else None,
-        "targets": targets if teachers else None,
+        "ensemble": targets.ensemble if targets else None,
+        "targets": targets.name if targets else None,
         "alpha": recipe.alpha,
         "temperature": recipe.temperature,
         "mixup": recipe.mixup_alpha > 0,

@@ -12,7 +12,7 @@ Its recipe is the [student] section with the entry's own keys (`recipe_for`), it
 import time
 
 from libkd_keras import choices
-from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, train_student
+from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, target_source, train_student
 from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
@@ -133,11 +133,13 @@ def train_one(pipeline, entry):
             recipe=recipe,
             epochs=settings.epochs,
             seed=entry.seed,
-            store=store,
-            teachers=teachers,
-            ensemble=settings.ensemble,
-            targets=settings.targets,
-            teacher_models={t: load_teacher(pipeline, t) for t in teachers} if online else None,
+            targets=target_source(
+                settings.targets,
+                teachers,
+                settings.ensemble,
+                store=store,
+                models={t: load_teacher(pipeline, t) for t in teachers} if online else None,
+            ),
             name=name,
             backup_dir=folder.checkpoint("student", name),
             log_dir=folder.log_dir("student", name),

@@ -21,7 +21,7 @@ import fnmatch
 import keras
 import numpy as np
 
-from libkd_keras.ensembles import ensemble_target, soft_average, vote_counts
+from libkd_keras.ensembles import soft_average, vote_counts
 from libkd_keras.evaluation import TopK
 from libkd_keras.store.errors import StoreError
 
@@ -113,7 +113,7 @@ def label_information(store, members, temperature):
     the targets say little the labels do not.
     """
     labels = np.asarray(store.labels)
-    targets = keras.ops.convert_to_numpy(ensemble_target(store.logits(list(members)), "soft", "soft", temperature))
+    targets = keras.ops.convert_to_numpy(soft_average(store.logits(list(members)), temperature))
     return {
         "agreement": float(np.mean(targets.argmax(axis=1) == labels)),
         "true_class_probability": float(np.mean(targets[np.arange(len(labels)), labels])),

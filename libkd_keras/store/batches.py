@@ -5,7 +5,6 @@ import numpy as np
 import tensorflow as tf
 
 from libkd_keras.data.epochs import VIEWS, EpochSeeds, with_batch_seeds
-from libkd_keras.ensembles import describe_target, ensemble_target
 from libkd_keras.store import files
 from libkd_keras.store.errors import StoreError
 from libkd_keras.store.format import EXAMPLE_FEATURES_WITH_IMAGE, ID, IMAGE, LABEL
@@ -59,10 +58,9 @@ def _checked_join(sorted_ids, ids, where):
 def training_dataset(
     store,
     teachers,
+    kd,
     *,
     ensemble,
-    target,
-    temperature,
     batch_size,
     shuffle,
     seed,
@@ -77,19 +75,24 @@ def training_dataset(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise StoreError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
     names = store._resolve(teachers)
-    kind = describe_target(ensemble, target, temperature)  # also checks the three arguments
+    if not (callable(getattr(kd, "target", None)) and callable(getattr(kd, "describe", None))):
+        raise ValueError(
+            "The first argument of `dataset` is the distillation whose target rows to read: "
+            f"libkd_keras.distill.HardDistillation() or SoftDistillation(temperature); got {kd!r}."
+        )
+    kind = kd.describe(ensemble)  # what the rows are (also checks the rule)
     # The ensemble target of every example (and view), once: N x C (or N x V x C) floats; batches gather rows.
     if views:
         check_views(store)
         logits = store.view_logits(names)  # (N, T, V, C) -> rows of (T, C) per example and view
         num, teachers_, count, classes = logits.shape
         flat = np.transpose(logits, (0, 2, 1, 3)).reshape(num * count, teachers_, classes)
-        targets = keras.ops.convert_to_numpy(ensemble_target(flat, ensemble, target, temperature))
+        targets = keras.ops.convert_to_numpy(kd.target(flat, ensemble))
         targets = targets.reshape(num, count, classes)
         params = tf.constant(store.view_params())
         padding = store.manifest["views"]["padding"]
     else:
-        targets = keras.ops.convert_to_numpy(ensemble_target(store.logits(names), ensemble, target, temperature))
+        targets = keras.ops.convert_to_numpy(kd.target(store.logits(names), ensemble))
     targets = targets.astype(np.float32)
     epoch_seeded = isinstance(seed, EpochSeeds)
     if epoch_seeded and (split is None or repeat):

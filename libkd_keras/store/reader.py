@@ -34,7 +34,7 @@ class TeacherStore:
     >>> store = precompute({"resnet26_seed0": resnet}, train, "runs/store")
     >>> store = TeacherStore.open("runs/store", expect=train)
     >>> store.logits().shape                       # (N, teachers, classes), ordered by id
-    >>> ds = store.dataset(ensemble="soft", target="hard", batch_size=128)
+    >>> ds = store.dataset(HardDistillation(), ensemble="soft", batch_size=128)   # libkd_keras.distill
     >>> distiller.fit(ds, epochs=300)               # batches of (image, {"label", "teacher", "target_kind"})
     """
 
@@ -250,10 +250,9 @@ class TeacherStore:
     # --------------------------------------------------------------------------------- training
     def dataset(
         self,
+        kd,
         teachers=None,
         ensemble="soft",
-        target="hard",
-        temperature=1.0,
         batch_size=128,
         shuffle=True,
         seed=0,
@@ -263,15 +262,18 @@ class TeacherStore:
         drop_remainder=False,
         cache=True,
         views=False,
+        **removed,
     ):
         """Batches `(image float32 [0, 255], {"label", "teacher", "target_kind"})` for `Distiller.fit`.
 
+        `kd` is the distillation whose target to read, the Distiller's own object
+        (`libkd_keras.distill.HardDistillation()` or `SoftDistillation(temperature)`):
+
         - `label`: int64 `(B,)`, the true labels.
-        - `teacher`: float32 `(B, C)`, `ensembles.ensemble_target` of the chosen teachers' stored
-          logits: the one-hot ensemble decision (`target="hard"`) or its probabilities at
-          `temperature` (`target="soft"`), for `ensemble="soft"` (mean softmax) or `"vote"` (majority
-          vote, ties by the soft average).
-        - `target_kind`: float32 `(B, 3)`, what the teacher rows are (`ensembles.describe_target`:
+        - `teacher`: float32 `(B, C)`, `kd.target` of the chosen teachers' stored logits: the one-hot
+          ensemble decision (hard) or its probabilities at the temperature (soft), for
+          `ensemble="soft"` (mean softmax) or `"vote"` (majority vote, ties by the soft average).
+        - `target_kind`: float32 `(B, 3)`, what the teacher rows are (`kd.describe(ensemble)`:
           is_soft, temperature, rule); the Distiller refuses rows of another kind than its loss.
 
         Images come from `split` (joined by id; it must be the split the store was computed on) or,
@@ -285,12 +287,17 @@ class TeacherStore:
         `views=True` (a multi-view store): each example comes as one of its stored views, drawn anew
         each epoch, and its teacher row is the ensemble of the teachers' logits on that view.
         """
+        if removed:
+            raise TypeError(
+                f"dataset() got unexpected argument(s) {sorted(removed)}. The target's kind and temperature are "
+                "one object now, the first argument: `dataset(HardDistillation(), ...)` or "
+                "`dataset(SoftDistillation(temperature), ...)` (libkd_keras.distill)."
+            )
         return batches.training_dataset(
             self,
             teachers,
+            kd,
             ensemble=ensemble,
-            target=target,
-            temperature=temperature,
             batch_size=batch_size,
             shuffle=shuffle,
             seed=seed,

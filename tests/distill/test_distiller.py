@@ -6,8 +6,7 @@ import pytest
 import tensorflow as tf
 
 import libkd_keras
-from libkd_keras.distill import Distiller
-from libkd_keras.ensembles import ensemble_target
+from libkd_keras.distill import Distiller, HardDistillation, SoftDistillation, losses
 from libkd_keras.models import DeiT
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, store_dataset, tiny_student
 from tests.models.tiny import tiny_resnet
@@ -35,7 +34,7 @@ def compiled(distiller, learning_rate=3e-3, run_eagerly=False):
 def trained():
     """A hard-distillation run in graph mode with validation on plain (image, label) data."""
     images, labels, teacher = colour_data(64)
-    distiller = compiled(Distiller(tiny_student(), distillation="hard"))
+    distiller = compiled(Distiller(tiny_student(), HardDistillation()))
     validation = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
     history = distiller.fit(store_dataset(images, labels, teacher), epochs=4, verbose=0, validation_data=validation)
     return distiller, history.history, images, labels
@@ -56,11 +55,11 @@ def test_fit_lowers_the_loss_and_logs_every_metric_with_validation(trained):
     assert history["val_acc"][-1] == pytest.approx(float((predicted == labels).mean()), abs=1e-6)
 
 
-@pytest.mark.parametrize("distillation", ["soft", "none"])
-def test_a_few_steps_lower_the_loss_in_the_other_modes(distillation):
+@pytest.mark.parametrize("kd", [SoftDistillation(2.0), None])
+def test_a_few_steps_lower_the_loss_in_the_other_modes(kd):
     images, labels, teacher = colour_data(32)
     data = store_dataset(images, labels, teacher, batch_size=32)
-    distiller = compiled(Distiller(tiny_student(), distillation=distillation, temperature=2.0), run_eagerly=True)
+    distiller = compiled(Distiller(tiny_student(), kd), run_eagerly=True)
     before = distiller.evaluate(data, return_dict=True, verbose=0)
     distiller.fit(data, epochs=4, verbose=0)
     after = distiller.evaluate(data, return_dict=True, verbose=0)
@@ -70,7 +69,7 @@ def test_a_few_steps_lower_the_loss_in_the_other_modes(distillation):
 
 def test_evaluate_in_the_store_format_reports_the_weighted_loss():
     images, labels, teacher = colour_data(32)
-    distiller = compiled(Distiller(tiny_student(), distillation="hard", alpha=0.5), run_eagerly=True)
+    distiller = compiled(Distiller(tiny_student(), HardDistillation(), alpha=0.5), run_eagerly=True)
     plain = distiller.evaluate(images, labels, batch_size=32, return_dict=True, verbose=0)
     stored = distiller.evaluate(store_dataset(images, labels, teacher, 32), return_dict=True, verbose=0)
     assert plain["loss"] == pytest.approx(plain["label_loss"])
@@ -81,7 +80,7 @@ def test_evaluate_in_the_store_format_reports_the_weighted_loss():
 
 def test_plain_student_without_distillation_token_trains_through_the_same_entry_point():
     images, labels, _ = colour_data(32)
-    distiller = compiled(Distiller(tiny_student(distillation=False), distillation="none"), run_eagerly=True)
+    distiller = compiled(Distiller(tiny_student(distillation=False), kd=None), run_eagerly=True)
     history = distiller.fit(images, labels, batch_size=16, epochs=3, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
     assert history["cls_acc"] == history["acc"]  # one head: the average is that head
@@ -103,9 +102,7 @@ def test_distiller_saves_student_and_settings_but_never_the_online_teachers(tmp_
     student = tiny_student()
     teacher = tiny_resnet(NUM_CLASSES, SIZE)
     distiller = compiled(
-        Distiller(
-            student, alpha=0.3, distillation="soft", temperature=2.0, teachers=[teacher], teacher_ensemble="vote"
-        ),
+        Distiller(student, SoftDistillation(2.0), alpha=0.3, teachers=[teacher], teacher_ensemble="vote"),
         run_eagerly=True,
     )
     distiller.fit(images, labels, batch_size=16, epochs=1, verbose=0)
@@ -113,25 +110,22 @@ def test_distiller_saves_student_and_settings_but_never_the_online_teachers(tmp_
     distiller.save(tmp_path / "distiller.keras")
     loaded = keras.saving.load_model(tmp_path / "distiller.keras")
     assert isinstance(loaded, Distiller) and loaded.teachers == ()
-    settings = (loaded.alpha, loaded.distillation, loaded.temperature, loaded.teacher_ensemble)
-    assert settings == (0.3, "soft", 2.0, "vote")
+    settings = (loaded.alpha, loaded.kd, loaded.teacher_ensemble)
+    assert settings == (0.3, SoftDistillation(2.0), "vote")
     assert len(loaded.weights) == len(student.weights)
     np.testing.assert_allclose(loaded.student(images), distiller.student(images), atol=1e-5)
 
 
-@pytest.mark.parametrize("distillation,rule", [("hard", "soft"), ("soft", "vote")])
-def test_online_teachers_give_the_loss_of_their_ensemble_target_and_stay_frozen(distillation, rule):
+@pytest.mark.parametrize("kd,rule", [(HardDistillation(), "soft"), (SoftDistillation(2.0), "vote")])
+def test_online_teachers_give_the_loss_of_their_ensemble_target_and_stay_frozen(kd, rule):
     images, labels, _ = colour_data(16)
     teachers = [tiny_resnet(NUM_CLASSES, SIZE), tiny_resnet(NUM_CLASSES, SIZE)]
     frozen = [[w.numpy().copy() for w in t.weights] for t in teachers]
-    distiller = compiled(
-        Distiller(tiny_student(), distillation=distillation, temperature=2.0, teachers=teachers, teacher_ensemble=rule),
-        run_eagerly=True,
-    )
+    distiller = compiled(Distiller(tiny_student(), kd, teachers=teachers, teacher_ensemble=rule), run_eagerly=True)
     logits = np.stack([t(images, training=False) for t in teachers], axis=1)
-    target = ensemble_target(logits, rule=rule, target=distillation, temperature=2.0)
+    target = kd.target(logits, rule)
     online = distiller.evaluate(images, labels, batch_size=16, return_dict=True, verbose=0)
-    stored_mode = compiled(Distiller(distiller.student, distillation=distillation, temperature=2.0), run_eagerly=True)
+    stored_mode = compiled(Distiller(distiller.student, kd), run_eagerly=True)
     stored = stored_mode.evaluate(
         store_dataset(images, labels, keras.ops.convert_to_numpy(target)), return_dict=True, verbose=0
     )
@@ -145,7 +139,7 @@ def test_online_teachers_give_the_loss_of_their_ensemble_target_and_stay_frozen(
 def test_mixed_bfloat16_student_keeps_float32_heads_and_losses():
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     images, labels, teacher = colour_data(32)
-    distiller = compiled(Distiller(tiny_student(), distillation="soft"), run_eagerly=True)
+    distiller = compiled(Distiller(tiny_student(), SoftDistillation()), run_eagerly=True)
     cls, dist = distiller(images[:2], training=True)
     assert keras.backend.standardize_dtype(cls.dtype) == keras.backend.standardize_dtype(dist.dtype) == "float32"
     history = distiller.fit(store_dataset(images, labels, teacher), epochs=1, verbose=0)
@@ -160,9 +154,8 @@ def test_mixed_bfloat16_student_keeps_float32_heads_and_losses():
     [
         (dict(alpha=-0.1), "alpha"),
         (dict(alpha=1.5), "alpha"),
-        (dict(temperature=0.0), "temperature"),
-        (dict(temperature=-2.0), "temperature"),
-        (dict(distillation="medium"), "distillation"),
+        (dict(kd="medium"), "kd"),
+        (dict(kd=losses.HardDistillation), "kd"),  # the class, not an object
         (dict(label_smoothing=1.0), "label_smoothing"),
         (dict(teacher_ensemble="median"), "teacher_ensemble"),
         (dict(teachers=[]), "teachers"),
@@ -174,17 +167,17 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, argument):
         Distiller(tiny_student(), **kwargs)
 
 
-@pytest.mark.parametrize("distillation", ["hard", "soft"])
-def test_student_without_distillation_token_is_refused_for_distillation(distillation):
+@pytest.mark.parametrize("kd", [HardDistillation(), SoftDistillation(4.0)])
+def test_student_without_distillation_token_is_refused_for_distillation(kd):
     with pytest.raises(ValueError, match="`student` has no distillation token"):
-        Distiller(tiny_student(distillation=False), distillation=distillation)
+        Distiller(tiny_student(distillation=False), kd)
 
 
 def test_online_teacher_with_other_class_count_and_teachers_in_none_mode_are_refused():
     with pytest.raises(ValueError, match="predicts 5 classes.*student predicts 4"):
         Distiller(tiny_student(), teachers=[tiny_resnet(5, SIZE)])
     with pytest.raises(ValueError, match="`teachers`"):
-        Distiller(tiny_student(), distillation="none", teachers=[tiny_resnet(NUM_CLASSES, SIZE)])
+        Distiller(tiny_student(), kd=None, teachers=[tiny_resnet(NUM_CLASSES, SIZE)])
 
 
 def test_compile_refuses_a_loss_or_metrics():
@@ -194,7 +187,7 @@ def test_compile_refuses_a_loss_or_metrics():
 
 def test_batch_without_teacher_in_stored_mode_says_how_to_build_the_dataset():
     images, labels, _ = colour_data(16)
-    distiller = compiled(Distiller(tiny_student(), distillation="hard"))
+    distiller = compiled(Distiller(tiny_student(), HardDistillation()))
     counter = CountBatches()
     with pytest.raises(ValueError, match=r"no 'teacher' entry.*TeacherStore\.open\(path\)\.dataset"):
         distiller.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(8), callbacks=[counter], verbose=0)
@@ -206,7 +199,7 @@ def test_batch_without_teacher_in_stored_mode_says_how_to_build_the_dataset():
 def test_class_count_mismatch_fails_at_the_start_of_fit_naming_both():
     images, labels, _ = colour_data(16)
     teacher = np.eye(10, dtype="float32")[labels]
-    distiller = compiled(Distiller(tiny_student(), distillation="hard"))
+    distiller = compiled(Distiller(tiny_student(), HardDistillation()))
     counter = CountBatches()
     with pytest.raises(ValueError, match="student predicts 4 classes but the teacher targets .* have 10"):
         distiller.fit(store_dataset(images, labels, teacher), callbacks=[counter], verbose=0)

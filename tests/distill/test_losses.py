@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from libkd_keras.distill import Distiller, losses
+from libkd_keras.distill import Distiller, HardDistillation, SoftDistillation, losses
 from tests.distill.helpers import tiny_student
 
 C = 4
@@ -40,7 +40,7 @@ def value(x):
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
 def test_hard_loss_matches_numpy(alpha, label_smoothing):
     terms = losses.distillation_loss(
-        CLS, DIST, LABELS, TEACHER_HARD, alpha=alpha, distillation="hard", label_smoothing=label_smoothing
+        CLS, DIST, LABELS, TEACHER_HARD, kd=HardDistillation(), alpha=alpha, label_smoothing=label_smoothing
     )
     label = np_ce(CLS, np_smooth(np.eye(C)[LABELS], label_smoothing))
     distill = -np_log_softmax(DIST)[np.arange(3), [3, 2, 0]]  # CE on the teacher's argmax, no smoothing
@@ -54,7 +54,7 @@ def test_hard_loss_matches_numpy(alpha, label_smoothing):
 def test_soft_loss_matches_numpy(alpha, temperature):
     teacher = np_softmax(TEACHER_LOGITS / temperature)  # as the store reads it at T
     terms = losses.distillation_loss(
-        CLS, DIST, LABELS, teacher, alpha=alpha, distillation="soft", temperature=temperature, label_smoothing=0.1
+        CLS, DIST, LABELS, teacher, kd=SoftDistillation(temperature), alpha=alpha, label_smoothing=0.1
     )
     student = np_softmax(DIST / temperature)
     kl = (teacher * (np.log(teacher) - np.log(student))).sum(-1) * temperature**2
@@ -83,10 +83,10 @@ def test_probability_row_labels_equal_integer_labels_and_mixed_rows_are_soft_tar
 
 
 def test_none_mode_trains_the_distillation_head_on_true_labels():
-    terms = losses.distillation_loss(CLS, DIST, LABELS, None, alpha=0.3, distillation="none", label_smoothing=0.1)
+    terms = losses.distillation_loss(CLS, DIST, LABELS, None, kd=None, alpha=0.3, label_smoothing=0.1)
     rows = np_smooth(np.eye(C)[LABELS], 0.1)
     np.testing.assert_allclose(value(terms["loss"]), 0.3 * np_ce(CLS, rows) + 0.7 * np_ce(DIST, rows), rtol=1e-5)
-    no_head = losses.distillation_loss(CLS, None, LABELS, None, alpha=0.3, distillation="none", label_smoothing=0.1)
+    no_head = losses.distillation_loss(CLS, None, LABELS, None, kd=None, alpha=0.3, label_smoothing=0.1)
     np.testing.assert_allclose(value(no_head["loss"]), np_ce(CLS, rows), rtol=1e-5)
 
 
@@ -99,7 +99,7 @@ def test_bfloat16_logits_give_a_float32_loss():
 
 @pytest.mark.parametrize("alpha,temperature", [(0.5, 1.0), (0.25, 4.0)])
 def test_distiller_compute_loss_is_the_batch_mean(alpha, temperature):
-    distiller = Distiller(tiny_student(), alpha=alpha, distillation="soft", temperature=temperature)
+    distiller = Distiller(tiny_student(), SoftDistillation(temperature), alpha=alpha)
     teacher = np_softmax(TEACHER_LOGITS / temperature)
     loss = distiller.compute_loss(y={"label": LABELS, "teacher": teacher}, y_pred=(CLS, DIST), training=True)
     kl = (teacher * (np.log(teacher) - np_log_softmax(DIST / temperature))).sum(-1) * temperature**2

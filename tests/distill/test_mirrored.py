@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
-    from libkd_keras.distill import Distiller
+    from libkd_keras.distill import Distiller, HardDistillation
     from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, store_dataset, tiny_student
     from tests.models.tiny import tiny_resnet
 
@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     data = store_dataset(images, labels, teacher, batch_size=8)
 
     def one_step(student, teachers=None):
-        distiller = Distiller(student, distillation="hard", alpha=0.5, teachers=teachers)
+        distiller = Distiller(student, HardDistillation(), alpha=0.5, teachers=teachers)
         distiller.compile(optimizer=keras.optimizers.SGD(0.5))
         if teachers:
             return distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0).history["loss"][0]

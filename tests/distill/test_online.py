@@ -5,9 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from libkd_keras.distill import Distiller, baseline, online, train_student
-from libkd_keras.distill import training as training_module
-from libkd_keras.ensembles import describe_target, teacher_target
+from libkd_keras.distill import (
+    Distiller,
+    HardDistillation,
+    OnlineTargets,
+    SoftDistillation,
+    baseline,
+    online,
+    train_student,
+)
+from libkd_keras.distill import sources as sources_module
+from libkd_keras.ensembles import teacher_target
 from libkd_keras.layers import involution_xla
 from libkd_keras.models import rednet_cifar, resnet_cifar
 from tests.distill.helpers import tiny_student
@@ -32,12 +40,14 @@ def _batches(n=32, size=16, mixed=False, num_classes=4):
     return images, labels, tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
 
 
-@pytest.mark.parametrize("rule, target, temperature", [("soft", "soft", 4.0), ("vote", "hard", 1.0)])
+@pytest.mark.parametrize(
+    "rule, kd, temperature", [("soft", SoftDistillation(4.0), 4.0), ("vote", HardDistillation(), 1.0)]
+)
 @pytest.mark.parametrize("mixed", [False, True])
-def test_labelled_batches_hold_the_teachers_ensemble_target(rule, target, temperature, mixed):
+def test_labelled_batches_hold_the_teachers_ensemble_target(rule, kd, temperature, mixed):
     teachers = _teachers()
     images, labels, data = _batches(mixed=mixed)
-    labelled = list(online.label_online(data, teachers, 4, rule=rule, target=target, temperature=temperature))
+    labelled = list(online.label_online(data, teachers, 4, kd, rule=rule))
     got = np.concatenate([y["teacher"].numpy() for _, y in labelled])
     logits = np.stack([t.predict(images, verbose=0) for t in teachers], axis=1)
     if rule == "soft":
@@ -51,7 +61,7 @@ def test_labelled_batches_hold_the_teachers_ensemble_target(rule, target, temper
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in labelled]), images)
     np.testing.assert_allclose(np.concatenate([y["label"].numpy() for _, y in labelled]), labels)
     kinds = np.concatenate([y["target_kind"].numpy() for _, y in labelled])
-    np.testing.assert_allclose(kinds, np.tile(describe_target(rule, target, temperature), (len(images), 1)))
+    np.testing.assert_allclose(kinds, np.tile(kd.describe(rule), (len(images), 1)))
 
 
 def test_rednet_teachers_take_the_fused_taps_in_the_map(monkeypatch):
@@ -60,10 +70,10 @@ def test_rednet_teachers_take_the_fused_taps_in_the_map(monkeypatch):
     monkeypatch.setattr(involution_xla, "involve", lambda *a, **k: calls.append(1) or real(*a, **k))
     teachers = _teachers()
     _, _, data = _batches()
-    fused = next(iter(online.label_online(data, teachers, 4, target="soft")))[1]["teacher"].numpy()
+    fused = next(iter(online.label_online(data, teachers, 4, SoftDistillation())))[1]["teacher"].numpy()
     assert calls  # traced with the XLA-fused taps
     with involution_xla.fused_taps(False):  # the portable taps give the same rows
-        portable = teacher_target(teachers, next(iter(data))[0], 4, target="soft").numpy()
+        portable = teacher_target(teachers, next(iter(data))[0], 4, SoftDistillation()).numpy()
     np.testing.assert_allclose(fused, portable, atol=1e-5)
 
 
@@ -74,9 +84,9 @@ def test_the_stored_mode_step_on_labelled_batches_equals_the_online_step():
     results = []
     for in_pipeline in (False, True):
         student = tiny_student()
-        model = Distiller(student, distillation="soft", temperature=4.0, teachers=None if in_pipeline else teachers)
+        model = Distiller(student, SoftDistillation(4.0), teachers=None if in_pipeline else teachers)
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-        batches = online.label_online(data, teachers, 4, target="soft", temperature=4.0) if in_pipeline else data
+        batches = online.label_online(data, teachers, 4, SoftDistillation(4.0)) if in_pipeline else data
         history = model.fit(batches.take(1), epochs=1, verbose=0).history
         results.append((history["loss"][0], [w.numpy() for w in student.weights]))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
@@ -93,16 +103,16 @@ def test_the_rule_puts_the_teachers_in_tf_data_on_one_cpu_replica():
 def test_bad_teachers_and_class_counts_are_refused():
     _, _, data = _batches()
     with pytest.raises(ValueError, match=r"non-empty list \(or dict\) of keras.Model"):
-        online.label_online(data, [], 4)
+        online.label_online(data, [], 4, HardDistillation())
     with pytest.raises(ValueError, match="predicts 4 classes but the student predicts 3"):
-        online.label_online(data, _teachers(), 3)
+        online.label_online(data, _teachers(), 3, HardDistillation())
 
 
 def test_train_student_gives_the_same_student_with_the_teachers_in_either_place(tmp_path, monkeypatch):
     train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
     teacher = resnet_cifar(depth=8, num_classes=3, input_shape=(8, 8, 3))
     recipe = baseline(distillation="soft", temperature=2.0, batch_size=12, warmup_epochs=0, precision="float32")
-    common = dict(recipe=recipe, epochs=2, teachers=["t"], targets="online", teacher_models={"t": teacher}, verbose=0)
+    common = dict(recipe=recipe, epochs=2, targets=OnlineTargets({"t": teacher}), verbose=0)
     seen, records = [], {}
     real_distiller = type(recipe).distiller
 
@@ -112,7 +122,7 @@ def test_train_student_gives_the_same_student_with_the_teachers_in_either_place(
 
     monkeypatch.setattr(type(recipe), "distiller", recording)
     for in_pipeline in (True, False):
-        monkeypatch.setattr(training_module, "in_input_pipeline", lambda: in_pipeline)
+        monkeypatch.setattr(sources_module, "in_input_pipeline", lambda: in_pipeline)
         name = f"in_pipeline_{in_pipeline}"
         records[in_pipeline] = train_student(
             _build(), train, test, tmp_path, name=name, compile_options={"jit_compile": False}, **common

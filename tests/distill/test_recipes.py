@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from libkd_keras.distill import RECIPES, Distiller, baseline, make_student, superior
+from libkd_keras.distill import RECIPES, Distiller, SoftDistillation, baseline, make_student, superior
 
 
 def lr_at(schedule, step):
@@ -67,12 +67,8 @@ def test_make_student_sizes_and_recipe_distiller_settings():
     assert student.count_params() == 5_365_076 and student.drop_path_rate == 0.2
     distiller = recipe.distiller(student)
     assert isinstance(distiller, Distiller)
-    assert (distiller.alpha, distiller.distillation, distiller.temperature, distiller.label_smoothing) == (
-        0.25,
-        "soft",
-        3.0,
-        0.0,
-    )
+    assert (distiller.alpha, distiller.kd, distiller.label_smoothing) == (0.25, SoftDistillation(3.0), 0.0)
+    assert recipe.kd == SoftDistillation(3.0) and recipe.replace(distillation="none").kd is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.data import Split
-from libkd_keras.distill import baseline, scaled_base_learning_rate, student_builder, train_student
+from libkd_keras.distill import baseline, scaled_base_learning_rate, student_builder, target_source, train_student
 
 
 def toy_split(n, split, seed):
@@ -77,7 +77,11 @@ def test_train_student_refuses_mismatched_teachers_and_sizes(tmp_path):
     with pytest.raises(ValueError, match="distillation='none' goes with no teachers"):
         train_student(_build(), train, train, tmp_path, recipe=baseline(), epochs=1)
     with pytest.raises(ValueError, match="need the `store`"):
-        train_student(_build(), train, train, tmp_path, recipe=baseline(), epochs=1, teachers=["t"])
+        train_student(
+            _build(), train, train, tmp_path, recipe=baseline(), epochs=1, targets=target_source("clean", ["t"])
+        )
+    with pytest.raises(ValueError, match="`targets` must be StoredTargets"):
+        train_student(_build(), train, train, tmp_path, recipe=baseline(), epochs=1, targets="clean")
     with pytest.raises(ValueError, match="does not divide the image size 8x8"):
         student_builder("deit_tiny", 3, 8, patch_size=3)
     with pytest.raises(ValueError, match="deit_micro"):
@@ -119,32 +123,41 @@ def test_students_learn_from_replayed_views_or_online_teachers(tmp_path):
     teacher = _teacher()
     recipe = baseline(distillation="soft", temperature=2.0, batch_size=12, warmup_epochs=0, precision="float32")
     views = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=4, view_padding=4)
-    common = dict(recipe=recipe, epochs=1, teachers=["t"], verbose=0)
-    record = train_student(_build(), train, test, tmp_path, store=views, targets="views", name="v", **common)
+    common = dict(recipe=recipe, epochs=1, verbose=0)
+    record = train_student(
+        _build(), train, test, tmp_path, targets=target_source("views", ["t"], store=views), name="v", **common
+    )
     assert record["targets"] == "views" and np.isfinite(record["history"]["loss"]).all()
     online = train_student(
-        _build(), train, test, tmp_path, targets="online", teacher_models={"t": teacher}, name="o", **common
+        _build(),
+        train,
+        test,
+        tmp_path,
+        targets=target_source("online", ["t"], models={"t": teacher}),
+        name="o",
+        **common,
     )
     assert online["targets"] == "online" and online["teacher_trainable_parameters"] == teacher.count_params()
 
     clean = precompute({"t": teacher}, train, tmp_path / "clean", dtype="float32")
     with pytest.raises(StoreError, match="clean images only"):
-        train_student(_build(), train, test, tmp_path, store=clean, targets="views", name="x", **common)
+        train_student(
+            _build(), train, test, tmp_path, targets=target_source("views", ["t"], store=clean), name="x", **common
+        )
     with pytest.raises(StoreError, match=r"crop padding 4 \(store\) vs padding 2"):
         train_student(
             _build(),
             train,
             test,
             tmp_path,
-            store=views,
-            targets="views",
+            targets=target_source("views", ["t"], store=views),
             name="x",
             **{**common, "recipe": recipe.replace(crop_padding=2)},
         )
-    with pytest.raises(ValueError, match="teacher_models"):
-        train_student(_build(), train, test, tmp_path, targets="online", name="x", **common)
+    with pytest.raises(ValueError, match="`models` must hold one keras.Model per teacher"):
+        target_source("online", ["t"])
     with pytest.raises(ValueError, match="`targets` must be one of"):
-        train_student(_build(), train, test, tmp_path, store=clean, targets="view", name="x", **common)
+        target_source("view", ["t"], store=clean)
 
 
 def test_a_seeded_baseline_student_is_the_same_in_every_run(tmp_path):
@@ -205,7 +218,7 @@ def test_every_student_pipeline_keeps_its_batches_and_known_length(tmp_path):
     import tensorflow as tf
 
     from libkd_keras.data.epochs import EpochSeeds
-    from libkd_keras.distill import superior
+    from libkd_keras.distill import HardDistillation, superior
     from libkd_keras.distill.online import label_online
     from libkd_keras.store import precompute
 
@@ -213,11 +226,14 @@ def test_every_student_pipeline_keeps_its_batches_and_known_length(tmp_path):
     store = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=2, view_padding=4)
     for recipe in (baseline(batch_size=12), superior(batch_size=12)):
         seeds = EpochSeeds(0)
-        views = store.dataset(teachers=["t"], batch_size=12, seed=seeds, split=train, views=True)
+        views = store.dataset(HardDistillation(), teachers=["t"], batch_size=12, seed=seeds, split=train, views=True)
         pipelines = {
             "views": recipe.augment(views, 3, seed=seeds, replayed_views=True),
             "online": label_online(
-                recipe.augment(train.dataset(12, shuffle=True, seed=seeds), 3, seed=seeds), teacher, 3
+                recipe.augment(train.dataset(12, shuffle=True, seed=seeds), 3, seed=seeds),
+                teacher,
+                3,
+                HardDistillation(),
             ),
         }
         for where, batches in pipelines.items():

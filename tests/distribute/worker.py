@@ -93,7 +93,7 @@ def main(out, store_path, backup=None):
     import keras
     import numpy as np
 
-    from libkd_keras.distill import Distiller
+    from libkd_keras.distill import Distiller, HardDistillation
     from libkd_keras.store import TeacherStore
     from libkd_keras.teachers import train_teacher
     from tests.distill.helpers import NUM_CLASSES, SIZE
@@ -114,11 +114,12 @@ def main(out, store_path, backup=None):
                 raise KeyboardInterrupt("interrupted for the test")
 
     store = TeacherStore.open(store_path)
-    data = distribute.shard_policy(store.dataset(batch_size=GLOBAL_BATCH, shuffle=False, drop_remainder=True), "data")
+    data = store.dataset(HardDistillation(), batch_size=GLOBAL_BATCH, shuffle=False, drop_remainder=True)
+    data = distribute.shard_policy(data, "data")
 
     def distiller(seed, teachers=None):
         with strategy.scope():
-            model = Distiller(tiny_deit(seed), distillation="hard", alpha=0.5, teachers=teachers)
+            model = Distiller(tiny_deit(seed), HardDistillation(), alpha=0.5, teachers=teachers)
             model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
         return model
 

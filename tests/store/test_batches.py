@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from libkd_keras.data import Split
-from libkd_keras.ensembles import describe_target
+from libkd_keras.distill import HardDistillation, SoftDistillation
 from libkd_keras.store import StoreError, TeacherStore
 from libkd_keras.store.batches import _checked_join, join_positions
 from tests.store.helpers import encode_ids
@@ -33,21 +33,21 @@ def test_a_split_with_an_id_the_store_lacks_is_refused_even_if_it_passes_the_che
     other = Split(encode_ids(ids), split.labels, ids, split.class_names, "toy", "train")
     monkeypatch.setattr(TeacherStore, "check_matches", lambda self, split: None)  # as if the check were fooled
     with pytest.raises(StoreError, match=r"1 example id\(s\) are not in store .* \(first: \[8\]\)"):
-        store.dataset(split=other)
+        store.dataset(HardDistillation(), split=other)
 
 
 @pytest.mark.parametrize(
-    "rule,target,temperature,expected",
+    "rule,kd,expected",
     [
-        ("soft", "hard", 4.0, [0.0, 0.0, 0.0]),
-        ("soft", "soft", 4.0, [1.0, 4.0, 0.0]),
-        ("vote", "hard", 1.0, [0.0, 0.0, 1.0]),
-        ("vote", "soft", 2.0, [1.0, 0.0, 1.0]),  # vote fractions do not depend on T
+        ("soft", HardDistillation(), [0.0, 0.0, 0.0]),
+        ("soft", SoftDistillation(4.0), [1.0, 4.0, 0.0]),
+        ("vote", HardDistillation(), [0.0, 0.0, 1.0]),
+        ("vote", SoftDistillation(2.0), [1.0, 0.0, 1.0]),  # vote fractions do not depend on T
     ],
 )
-def test_every_batch_row_describes_its_target(store, rule, target, temperature, expected):
-    assert describe_target(rule, target, temperature) == expected
-    ds = store.dataset(ensemble=rule, target=target, temperature=temperature, batch_size=16)
+def test_every_batch_row_describes_its_target(store, rule, kd, expected):
+    assert kd.describe(rule) == expected
+    ds = store.dataset(kd, ensemble=rule, batch_size=16)
     for _, y in ds.take(2):
         assert y["target_kind"].dtype == tf.float32 and y["target_kind"].shape == (16, 3)
         np.testing.assert_array_equal(y["target_kind"].numpy(), np.tile(expected, (16, 1)))
@@ -55,6 +55,10 @@ def test_every_batch_row_describes_its_target(store, rule, target, temperature, 
 
 def test_bad_target_arguments_name_them(store):
     with pytest.raises(ValueError, match="`ensemble`"):
-        store.dataset(ensemble="median")
-    with pytest.raises(ValueError, match="`temperature`"):
-        store.dataset(target="soft", temperature=0)
+        store.dataset(HardDistillation(), ensemble="median")
+    with pytest.raises(ValueError, match=r"distillation whose target rows to read.*got 'soft'"):
+        store.dataset("soft")
+    with pytest.raises(
+        TypeError, match=r"\['target', 'temperature'\].*dataset\(SoftDistillation\(temperature\), ...\)"
+    ):
+        store.dataset(HardDistillation(), target="soft", temperature=4.0)  # the keywords of before

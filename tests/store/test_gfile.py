@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from libkd_keras.distill import HardDistillation
 from libkd_keras.store import (
     StoreError,
     TeacherStore,
@@ -45,9 +46,9 @@ def test_a_store_on_ram_opens_and_feeds_training_like_a_local_one(ram, store, sp
     assert not tf.io.gfile.glob(f"{ram}/toy.*")  # written in place: no temporary folders beside it
     np.testing.assert_array_equal(opened.logits(), store.logits())  # the local store of the same teachers
     np.testing.assert_array_equal(opened.images(), store.images())
-    images, targets = next(iter(opened.dataset(batch_size=8, shuffle=False)))
+    images, targets = next(iter(opened.dataset(HardDistillation(), batch_size=8, shuffle=False)))
     assert images.shape == (8, 8, 8, 3) and targets["teacher"].shape == (8, 4)
-    local_images, local_targets = next(iter(store.dataset(batch_size=8, shuffle=False)))  # the same reads
+    local_images, local_targets = next(iter(store.dataset(HardDistillation(), batch_size=8, shuffle=False)))
     np.testing.assert_array_equal(images.numpy(), local_images.numpy())
     np.testing.assert_array_equal(targets["teacher"].numpy(), local_targets["teacher"].numpy())
     grown = add_teachers(opened, alpha(tables, "gamma"))

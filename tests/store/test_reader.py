@@ -4,6 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
+from libkd_keras.distill import HardDistillation, SoftDistillation
 from libkd_keras.store import StoreError, TeacherStore, precompute
 from tests.store.helpers import NUM_CLASSES, TableTeacher, decode_ids, make_split
 
@@ -39,7 +40,7 @@ def collect(ds):
 
 @pytest.mark.parametrize("from_split", [False, True])
 def test_the_id_join_survives_shuffling(store, split, tables, from_split):
-    ds = store.dataset(batch_size=7, seed=4, ensemble="soft", target="soft", split=split if from_split else None)
+    ds = store.dataset(SoftDistillation(), batch_size=7, seed=4, ensemble="soft", split=split if from_split else None)
     expected = numpy_targets(np.stack([tables["alpha"], tables["beta"]], 1), "soft", "soft")
     label_of = dict(zip(split.ids.tolist(), split.labels.tolist()))
     orders = []
@@ -63,23 +64,25 @@ def test_ensemble_targets_match_numpy(tmp_path, rule, target, temperature):
     tables[2][split.ids[:20]] = tables[0][split.ids[:20]]  # ...so that some votes tie 2-2 and some are 2-1-1
     teachers = {f"t{i}": TableTeacher(t) for i, t in enumerate(tables)}
     store = precompute(teachers, split, tmp_path / "s", dtype="float32", include_images=False)
-    ds = store.dataset(ensemble=rule, target=target, temperature=temperature, batch_size=16, split=split)
+    kd = SoftDistillation(temperature) if target == "soft" else HardDistillation()
+    ds = store.dataset(kd, ensemble=rule, batch_size=16, split=split)
     ids, _, teacher = collect(ds)
     expected = numpy_targets(np.stack([t[ids] for t in tables], 1), rule, target, temperature)
     np.testing.assert_allclose(teacher, expected, rtol=1e-5, atol=1e-6)
-    subset = collect(store.dataset(teachers=["t1"], target="hard", batch_size=64, shuffle=False, split=split))[2]
+    subset = collect(store.dataset(HardDistillation(), teachers=["t1"], batch_size=64, shuffle=False, split=split))[2]
     np.testing.assert_array_equal(subset.argmax(1), tables[1][split.ids].argmax(1))
     with pytest.raises(StoreError, match="holds no images"):
-        store.dataset()
+        store.dataset(kd)
 
 
 def test_batches_fit_the_contract_and_augment_touches_images_only(store):
-    ds = store.dataset(batch_size=8, shuffle=False, augment=lambda x: 255.0 - x, drop_remainder=True, repeat=True)
+    kd = HardDistillation()
+    ds = store.dataset(kd, batch_size=8, shuffle=False, augment=lambda x: 255.0 - x, drop_remainder=True, repeat=True)
     images, y = next(iter(ds))
     assert images.shape == (8, 8, 8, 3) and images.dtype.name == "float32"
     assert set(y) == {"label", "teacher", "target_kind"}
     assert y["label"].dtype.name == "int64" and y["teacher"].shape == (8, 4)
-    plain, _ = next(iter(store.dataset(batch_size=8, shuffle=False)))
+    plain, _ = next(iter(store.dataset(kd, batch_size=8, shuffle=False)))
     np.testing.assert_array_equal(images.numpy(), 255.0 - plain.numpy())
     assert sum(1 for _ in ds.take(20)) == 20  # repeat=True keeps going past the 60 examples
 
@@ -96,7 +99,7 @@ def test_a_different_split_is_refused_naming_both_sides(store, split):
 
     same_size = Split(pixels_changed, split.labels, split.ids, split.class_names, "toy", "train")
     with pytest.raises(StoreError, match=r"fingerprint [0-9a-f]{16}\.\.\. vs [0-9a-f]{16}\.\.\."):
-        store.dataset(split=same_size)
+        store.dataset(HardDistillation(), split=same_size)
     more_classes = Split(split.images, split.labels, split.ids, tuple("abcde"), "toy", "train")
     with pytest.raises(StoreError, match="class count 4 vs 5"):
         TeacherStore.open(store.path, expect=more_classes)
@@ -104,7 +107,7 @@ def test_a_different_split_is_refused_naming_both_sides(store, split):
 
 def test_unknown_teacher_lists_the_stored_ones(store):
     with pytest.raises(StoreError, match=r"\['delta'\].*stored teachers: \['alpha', 'beta'\]"):
-        store.dataset(teachers=["alpha", "delta"])
+        store.dataset(HardDistillation(), teachers=["alpha", "delta"])
     with pytest.raises(StoreError, match="stored teachers"):
         store.logits("delta")
 

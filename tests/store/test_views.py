@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.data import Split
-from libkd_keras.distill import baseline, student_augmentation
+from libkd_keras.distill import SoftDistillation, baseline, student_augmentation
 from libkd_keras.store import StoreError, TeacherStore, add_teachers, precompute, rebuild_store, write_share
 from libkd_keras.store.views import ViewRecipe, check_replayable, replay, view_images
 
@@ -90,7 +90,7 @@ def _view(split, params, i, v):
 
 
 def test_training_batches_replay_the_stored_views_bit_exactly(store, split):
-    ds = store.dataset(target="soft", temperature=1.0, batch_size=8, split=split, views=True, seed=3)
+    ds = store.dataset(SoftDistillation(1.0), batch_size=8, split=split, views=True, seed=3)
     params = store.view_params()
     views = {(i, v): _view(split, params, i, v) for i in range(len(split)) for v in range(3)}
     drawn = []
@@ -107,7 +107,7 @@ def test_training_batches_replay_the_stored_views_bit_exactly(store, split):
 
 def test_mixing_after_replay_mixes_the_rows_of_the_replayed_views(store, split):
     # Unshuffled batches of 8 hold the 8 classes once each, so a mixed label row names both examples.
-    ds = store.dataset(target="soft", temperature=1.0, batch_size=8, split=split, views=True, shuffle=False, seed=0)
+    ds = store.dataset(SoftDistillation(1.0), batch_size=8, split=split, views=True, shuffle=False, seed=0)
     mixed = student_augmentation(ds, CLASSES, 8, flip_crop=False, mixup_alpha=0.8, seed=1)
     params = store.view_params()
     for batch, (images, targets) in enumerate(mixed.take(3)):
@@ -151,7 +151,7 @@ def test_views_are_refused_clearly_where_they_cannot_be_replayed(tmp_path, store
     single = precompute({"h": HashTeacher()}, split, tmp_path / "single", dtype="float32")
     assert single.num_views == 0 and "views" not in single.manifest  # single-view stores are as before
     with pytest.raises(StoreError, match=r"clean images only.*views=N"):
-        single.dataset(batch_size=8, split=split, views=True)
+        single.dataset(SoftDistillation(), batch_size=8, split=split, views=True)
     with pytest.raises(StoreError, match=r"crop padding 2 \(store\) vs padding 4"):
         check_replayable(store, baseline(), split.image_shape)
     with pytest.raises(StoreError, match=r"image shape \[8, 8, 3\] \(store\) vs \[16, 16, 3\]"):

@@ -97,7 +97,7 @@ def _train_and_evaluate(
     The student and its `train_student` record go to `out_dir/models/<name>__seed<k>.keras/.json`;
     an interrupted run resumes from its last backed-up epoch.
     """
-    from libkd_keras.distill import RECIPES, train_student
+    from libkd_keras.distill import RECIPES, target_source, train_student
     from libkd_keras.distill import make_student as make_deit
 
     recipe = RECIPES[experiment.recipe](
@@ -126,9 +126,7 @@ def _train_and_evaluate(
         recipe=recipe,
         epochs=epochs,
         seed=seed,
-        store=store,
-        teachers=experiment.teachers,
-        ensemble=experiment.ensemble,
+        targets=target_source("clean", experiment.teachers, experiment.ensemble, store=store),
         name=f"{experiment.name}__seed{seed}",
         validate=False,
         evaluate=True,
