@@ -99,7 +99,7 @@ def _run_in_folder(args, run_step, shared=False):
     data = runner.RunData(runner.Config.from_dict(config))
     runner.prepare(config, data, run_dir)  # bad data, student model or store.views: before the folder is touched
     if shared:
-        from libkd_keras.pipeline.store_shares import open_shared
+        from libkd_keras.pipeline.store import open_shared
 
         opened = open_shared(run_dir, config)
     else:

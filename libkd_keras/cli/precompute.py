@@ -5,7 +5,7 @@
     libkd precompute --out RUN_DIR --finalize                         # only if a worker stopped after its share
 
 The workers and `--finalize` work in the run folder together, without its lock
-(`libkd_keras.pipeline.store_shares`).
+(`libkd_keras.pipeline.store`).
 """
 
 from libkd_keras.pipeline.schema import ConfigError

@@ -1,10 +1,12 @@
-"""The LIB-KD pipeline as a library: config, run folder, and one module per step.
+"""The LIB-KD pipeline as a library: config, run folder, the run protocol, and the steps.
 
     config.py, checks.py, schema.py, settings.py, config_text.py   the run configuration (no TensorFlow)
     run_folder.py                                   the run folder: layout, step markers, lock
-    data.py, teachers.py, store.py, students.py,    the steps (TensorFlow)
-    evaluate.py, export.py, runner.py               `Pipeline`: every step in order, resumable
-    store_shares.py                                 the store step over several workers (sharded precompute)
+    steps.py                                        `Step` and the protocol every step follows, written once
+    teachers.py, own_teachers.py                    the teacher steps (TensorFlow from here on)
+    store.py                                        the store steps: one process, a worker's share, --finalize
+    students.py                                     a student's steps: trained, evaluated, exported; the ablation
+    runner.py                                       `Pipeline`: the run's data and its stages in order, resumable
 
 Example:
 >>> from libkd_keras.pipeline import Pipeline, RunFolder, resolve_config

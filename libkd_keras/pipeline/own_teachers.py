@@ -30,6 +30,7 @@ import libkd_keras
 from libkd_keras.atomic_files import file_digest, read_json, save_model_atomic, temporary_sibling, write_json_atomic
 from libkd_keras.evaluation import top_k_accuracy
 from libkd_keras.pipeline.schema import ConfigError
+from libkd_keras.pipeline.steps import Made
 
 KERAS_HUB = "keras_hub"  # the record's "needs": the package whose layers the saved copy holds
 
@@ -217,15 +218,14 @@ def check(pipeline):
             sources[spec.name] = (model, inner, needs, file_sha256(spec.path))
 
 
-def install(pipeline, spec):
-    """Step "teacher/<name>" of a user teacher: its model into the run folder, scored on the test split, recorded."""
+def install(pipeline, spec, announce):
+    """The work of step "teacher/<name>" of a user teacher: its model into the run folder, scored on the test
+    split, recorded (a `Made`)."""
     folder, test = pipeline.folder, pipeline.split("test")
-    step = f"teacher/{spec.name}"
     if spec.name not in _sources(pipeline):
         check(pipeline)
     model, inner, needs, sha256 = _sources(pipeline)[spec.name]
-    started = pipeline.clock()
-    pipeline.say(f"[....] teacher {spec.name}: your model {spec.path} (not trained), scored on {len(test):,} images")
+    announce(f": your model {spec.path} (not trained), scored on {len(test):,} images")
     target = folder.teacher_model(spec.name)
     if Path(spec.path).is_file() and model is inner:  # the file as it is, byte for byte
         with temporary_sibling(target, suffix=".keras") as tmp:
@@ -271,11 +271,8 @@ def install(pipeline, spec):
         "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__},
     }
     write_json_atomic(folder.teacher_json(spec.name), record)  # last: the record says the copy is whole
-    pipeline.done(
-        step,
-        f"teacher {spec.name} (your model, not trained)",
-        started,
-        outputs=[folder.relative(target), folder.relative(folder.teacher_json(spec.name))],
+    return Made(
         summary={"top1": float(top1), "sha256": sha256},
         detail=f"top-1 {100 * top1:.1f}%",
+        title=f"teacher {spec.name} (your model, not trained)",
     )

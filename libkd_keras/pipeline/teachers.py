@@ -10,6 +10,7 @@ teachers ([[teachers.models]], family "keras") are not trained: the step install
 (`own_teachers.install`), with or without `reuse_from`.
 """
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from libkd_keras.models import TEACHER_BUILDERS, rednet, resnet
 from libkd_keras.pipeline import own_teachers
 from libkd_keras.pipeline.run_folder import RunFolder, load_run_config, reuse_problem
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
+from libkd_keras.pipeline.steps import Made, Step
 from libkd_keras.precision import resolve_precision
 from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.teachers import TeacherRecipe, train_teacher
@@ -83,69 +85,63 @@ def teacher_recipe(section, epochs):
     )
 
 
-def train_teachers(pipeline, only=()):
-    """Trains every configured teacher (or those in `only`) that is not trained yet."""
-    config, folder = pipeline.config, pipeline.folder
+def teacher_steps(pipeline, only=()):
+    """The steps "teacher/<name>" of every configured teacher (or those in `only`): trained, copied or installed."""
+    config = pipeline.config
     unknown = sorted(set(only) - set(config.teacher_names))
     if unknown:
         raise ConfigError(f"Unknown teacher(s) {unknown}; this run's teachers: {', '.join(config.teacher_names)}.")
     for spec in config.teacher_specs:
-        step = f"teacher/{spec.name}"
         if only and spec.name not in only:
             continue
-        if pipeline.finished(step):
-            pipeline.skip(step, f"teacher {spec.name}")
-            continue
-        if spec.path:  # the user's own: copied in and scored, not trained
-            own_teachers.install(pipeline, spec)
-            continue
-        if config.teachers.reuse_from:
-            started = pipeline.clock()
-            outputs, record = reuse_teacher(pipeline, spec, config.teachers.reuse_from)
-            top1 = record["top1_test_accuracy"]
-            pipeline.done(
-                step,
-                f"teacher {spec.name} (copied from {config.teachers.reuse_from})",
-                started,
-                outputs,
-                summary={"top1": top1, "reused_from": config.teachers.reuse_from},
-                detail=f"top-1 {100 * top1:.1f}%",
-            )
-            continue
-        train, test = pipeline.split("teacher_train"), pipeline.split("test")
-        recipe = teacher_recipe(config.teachers, spec.epochs)
-        keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision, spec.family))
-        pipeline.say(f"[....] teacher {spec.name}: {recipe.epochs} epochs on {len(train):,} images")
-        started = pipeline.clock()
-        try:
-            metadata = train_teacher(
-                teacher_builder(spec),
-                train,
-                test,
-                str(folder.teachers),
-                seed=spec.seed,
-                recipe=recipe,
-                verbose=pipeline.fit_verbose,
-                name=spec.name,
-                say=pipeline.say,
-                callbacks=[*pipeline.jit_callbacks(), *pipeline.extra_callbacks("teacher", spec.name)],
-            )
-        except TrainingDiverged as error:
-            raise ConfigError(
-                f"{error} For this run: lower teachers.learning_rate (now {config.teachers.learning_rate}), e.g. "
-                f"--set teachers.learning_rate={config.teachers.learning_rate / 2:g} --overwrite."
-            ) from None
-        own_dir = distribute.worker_dir(folder.teachers)
-        if own_dir != str(folder.teachers):  # a non-chief worker: its copy (the chief's weights) into its run folder
-            install_teacher(folder, spec.name, own_dir)
-        pipeline.done(
-            step,
-            f"teacher {spec.name}",
-            started,
-            outputs=[f"teachers/{spec.name}.keras", f"teachers/{spec.name}.json"],
-            summary={"top1": metadata["top1_test_accuracy"]},
-            detail=f"top-1 {100 * metadata['top1_test_accuracy']:.1f}%",
+        # the user's own teacher is copied in and scored, not trained; with teachers.reuse_from, another run's is copied
+        make = own_teachers.install if spec.path else _copy if config.teachers.reuse_from else _train
+        makes = (f"teachers/{spec.name}.keras", f"teachers/{spec.name}.json")
+        yield Step(f"teacher/{spec.name}", functools.partial(make, pipeline, spec), makes=makes)
+
+
+def _copy(pipeline, spec, announce):
+    """Teacher `spec` copied from the run folder `teachers.reuse_from` (after `check_reuse`)."""
+    source = pipeline.config.teachers.reuse_from
+    _, record = reuse_teacher(pipeline, spec, source)
+    top1 = record["top1_test_accuracy"]
+    return Made(
+        summary={"top1": top1, "reused_from": source},
+        detail=f"top-1 {100 * top1:.1f}%",
+        title=f"teacher {spec.name} (copied from {source})",
+    )
+
+
+def _train(pipeline, spec, announce):
+    """Teacher `spec` trained by `train_teacher`, with the run's recipe, precision and callbacks."""
+    config, folder = pipeline.config, pipeline.folder
+    train, test = pipeline.split("teacher_train"), pipeline.split("test")
+    recipe = teacher_recipe(config.teachers, spec.epochs)
+    keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision, spec.family))
+    announce(f": {recipe.epochs} epochs on {len(train):,} images")
+    try:
+        metadata = train_teacher(
+            teacher_builder(spec),
+            train,
+            test,
+            str(folder.teachers),
+            seed=spec.seed,
+            recipe=recipe,
+            verbose=pipeline.fit_verbose,
+            name=spec.name,
+            say=pipeline.say,
+            callbacks=[*pipeline.jit_callbacks(), *pipeline.extra_callbacks("teacher", spec.name)],
         )
+    except TrainingDiverged as error:
+        raise ConfigError(
+            f"{error} For this run: lower teachers.learning_rate (now {config.teachers.learning_rate}), e.g. "
+            f"--set teachers.learning_rate={config.teachers.learning_rate / 2:g} --overwrite."
+        ) from None
+    own_dir = distribute.worker_dir(folder.teachers)
+    if own_dir != str(folder.teachers):  # a non-chief worker: its copy (the chief's weights) into its run folder
+        install_teacher(folder, spec.name, own_dir)
+    top1 = metadata["top1_test_accuracy"]
+    return Made(summary={"top1": top1}, detail=f"top-1 {100 * top1:.1f}%")
 
 
 def reuse_teacher(pipeline, spec, source):

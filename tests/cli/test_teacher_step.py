@@ -106,7 +106,7 @@ def test_workers_that_disagree_on_a_finished_teacher_stop_with_one_message(
 ):
     """Each step asks `same_on_every_worker` (one collective under MWMS) before it skips or runs; a
     disagreement (a worker whose run folder lost the teacher) is exit 2, and nothing is trained or removed."""
-    from libkd_keras.pipeline import runner
+    from libkd_keras.pipeline import steps
 
     assert _train(options, tmp_path / "a") == 0
     asked = []
@@ -117,7 +117,7 @@ def test_workers_that_disagree_on_a_finished_teacher_stop_with_one_message(
             raise distribute.WorkersDisagree(f"The workers disagree on {what}: yes on worker(s) [0], no on [1]. {fix}")
         return flag
 
-    monkeypatch.setattr(runner, "same_on_every_worker", peers_lost_it)
+    monkeypatch.setattr(steps, "same_on_every_worker", peers_lost_it)
     before = sorted(p.name for p in (tmp_path / "a" / "teachers").iterdir())
     capsys.readouterr()
     assert _train(options, tmp_path / "a") == EXIT_BAD_INPUT
