@@ -21,10 +21,11 @@ from libkd_keras.store.format import (
     decode_logits,
     file_sha256,
     validate_manifest,
+    validate_views,
 )
 
 READ_BATCH = 2048
-REBUILD = "Rebuild the store with `precompute(..., force=True)` (the CLI's `--force`)."
+REBUILD = "Rebuild the store with `rebuild_store(teachers, split, path)` (the CLI's `libkd precompute --force`)."
 
 
 class TeacherStore:
@@ -67,7 +68,7 @@ class TeacherStore:
         except (OSError, ValueError, tf.errors.OpError) as error:
             raise StoreError(f"Cannot read {manifest_path!r}: {error}.") from None
         validate_manifest(manifest, manifest_path)
-        views.validate_views(manifest, manifest_path)
+        validate_views(manifest, manifest_path)
         store = cls(path, manifest)
         store._check_shards(verify)
         if expect is not None:

@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 from libkd_keras.store.errors import StoreError
-from libkd_keras.store.format import validate_views  # noqa: F401 (reader.py calls views.validate_views)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ def damaged(tmp_path, tables):
 
 def test_a_damaged_store_is_rebuilt_with_force(damaged, tables):
     split, path = damaged
-    with pytest.raises(StoreError, match=r"truncated.*precompute\(\.\.\., force=True\)"):
+    with pytest.raises(StoreError, match=r"truncated.*rebuild_store\(teachers, split, path\)"):
         precompute({"alpha": TableTeacher(tables["alpha"])}, split, path)
     store = rebuild_store({"alpha": TableTeacher(tables["alpha"]), "beta": TableTeacher(tables["beta"])}, split, path)
     reopened = TeacherStore.open(path, expect=split)  # verified: every shard whole
