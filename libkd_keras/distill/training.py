@@ -13,7 +13,8 @@ Files for a student called `<name>` in `out_dir`:
 The student learns from teacher targets (`targets`): stored on the clean images (`store.dataset`,
 no teacher runs), stored on views it replays (`store.dataset(views=True)`, a multi-view store), or
 from the teachers run online on each augmented batch (in `tf.data` on a CPU, in the step on a GPU:
-`distill/online.py`); with no teachers, from the labels alone (the student baseline). `.keras` is
+`distill/online.py`); with no teachers, from the labels alone (the student baseline). The training
+itself is the engine's (`libkd_keras.training.fit_resumably`, shared with the teachers): `.keras` is
 written before `.json`, both atomically, so a student whose two files exist is complete.
 
 Example:
@@ -25,54 +26,20 @@ Example:
 """
 
 import dataclasses
-import datetime
-import functools
 import math
 import os
-import time
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-import libkd_keras
 from libkd_keras import choices, distribute
-from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
-from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
+from libkd_keras.atomic_files import read_json
 from libkd_keras.distill.online import in_input_pipeline, label_online
 from libkd_keras.distill.students import heads_record, teacher_set_size
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
-from libkd_keras.resumable import (
-    EpochLog,
-    TrainingDiverged,
-    backup_callback,
-    check_finite,
-    discard_backup,
-    repair_backup,
-    validation_epochs,
-)
 from libkd_keras.store.views import check_replayable
+from libkd_keras.training import Artifact, FitSettings, Training, fit_resumably
 
 
-def _dataset_record(split):
-    return {"name": split.name, "split": split.split, "num_examples": len(split), "fingerprint": split.fingerprint}
-
-
-def _restores_dtype_policy(function):
-    """`function` with Keras' global dtype policy put back afterwards: a recipe's precision does not leak."""
-
-    @functools.wraps(function)
-    def wrapped(*args, **kwargs):
-        policy = keras.mixed_precision.dtype_policy()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            keras.mixed_precision.set_dtype_policy(policy)
-
-    return wrapped
-
-
-@_restores_dtype_policy
 def train_student(
     student,
     train_split,
@@ -153,136 +120,97 @@ def train_student(
         raise ValueError(f"student {name!r}: teachers {teachers} need the `store` holding their logits.")
     if ensemble not in choices.ENSEMBLES:
         raise ValueError(f"`ensemble` must be one of {choices.ENSEMBLES}; got {ensemble!r}.")
-    model_path, record_path = os.path.join(out_dir, f"{name}.keras"), os.path.join(out_dir, f"{name}.json")
-    if not overwrite and os.path.exists(model_path) and os.path.exists(record_path):
-        return read_json(record_path)
-    backup_dir = distribute.worker_dir(str(backup_dir or os.path.join(out_dir, f"{name}.backup")))  # chief: as given
-    log_dir = str(log_dir or os.path.join(out_dir, "logs", name))
-
-    keras.utils.set_random_seed(seed)
-    recipe.apply_precision()
-    model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
-    if int(model.num_classes) != train_split.num_classes:
-        raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
-    views = bool(teachers) and targets == "views"
-    if views:
-        check_replayable(store, recipe, train_split.image_shape)
-    teacher_list = [teacher_models[t] for t in teachers] if online else []
-    in_step = online and not in_input_pipeline()  # where online teachers run: distill/online.py
-    if in_step:  # the teachers label each augmented batch inside the step
-        distiller = recipe.distiller(model, teacher_list, teacher_ensemble=ensemble)
-    else:
-        distiller = recipe.distiller(model)
-    seeds = EpochSeeds(seed)  # each epoch's order and flip/crop from (seed, epoch): resumes repeat them
-    if teachers and not online:
-        batches = store.dataset(
-            teachers=teachers,
-            ensemble=ensemble,
-            target=recipe.distillation,
-            temperature=recipe.temperature,
-            batch_size=recipe.batch_size,
-            shuffle=True,
-            seed=seeds,
-            split=train_split,
-            views=views,
-        )
-    else:  # the baseline, or online teachers: the labelled images alone
-        batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
-    batches = recipe.augment(batches, train_split.num_classes, seed=seeds, replayed_views=views)
-    if online and not in_step:  # the teachers label each augmented batch in tf.data
-        batches = label_online(
-            batches,
-            teacher_list,
-            train_split.num_classes,
-            rule=ensemble,
-            target=recipe.distillation,
-            temperature=recipe.temperature,
-        )
-    steps = math.ceil(len(train_split) / recipe.batch_size)
-    check_epoch_length(batches, steps, f"student {name}")
-    distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
-
-    repair_backup(backup_dir, say=say)
-    epochs_path = os.path.join(log_dir, "epochs.json")
-    if not os.path.exists(os.path.join(backup_dir, "training_metadata.json")) and os.path.exists(epochs_path):
-        os.remove(epochs_path)  # a fresh start: no backed-up epoch, so no history either
-    os.makedirs(log_dir, exist_ok=True)
-    epoch_log = EpochLog(epochs_path)
-    fit_callbacks = [
-        seeds,
-        epoch_log,
-        backup_callback(backup_dir),
-        keras.callbacks.TensorBoard(log_dir),
-        keras.callbacks.TerminateOnNaN(),
-        *(callbacks or []),
-    ]  # EpochLog before the backup
-    started = time.perf_counter()
-    distiller.fit(
-        batches,
-        validation_data=test_split.dataset(recipe.batch_size) if validate else None,
-        validation_freq=validation_epochs(epochs, validate_every),
-        epochs=epochs,
-        callbacks=fit_callbacks,
-        verbose=verbose,
+    artifact = Artifact(
+        out_dir,
+        name,
+        "student",
+        backup_dir=distribute.worker_dir(str(backup_dir or os.path.join(out_dir, f"{name}.backup"))),  # chief: as given
+        log_dir=log_dir,
     )
-    seconds = time.perf_counter() - started
-    history = epoch_log.history()
-    try:
-        check_finite(history, f"student {name}")
-    except TrainingDiverged:
-        os.remove(epochs_path)
-        discard_backup(backup_dir)  # NaN weights: a rerun starts afresh
-        raise
+    if not overwrite and artifact.finished():
+        return read_json(artifact.record)
+    options = dict(compile_options or {})
+    jit_compile = options.pop("jit_compile", "auto")
+    views = bool(teachers) and targets == "views"
+    steps = math.ceil(len(train_split) / recipe.batch_size)
 
-    save_model_atomic(model, model_path)
-    predictions_path = os.path.join(out_dir, f"{name}{PREDICTIONS_SUFFIX}")
-    evaluation = heads_record(model, test_split, predictions_path) if evaluate else None
-    top1 = evaluation["top1"] if evaluation else (history.get("val_acc") or [None])[-1]
-    top5 = evaluation["top5"] if evaluation else (history.get("val_top5") or [None])[-1]
-    trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    sizes = store if store is not None else {n: {"params": m.count_params()} for n, m in (teacher_models or {}).items()}
-    teacher_params, teacher_size = teacher_set_size(sizes, teachers)
-    record = {
-        "name": name,
-        "architecture": model.name,
-        "seed": seed,
-        "dataset": _dataset_record(train_split),
-        "test_dataset": _dataset_record(test_split),
-        "num_classes": train_split.num_classes,
-        "class_names": list(train_split.class_names),
-        "input_shape": list(train_split.image_shape),
-        "top1_test_accuracy": top1,
-        "top5_test_accuracy": top5,
-        "top_k": min(5, train_split.num_classes),
-        "train_accuracy": (history.get("acc") or [None])[-1],
-        "training_time_s": float(sum(t for t in history.get("time_s", []) if t) or seconds),
-        "trainable_parameters": trainable,
-        "size_mb": trainable * 4 / 2**20,
-        "file_size_mb": os.path.getsize(model_path) / 2**20,
-        "epochs": epochs,
-        "precision": recipe.precision,
-        "recipe": {**dataclasses.asdict(recipe), "learning_rate": recipe.learning_rate},
-        "history": history,
-        "model_file": os.path.basename(model_path),
-        "tensorboard_dir": os.path.relpath(log_dir, out_dir),
-        "teachers": teachers,
-        "distillation": recipe.distillation,
-        "ensemble": ensemble if teachers else None,
-        "targets": targets if teachers else None,
-        "alpha": recipe.alpha,
-        "temperature": recipe.temperature,
-        "mixup": recipe.mixup_alpha > 0,
-        "cutmix": recipe.cutmix_alpha > 0,
-        "batch_size": recipe.batch_size,
-        "learning_rate": recipe.learning_rate,
-        "train_images": len(train_split),
-        "teacher_trainable_parameters": teacher_params,
-        "teacher_size_mb": teacher_size,
-        **({"evaluation": evaluation} if evaluation else {}),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__, "tensorflow": tf.__version__},
-        **(extra_record or {}),
-    }
-    write_json_atomic(record_path, record)
-    discard_backup(backup_dir)  # only now: a kill while the files above were saved resumes after the last epoch
-    return record
+    def build(seeds):
+        model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
+        if int(model.num_classes) != train_split.num_classes:
+            raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
+        if views:
+            check_replayable(store, recipe, train_split.image_shape)
+        teacher_list = [teacher_models[t] for t in teachers] if online else []
+        in_step = online and not in_input_pipeline()  # where online teachers run: distill/online.py
+        distiller = (
+            recipe.distiller(model, teacher_list, teacher_ensemble=ensemble) if in_step else recipe.distiller(model)
+        )
+        if teachers and not online:
+            batches = store.dataset(
+                teachers=teachers,
+                ensemble=ensemble,
+                target=recipe.distillation,
+                temperature=recipe.temperature,
+                batch_size=recipe.batch_size,
+                shuffle=True,
+                seed=seeds,
+                split=train_split,
+                views=views,
+            )
+        else:  # the baseline, or online teachers: the labelled images alone
+            batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
+        batches = recipe.augment(batches, train_split.num_classes, seed=seeds, replayed_views=views)
+        if online and not in_step:  # the teachers label each augmented batch in tf.data
+            batches = label_online(
+                batches,
+                teacher_list,
+                train_split.num_classes,
+                rule=ensemble,
+                target=recipe.distillation,
+                temperature=recipe.temperature,
+            )
+        distiller.compile(optimizer=recipe.optimizer(steps, epochs), **options)
+        validation = test_split.dataset(recipe.batch_size) if validate else None
+        return Training(model, batches, steps, validation=validation, fit_model=distiller)
+
+    def describe(training, history):
+        model, scores = training.model, {}
+        if evaluate:  # every head on the test split; the inference output's class per image kept for paired tests
+            evaluation = heads_record(model, test_split, os.path.join(out_dir, f"{name}{PREDICTIONS_SUFFIX}"))
+            scores = {"top1_test_accuracy": evaluation["top1"], "top5_test_accuracy": evaluation["top5"]}
+            scores["evaluation"] = evaluation
+        online_sizes = {n: {"params": m.count_params()} for n, m in (teacher_models or {}).items()}
+        teacher_sizes = store if store is not None else online_sizes
+        teacher_params, teacher_size = teacher_set_size(teacher_sizes, teachers)
+        return {
+            "architecture": model.name,
+            **scores,
+            "recipe": {**dataclasses.asdict(recipe), "learning_rate": recipe.learning_rate},
+            "teachers": teachers,
+            "distillation": recipe.distillation,
+            "ensemble": ensemble if teachers else None,
+            "targets": targets if teachers else None,
+            "alpha": recipe.alpha,
+            "temperature": recipe.temperature,
+            "mixup": recipe.mixup_alpha > 0,
+            "cutmix": recipe.cutmix_alpha > 0,
+            "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate,
+            "train_images": len(train_split),
+            "teacher_trainable_parameters": teacher_params,
+            "teacher_size_mb": teacher_size,
+            **(extra_record or {}),
+        }
+
+    return fit_resumably(
+        build,
+        artifact,
+        FitSettings(
+            epochs, seed=seed, precision=recipe.precision, jit_compile=jit_compile, validate_every=validate_every
+        ),
+        (train_split, test_split),
+        describe=describe,
+        callbacks=callbacks,
+        verbose=verbose,
+        say=say,
+    )

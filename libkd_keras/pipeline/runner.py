@@ -11,7 +11,7 @@
     report             analysis/report.py     report.md + plots (always rewritten)
 
 A finished step leaves a marker (`RunFolder.finish`) written after its outputs, so rerunning skips
-it; training that was interrupted resumes from its last finished epoch (`resumable.py`). A student
+it; training that was interrupted resumes from its last finished epoch (`training.py`). A student
 trained again invalidates its evaluation and export.
 
 Example:

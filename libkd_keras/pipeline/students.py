@@ -16,8 +16,8 @@ from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_buil
 from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.teachers import load_teacher
-from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.store import TeacherStore
+from libkd_keras.training import TrainingDiverged
 from libkd_keras.xla import student_jit_compile
 
 
