@@ -91,12 +91,10 @@ def test_repair_backup_restarts_when_neither_state_is_a_matching_pair(tmp_path):
 
 
 def test_a_kill_while_the_final_teacher_file_is_saved_resumes_after_the_last_epoch(tmp_path, monkeypatch):
-    from libkd_keras.teachers import training
-
     def killed(model, path):
         raise KeyboardInterrupt("SIGKILL while the .keras file is written")
 
-    monkeypatch.setattr(training, "save_model_atomic", killed)
+    monkeypatch.setattr(engine, "save_model_atomic", killed)  # the engine saves every model
     with pytest.raises(KeyboardInterrupt):
         _teacher(tmp_path, epochs=2)
     monkeypatch.undo()
@@ -110,8 +108,6 @@ def test_a_kill_while_the_final_teacher_file_is_saved_resumes_after_the_last_epo
 
 
 def test_a_kill_while_the_final_student_file_is_saved_resumes_after_the_last_epoch(tmp_path, monkeypatch):
-    from libkd_keras.distill import training
-
     train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
     recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
 
@@ -126,7 +122,7 @@ def test_a_kill_while_the_final_student_file_is_saved_resumes_after_the_last_epo
     def killed(model, path):
         raise KeyboardInterrupt("SIGKILL while the .keras file is written")
 
-    monkeypatch.setattr(training, "save_model_atomic", killed)
+    monkeypatch.setattr(engine, "save_model_atomic", killed)  # the engine saves every model
     with pytest.raises(KeyboardInterrupt):
         student([])
     monkeypatch.undo()
