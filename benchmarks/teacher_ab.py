@@ -58,8 +58,8 @@ def main():
         f"precision={args.precision} zero_init_residual={zero} epochs={args.epochs} train={len(train)} "
         f"test={len(test)} wall={time.perf_counter() - started:.0f}s"
     )
-    for key in ("loss", "accuracy", "val_accuracy"):
-        print(f"  {key:13s}", " ".join(f"{v:.3f}" for v in history[key]))
+    for key in ("loss", "acc", "val_acc"):  # the engine's metric names (teachers before it: accuracy, val_accuracy)
+        print(f"  {key:13s}", " ".join("-" if v is None else f"{v:.3f}" for v in history[key]))
 
 
 if __name__ == "__main__":

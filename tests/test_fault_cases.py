@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from libkd_keras import resumable
+from libkd_keras import training as engine
 from libkd_keras.distill import baseline, train_student
 from libkd_keras.teachers import TeacherRecipe, train_teacher
 from tests.distill.test_training import Stop
@@ -55,22 +55,22 @@ def test_weights_ahead_of_their_epoch_number_are_refused_and_no_epoch_trains_twi
 
 def test_a_kill_right_after_the_weights_are_written_resumes_at_the_right_epoch(tmp_path, monkeypatch):
     written = []
-    real = resumable.write_json_atomic
+    real = engine.write_json_atomic
 
     def killed_before_the_epoch_number(path, data, **kwargs):
-        if str(path).endswith(resumable.METADATA):
+        if str(path).endswith(engine.METADATA):
             if data["epoch"] == 3:
                 raise KeyboardInterrupt("SIGKILL after the weights of epoch 3 were renamed into place")
             written.append(data["epoch"])
         real(path, data, **kwargs)
 
-    monkeypatch.setattr(resumable, "write_json_atomic", killed_before_the_epoch_number)
+    monkeypatch.setattr(engine, "write_json_atomic", killed_before_the_epoch_number)
     with pytest.raises(KeyboardInterrupt):
         _teacher(tmp_path)
     monkeypatch.undo()
     assert written == [1, 2]
     backup = tmp_path / "tiny_cnn_seed1.backup"
-    assert resumable.repair_backup(backup, say=lambda line: None) == "previous"
+    assert engine.repair_backup(backup, say=lambda line: None) == "previous"
     resumed, steps = CountEpochs(), Iterations()
     _teacher(tmp_path, callbacks=[resumed, steps])
     assert resumed.started == [2, 3] and steps.iterations == 4 * 3
@@ -83,7 +83,7 @@ def test_repair_backup_restarts_when_neither_state_is_a_matching_pair(tmp_path):
     (backup / "w").rename(backup / "latest.weights.h5.bkp")
     (backup / "w.bkp").rename(backup / "latest.weights.h5")
     notices = []
-    assert resumable.repair_backup(backup, say=notices.append) == "restart"
+    assert engine.repair_backup(backup, say=notices.append) == "restart"
     assert not backup.exists() and "starts again from its first epoch" in notices[0]
 
 
@@ -91,12 +91,10 @@ def test_repair_backup_restarts_when_neither_state_is_a_matching_pair(tmp_path):
 
 
 def test_a_kill_while_the_final_teacher_file_is_saved_resumes_after_the_last_epoch(tmp_path, monkeypatch):
-    from libkd_keras.teachers import training
-
     def killed(model, path):
         raise KeyboardInterrupt("SIGKILL while the .keras file is written")
 
-    monkeypatch.setattr(training, "save_model_atomic", killed)
+    monkeypatch.setattr(engine, "save_model_atomic", killed)  # the engine saves every model
     with pytest.raises(KeyboardInterrupt):
         _teacher(tmp_path, epochs=2)
     monkeypatch.undo()
@@ -110,8 +108,6 @@ def test_a_kill_while_the_final_teacher_file_is_saved_resumes_after_the_last_epo
 
 
 def test_a_kill_while_the_final_student_file_is_saved_resumes_after_the_last_epoch(tmp_path, monkeypatch):
-    from libkd_keras.distill import training
-
     train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
     recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
 
@@ -126,7 +122,7 @@ def test_a_kill_while_the_final_student_file_is_saved_resumes_after_the_last_epo
     def killed(model, path):
         raise KeyboardInterrupt("SIGKILL while the .keras file is written")
 
-    monkeypatch.setattr(training, "save_model_atomic", killed)
+    monkeypatch.setattr(engine, "save_model_atomic", killed)  # the engine saves every model
     with pytest.raises(KeyboardInterrupt):
         student([])
     monkeypatch.undo()

@@ -14,6 +14,7 @@ The student learns from teacher targets (`targets`, `distill/sources.py`): store
 (`StoredTargets`, no teacher runs), stored on views it replays (`ViewTargets`, a multi-view store), or
 from the teachers run online on each augmented batch (`OnlineTargets`: in `tf.data` on a CPU, in the
 step on a GPU, `distill/online.py`); with no targets, from the labels alone (the student baseline).
+The training itself is the engine's (`libkd_keras.training.fit_resumably`, shared with the teachers):
 `.keras` is written before `.json`, both atomically, so a student whose two files exist is complete.
 
 Example:
@@ -26,52 +27,18 @@ Example:
 """
 
 import dataclasses
-import datetime
-import functools
 import math
 import os
-import time
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-import libkd_keras
 from libkd_keras import distribute
-from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
-from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
+from libkd_keras.atomic_files import read_json
 from libkd_keras.distill.students import heads_record
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
-from libkd_keras.resumable import (
-    EpochLog,
-    TrainingDiverged,
-    backup_callback,
-    check_finite,
-    discard_backup,
-    repair_backup,
-    validation_epochs,
-)
+from libkd_keras.training import Artifact, FitSettings, Training, fit_resumably
 
 
-def _dataset_record(split):
-    return {"name": split.name, "split": split.split, "num_examples": len(split), "fingerprint": split.fingerprint}
-
-
-def _restores_dtype_policy(function):
-    """`function` with Keras' global dtype policy put back afterwards: a recipe's precision does not leak."""
-
-    @functools.wraps(function)
-    def wrapped(*args, **kwargs):
-        policy = keras.mixed_precision.dtype_policy()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            keras.mixed_precision.set_dtype_policy(policy)
-
-    return wrapped
-
-
-@_restores_dtype_policy
 def train_student(
     student,
     train_split,
@@ -139,108 +106,69 @@ def train_student(
             f"student {name!r}: distillation='none' goes with no teachers and 'hard'/'soft' with at "
             f"least one; got distillation={recipe.distillation!r} and teachers={teachers}."
         )
-    model_path, record_path = os.path.join(out_dir, f"{name}.keras"), os.path.join(out_dir, f"{name}.json")
-    if not overwrite and os.path.exists(model_path) and os.path.exists(record_path):
-        return read_json(record_path)
-    backup_dir = distribute.worker_dir(str(backup_dir or os.path.join(out_dir, f"{name}.backup")))  # chief: as given
-    log_dir = str(log_dir or os.path.join(out_dir, "logs", name))
-
-    keras.utils.set_random_seed(seed)
-    recipe.apply_precision()
-    model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
-    if int(model.num_classes) != train_split.num_classes:
-        raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
-    distiller = recipe.distiller(model, **(targets.distiller_options() if targets else {}))
-    seeds = EpochSeeds(seed)  # each epoch's order and flip/crop from (seed, epoch): resumes repeat them
-    if targets:  # stored, replayed views or online: distill/sources.py
-        batches = targets.batches(train_split, distiller.kd, recipe, seeds)
-    else:  # the baseline: the labelled images alone
-        batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
-        batches = recipe.augment(batches, train_split.num_classes, seed=seeds)
-    steps = math.ceil(len(train_split) / recipe.batch_size)
-    check_epoch_length(batches, steps, f"student {name}")
-    distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
-
-    repair_backup(backup_dir, say=say)
-    epochs_path = os.path.join(log_dir, "epochs.json")
-    if not os.path.exists(os.path.join(backup_dir, "training_metadata.json")) and os.path.exists(epochs_path):
-        os.remove(epochs_path)  # a fresh start: no backed-up epoch, so no history either
-    os.makedirs(log_dir, exist_ok=True)
-    epoch_log = EpochLog(epochs_path)
-    fit_callbacks = [
-        seeds,
-        epoch_log,
-        backup_callback(backup_dir),
-        keras.callbacks.TensorBoard(log_dir),
-        keras.callbacks.TerminateOnNaN(),
-        *(callbacks or []),
-    ]  # EpochLog before the backup
-    started = time.perf_counter()
-    distiller.fit(
-        batches,
-        validation_data=test_split.dataset(recipe.batch_size) if validate else None,
-        validation_freq=validation_epochs(epochs, validate_every),
-        epochs=epochs,
-        callbacks=fit_callbacks,
-        verbose=verbose,
+    artifact = Artifact(
+        out_dir,
+        name,
+        "student",
+        backup_dir=distribute.worker_dir(str(backup_dir or os.path.join(out_dir, f"{name}.backup"))),  # chief: as given
+        log_dir=log_dir,
     )
-    seconds = time.perf_counter() - started
-    history = epoch_log.history()
-    try:
-        check_finite(history, f"student {name}")
-    except TrainingDiverged:
-        os.remove(epochs_path)
-        discard_backup(backup_dir)  # NaN weights: a rerun starts afresh
-        raise
+    if not overwrite and artifact.finished():
+        return read_json(artifact.record)
+    options = dict(compile_options or {})
+    jit_compile = options.pop("jit_compile", "auto")
+    steps = math.ceil(len(train_split) / recipe.batch_size)
 
-    save_model_atomic(model, model_path)
-    predictions_path = os.path.join(out_dir, f"{name}{PREDICTIONS_SUFFIX}")
-    evaluation = heads_record(model, test_split, predictions_path) if evaluate else None
-    top1 = evaluation["top1"] if evaluation else (history.get("val_acc") or [None])[-1]
-    top5 = evaluation["top5"] if evaluation else (history.get("val_top5") or [None])[-1]
-    trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    teacher_params, teacher_size = targets.teacher_sizes() if targets else (None, None)
-    record = {
-        "name": name,
-        "architecture": model.name,
-        "seed": seed,
-        "dataset": _dataset_record(train_split),
-        "test_dataset": _dataset_record(test_split),
-        "num_classes": train_split.num_classes,
-        "class_names": list(train_split.class_names),
-        "input_shape": list(train_split.image_shape),
-        "top1_test_accuracy": top1,
-        "top5_test_accuracy": top5,
-        "top_k": min(5, train_split.num_classes),
-        "train_accuracy": (history.get("acc") or [None])[-1],
-        "training_time_s": float(sum(t for t in history.get("time_s", []) if t) or seconds),
-        "trainable_parameters": trainable,
-        "size_mb": trainable * 4 / 2**20,
-        "file_size_mb": os.path.getsize(model_path) / 2**20,
-        "epochs": epochs,
-        "precision": recipe.precision,
-        "recipe": {**dataclasses.asdict(recipe), "learning_rate": recipe.learning_rate},
-        "history": history,
-        "model_file": os.path.basename(model_path),
-        "tensorboard_dir": os.path.relpath(log_dir, out_dir),
-        "teachers": teachers,
-        "distillation": recipe.distillation,
-        "ensemble": targets.ensemble if targets else None,
-        "targets": targets.name if targets else None,
-        "alpha": recipe.alpha,
-        "temperature": recipe.temperature,
-        "mixup": recipe.mixup_alpha > 0,
-        "cutmix": recipe.cutmix_alpha > 0,
-        "batch_size": recipe.batch_size,
-        "learning_rate": recipe.learning_rate,
-        "train_images": len(train_split),
-        "teacher_trainable_parameters": teacher_params,
-        "teacher_size_mb": teacher_size,
-        **({"evaluation": evaluation} if evaluation else {}),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"libkd_keras": libkd_keras.__version__, "keras": keras.__version__, "tensorflow": tf.__version__},
-        **(extra_record or {}),
-    }
-    write_json_atomic(record_path, record)
-    discard_backup(backup_dir)  # only now: a kill while the files above were saved resumes after the last epoch
-    return record
+    def build(seeds):
+        model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
+        if int(model.num_classes) != train_split.num_classes:
+            raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
+        distiller = recipe.distiller(model, **(targets.distiller_options() if targets else {}))
+        if targets:  # stored, replayed views or online: distill/sources.py
+            batches = targets.batches(train_split, distiller.kd, recipe, seeds)
+        else:  # the baseline: the labelled images alone
+            batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
+            batches = recipe.augment(batches, train_split.num_classes, seed=seeds)
+        distiller.compile(optimizer=recipe.optimizer(steps, epochs), **options)
+        validation = test_split.dataset(recipe.batch_size) if validate else None
+        return Training(model, batches, steps, validation=validation, fit_model=distiller)
+
+    def describe(training, history):
+        model, scores = training.model, {}
+        if evaluate:  # every head on the test split; the inference output's class per image kept for paired tests
+            evaluation = heads_record(model, test_split, os.path.join(out_dir, f"{name}{PREDICTIONS_SUFFIX}"))
+            scores = {"top1_test_accuracy": evaluation["top1"], "top5_test_accuracy": evaluation["top5"]}
+            scores["evaluation"] = evaluation
+        teacher_params, teacher_size = targets.teacher_sizes() if targets else (None, None)
+        return {
+            "architecture": model.name,
+            **scores,
+            "recipe": {**dataclasses.asdict(recipe), "learning_rate": recipe.learning_rate},
+            "teachers": teachers,
+            "distillation": recipe.distillation,
+            "ensemble": targets.ensemble if targets else None,
+            "targets": targets.name if targets else None,
+            "alpha": recipe.alpha,
+            "temperature": recipe.temperature,
+            "mixup": recipe.mixup_alpha > 0,
+            "cutmix": recipe.cutmix_alpha > 0,
+            "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate,
+            "train_images": len(train_split),
+            "teacher_trainable_parameters": teacher_params,
+            "teacher_size_mb": teacher_size,
+            **(extra_record or {}),
+        }
+
+    return fit_resumably(
+        build,
+        artifact,
+        FitSettings(
+            epochs, seed=seed, precision=recipe.precision, jit_compile=jit_compile, validate_every=validate_every
+        ),
+        (train_split, test_split),
+        describe=describe,
+        callbacks=callbacks,
+        verbose=verbose,
+        say=say,
+    )

@@ -18,7 +18,7 @@ all of them, then the report):
 Each step follows one protocol (`steps.StepRunner.run_step`): a finished step is skipped, a step
 whose needs are not finished names the command that makes them, and a step's marker is written
 after its outputs, so rerunning resumes; training that was interrupted resumes from its last
-finished epoch (`resumable.py`). A student trained again invalidates its evaluation and export.
+finished epoch (`training.py`). A student trained again invalidates its evaluation and export.
 
 Example:
 >>> with RunFolder.open("saved_models/quick", config) as folder:

@@ -30,8 +30,8 @@ from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.settings import not_a_file_hint
 from libkd_keras.pipeline.steps import Made, Step, StepOrderError
 from libkd_keras.pipeline.teachers import load_teacher
-from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.store import TeacherStore
+from libkd_keras.training import TrainingDiverged
 from libkd_keras.xla import student_jit_compile
 
 

@@ -24,8 +24,8 @@ from libkd_keras.pipeline.run_folder import RunFolder, load_run_config, reuse_pr
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
 from libkd_keras.pipeline.steps import Made, Step
 from libkd_keras.precision import resolve_precision
-from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.training import TrainingDiverged
 
 
 class SetJitCompile(keras.callbacks.Callback):

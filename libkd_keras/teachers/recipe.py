@@ -12,7 +12,7 @@ import dataclasses
 import keras
 from keras import ops
 
-from libkd_keras.resumable import validation_epochs
+from libkd_keras.training import validation_epochs
 
 
 @keras.saving.register_keras_serializable(package="libkd_keras")

@@ -254,10 +254,14 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     table = (tmp_path / "ablation.md").read_text()
     assert "| t4-single-rednet | single RedNet | hard |" in table and "soft (T=4)" in table
     assert json.loads((tmp_path / "ablation.json").read_text())["rows"][0]["experiment"] == "baseline"
-    assert len(list((tmp_path / "experiments").glob("*.json"))) == len(done)
-    trained = json.loads((tmp_path / "models" / "t4-single-resnet__seed0.json").read_text())  # train_student's
+    assert not (tmp_path / "experiments").exists()  # one record per run: the student's own (train_student's)
+    trained = json.loads((tmp_path / "models" / "t4-single-resnet__seed0.json").read_text())
     assert trained["teachers"] == ["resnet26_s0"] and trained["trainable_parameters"] == single["student_params"]
+    assert (
+        trained["ablation"]["experiment"] == "t4-single-resnet" and trained["ablation"]["run_settings"]["epochs"] == 1
+    )
     assert len(list((tmp_path / "models").glob("*.keras"))) == len(done)
+    assert not list((tmp_path / "models").glob("*.backup"))  # the engine discards each backup once recorded
 
     # Rerun: every finished experiment is read back, none is trained again.
     def no_training(*args, **kwargs):
@@ -268,6 +272,18 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     assert [r["top1"] for r in again] == [r["top1"] for r in rows]
     with pytest.raises(AssertionError, match="trained again"):  # other settings: not reused
         run_ablation(store, test, experiments[:1], tmp_path, **{**kwargs, "epochs": 2})
+
+    # An ablation folder written before one engine kept each result in experiments/<run>.json: still read back.
+    run = "t4-single-resnet__seed0"
+    result = ablation_runner._result(json.loads((tmp_path / "models" / f"{run}.json").read_text()))
+    older = {**trained["ablation"], **result}
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / f"{run}.json").write_text(json.dumps(older))
+    (tmp_path / "models" / f"{run}.json").unlink()
+    assert [r["top1"] for r in run_ablation(store, test, experiments, tmp_path, **kwargs)] == [r["top1"] for r in rows]
+    (tmp_path / "experiments" / f"{run}.json").write_text(json.dumps({**older, "run_settings": {}}))  # other settings
+    with pytest.raises(AssertionError, match="trained again"):
+        run_ablation(store, test, experiments, tmp_path, **kwargs)
 
 
 def test_run_ablation_refuses_unknown_teachers(tiny_store, tmp_path):

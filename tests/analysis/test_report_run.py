@@ -50,7 +50,7 @@ def _student(name, teachers, order, top1, evaluation=True):
         "teacher_params": 17481364 if teachers else None,
         "teacher_size_mb": 66.7 if teachers else None,
         "epochs": 2,
-        "history": {  # what the Distiller's epoch log records (resumable.EpochLog)
+        "history": {  # what the Distiller's epoch log records (training.EpochLog)
             "loss": [2.2, 1.9],
             "label_loss": [2.3, 2.0] if teachers else [2.2, 1.9],
             "distill_loss": [2.1, 1.8] if teachers else [2.2, 1.9],
@@ -370,3 +370,25 @@ def test_summary_json_from_the_run_folder(run_dir, tmp_path, capsys):
     assert mixed["targets"] == "clean"  # a record without `targets` (older folders) learnt from clean-image rows
     assert summary["students"]["baseline"]["teachers"] == [] and summary["students"]["baseline"]["targets"] is None
     assert main(["report", str(run_dir), "--command", "x"]) == EXIT_BAD_INPUT  # --command alone records nothing
+
+
+def test_teacher_histories_read_under_the_engine_names_and_the_older_ones(run_dir):
+    """Teachers log `acc`/`val_acc` like students since one engine; run folders written before hold `val_accuracy`."""
+    from libkd_keras.analysis.report.records import load_teachers
+    from libkd_keras.run_layout import RunLayout
+
+    _write(run_dir / "teachers" / "resnet26_s0.json", _teacher("resnet26_s0", "resnet26", 0, 0.62))  # older names
+    new = _teacher("rednet26_s0", "rednet26", 0, 0.58)
+    new["history"] = {
+        "epoch": [0, 1],
+        "loss": [2.0, 1.5],
+        "acc": [0.4, 0.5],
+        "val_acc": [0.5, 0.58],
+        "val_top5": [0.9, 1],
+    }
+    _write(run_dir / "teachers" / "rednet26_s0.json", new)
+    _write(run_dir / "teachers" / "logs" / "rednet26_s0" / "epochs.json", {"0": {"loss": 2.0}})  # not a record
+    rows = {row["name"]: row for row in load_teachers(RunLayout(run_dir))}
+    assert sorted(rows) == ["rednet26_s0", "resnet26_s0"]
+    assert rows["resnet26_s0"]["history"]["val_accuracy"] == [0.3, 0.62 - 0.05, 0.62]
+    assert rows["rednet26_s0"]["history"]["val_accuracy"] == [0.5, 0.58]

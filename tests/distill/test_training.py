@@ -101,7 +101,7 @@ def test_validate_every_scores_the_test_split_on_those_epochs_and_always_the_las
 
 
 def test_validation_epochs_includes_the_last_and_refuses_nonsense():
-    from libkd_keras.resumable import validation_epochs
+    from libkd_keras.training import validation_epochs
 
     assert validation_epochs(10, 4) == [4, 8, 10] and validation_epochs(3, 1) == [1, 2, 3]
     assert validation_epochs(3, 10) == [3]

@@ -193,7 +193,7 @@ def check_teacher(runs):
 
     (single, _), (first, _), (second, _) = runs[0].values()
     folders = runs[1]
-    for key in ("loss", "val_loss", "accuracy"):
+    for key in ("loss", "val_loss", "acc"):
         assert first["teacher"][key] == second["teacher"][key]
         assert first["teacher"][key] == pytest.approx(single["teacher"][key], rel=1e-4), key
     chief = folders["out"] / "teachers"

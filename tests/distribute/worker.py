@@ -160,7 +160,7 @@ def main(out, store_path, backup=None):
     train, test = teacher_splits()
     with strategy.scope():  # as the CLI calls it: the strategy comes from the scope
         meta = train_teacher(tiny_cnn, train, test, os.path.join(out, "teachers"), recipe=teacher_recipe(), verbose=0)
-    result["teacher"] = {k: meta["history"][k] for k in ("loss", "val_loss", "accuracy")}
+    result["teacher"] = {k: meta["history"][k] for k in ("loss", "val_loss", "acc")}  # the engine's metric names
     lap("teacher")
 
     # A step finished on worker 0 only (a worker that lost its run folder): an error on both, not a hang.

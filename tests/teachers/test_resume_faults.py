@@ -5,8 +5,8 @@ import os
 import keras
 import pytest
 
-from libkd_keras.resumable import TrainingDiverged
 from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.training import TrainingDiverged
 from tests.teachers.test_training import CountEpochs, tiny_cnn, toy_split
 
 
@@ -64,3 +64,34 @@ def test_a_teacher_whose_loss_went_nan_is_not_saved(tmp_path):
         train_teacher(nan_cnn, split, split, tmp_path, recipe=TeacherRecipe(epochs=2, batch_size=12), verbose=0)
     assert "learning rate" in str(error.value)
     assert not [n for n in os.listdir(tmp_path) if n.endswith((".keras", ".json"))]
+
+
+def test_a_teacher_interrupted_under_the_old_history_file_resumes_with_its_history_whole(tmp_path):
+    """A teacher stopped by libkd <= 0.x kept `<name>.history.json` (names `accuracy`, ...) beside its backup."""
+    import json
+
+    train, test, recipe, backup = _interrupted_teacher(tmp_path, stop_at=2)
+    new = tmp_path / "logs" / "tiny_cnn_seed1" / "epochs.json"
+    epochs = json.loads(new.read_text())
+    assert sorted(epochs) == ["0", "1"] and "acc" in epochs["0"] and "val_top5" in epochs["0"]
+    old_names = {"acc": "accuracy", "top5": "top5_accuracy", "val_acc": "val_accuracy", "val_top5": "val_top5_accuracy"}
+    old = {e: {old_names.get(k, k): v for k, v in entry.items()} for e, entry in epochs.items()}
+    (tmp_path / "tiny_cnn_seed1.history.json").write_text(json.dumps(old))  # the layout today's main leaves
+    new.unlink()
+    resumed = CountEpochs()
+    meta = train_teacher(tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[resumed], verbose=0)
+    assert resumed.started == [2] and meta["history"]["epoch"] == [0, 1, 2]
+    assert not (tmp_path / "tiny_cnn_seed1.history.json").exists() and new.is_file()
+    assert meta["history"]["val_acc"][:2] == [epochs[e]["val_acc"] for e in ("0", "1")]  # the old epochs, renamed
+    assert meta["history"]["time_s"][:2] == [epochs[e]["time_s"] for e in ("0", "1")]
+    assert not {"accuracy", "val_accuracy", "top5_accuracy"} & set(meta["history"])
+    assert meta["training_time_s"] == pytest.approx(sum(meta["history"]["time_s"]))
+
+
+def test_a_fresh_start_drops_an_old_history_file(tmp_path):
+    """Without a backup there is no epoch to resume, so a history left beside it is stale, old name or new."""
+    train, test = toy_split(12, "train", 0), toy_split(6, "test", 1)
+    (tmp_path / "tiny_cnn_seed0.history.json").write_text('{"0": {"loss": 9.0}, "1": {"loss": 9.0}}')
+    meta = train_teacher(tiny_cnn, train, test, tmp_path, recipe=TeacherRecipe(epochs=1, batch_size=12), verbose=0)
+    assert meta["history"]["epoch"] == [0] and meta["history"]["loss"][0] != 9.0
+    assert not (tmp_path / "tiny_cnn_seed0.history.json").exists()

@@ -75,7 +75,7 @@ def test_train_teacher_resumes_saves_model_and_metadata_and_skips_when_done(tmp_
     resumed = CountEpochs()
     meta = train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[resumed], verbose=0)
     assert resumed.started == [1]  # epoch 0 came from the BackupAndRestore checkpoint
-    assert meta["history"]["epoch"] == [0, 1] and len(meta["history"]["val_accuracy"]) == 2
+    assert meta["history"]["epoch"] == [0, 1] and len(meta["history"]["val_acc"]) == 2
     assert not os.path.exists(tmp_path / "tiny_cnn_seed3.backup")
     assert os.listdir(tmp_path / "logs" / "tiny_cnn_seed3")  # TensorBoard logs
 
@@ -120,7 +120,7 @@ def test_validate_every_scores_the_teacher_on_those_epochs_and_the_last(tmp_path
     train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
     recipe = TeacherRecipe(epochs=4, batch_size=12, validate_every=3)
     meta = train_teacher(tiny_cnn, train, test, tmp_path, recipe=recipe, verbose=0)
-    accuracy = meta["history"]["val_accuracy"]
+    accuracy = meta["history"]["val_acc"]
     assert [a is not None for a in accuracy] == [False, False, True, True]
     assert meta["top1_test_accuracy"] == pytest.approx(accuracy[-1])
     with pytest.raises(ValueError, match="validate_every"):

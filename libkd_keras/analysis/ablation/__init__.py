@@ -6,7 +6,7 @@ Every experiment reads its teacher targets from the store (the logits were compu
 - `experiments.py`: what to run: `Experiment`, `table4_experiments(names)` (the paper's teacher
   sets, once per recipe) and `figure11_experiments(names)` (hard vs soft, temperature sweep).
 - `runner.py`: `run_ablation(...)` trains them (several seeds if asked), evaluates the class head,
-  the distillation head and their average, and keeps one JSON per finished run (resumable).
+  the distillation head and their average; each run is a `train_student` record (resumable).
 - `tables.py`: `summarize` and `ablation_table`: Table 4's columns plus the gain over the student
   baseline of the same recipe (mean, and its std over seeds), written to `ablation.md`/`.json`.
 

@@ -1,11 +1,14 @@
 """Running an ablation: train every experiment from ONE store, resumably, then write its tables.
 
-`run_ablation(...)` trains each experiment once per seed with `distill.train_student` (no teacher
-is built or called: the targets come from the store), evaluates the class head, the distillation head and their average
-(paper Figure 11b-c; the average is the inference output and the headline top-1), and writes one
-JSON per finished experiment and seed under `out_dir/experiments/`. A rerun reads back every
-record whose settings match and trains only the rest. Then `tables.write_ablation` writes
-`out_dir/ablation.md` and `out_dir/ablation.json`.
+`run_ablation(...)` trains each experiment once per seed with `distill.train_student`, so on the one
+training engine (`libkd_keras.training`; no teacher is built or called: the targets come from the
+store), evaluates the class head, the distillation head and their average (paper Figure 11b-c; the
+average is the inference output and the headline top-1), and keeps each student and its record in
+`out_dir/models/<name>__seed<k>.keras/.json`; the record's `"ablation"` entry names the experiment
+and the run's settings. A rerun reads back every record whose settings match (also the
+`out_dir/experiments/<name>__seed<k>.json` files an ablation wrote before one engine) and trains
+only the rest; a run interrupted mid-training resumes from its backup. Then `tables.write_ablation`
+writes `out_dir/ablation.md` and `out_dir/ablation.json`.
 
 Example:
 >>> store = TeacherStore.open("saved_models/budget/store/train")
@@ -19,29 +22,51 @@ from pathlib import Path
 
 from libkd_keras.analysis.ablation.experiments import unique_experiments
 from libkd_keras.analysis.ablation.tables import summarize, teacher_set_columns, write_ablation
-from libkd_keras.atomic_files import json_safe, write_text_atomic
+from libkd_keras.atomic_files import json_safe
 from libkd_keras.evaluation import HEADS
 
-RECORD_VERSION = 1  # of the per-run JSON under experiments/; a record of another version is recomputed
+RECORD_VERSION = 1  # of a run's "ablation" entry (and of the older experiments/ JSON); another version is retrained
 
 
-def _record_path(out_dir, experiment, seed):
-    return Path(out_dir) / "experiments" / f"{experiment.name}__seed{seed}.json"
+def _run_name(experiment, seed):
+    return f"{experiment.name}__seed{seed}"
 
 
-def _load_record(path, experiment, seed, run_settings):
-    """A finished result for exactly these settings, or None."""
+def _ablation_entry(experiment, seed, run_settings):
+    """What a student's record says about the ablation run it is (`record["ablation"]`)."""
+    return json_safe(
+        {
+            "version": RECORD_VERSION,
+            "experiment": experiment.name,
+            "seed": seed,
+            "settings": experiment.settings(),
+            "run_settings": run_settings,
+        }
+    )
+
+
+def _read(path):
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    same = (
-        record.get("version") == RECORD_VERSION
-        and record.get("seed") == seed
-        and record.get("settings") == json_safe(experiment.settings())
-        and record.get("run_settings") == json_safe(run_settings)
-    )
-    return record if same else None
+
+
+def _load_record(out_dir, experiment, seed, run_settings):
+    """A finished result for exactly these settings, or None.
+
+    From the student's own record (`models/<run>.json`, beside its `.keras`), or from the
+    `experiments/<run>.json` that an ablation wrote before one engine (same keys as the result).
+    """
+    entry = _ablation_entry(experiment, seed, run_settings)
+    models = Path(out_dir) / "models"
+    record = _read(models / f"{_run_name(experiment, seed)}.json")
+    if record and record.get("ablation") == entry and (models / f"{_run_name(experiment, seed)}.keras").is_file():
+        return {**entry, **_result(record)}
+    older = _read(Path(out_dir) / "experiments" / f"{_run_name(experiment, seed)}.json")
+    if older and all(older.get(k) == entry[k] for k in ("version", "seed", "settings", "run_settings")):
+        return older
+    return None
 
 
 def _seed_list(seeds):
@@ -91,11 +116,13 @@ def _train_and_evaluate(
     verbose,
     out_dir,
     log,
+    ablation_entry,
 ):
     """Train one student from the store with `train_student` (no teacher is run) and evaluate its heads.
 
-    The student and its `train_student` record go to `out_dir/models/<name>__seed<k>.keras/.json`;
-    an interrupted run resumes from its last backed-up epoch.
+    The student and its `train_student` record go to `out_dir/models/<name>__seed<k>.keras/.json`,
+    the record with `ablation_entry` under "ablation"; an interrupted run resumes from its last
+    backed-up epoch. Returns the run's result (`_result`).
     """
     from libkd_keras.distill import RECIPES, target_source, train_student
     from libkd_keras.distill import make_student as make_deit
@@ -127,14 +154,20 @@ def _train_and_evaluate(
         epochs=epochs,
         seed=seed,
         targets=target_source("clean", experiment.teachers, experiment.ensemble, store=store),
-        name=f"{experiment.name}__seed{seed}",
+        name=_run_name(experiment, seed),
         validate=False,
         evaluate=True,
         compile_options=compile_options,
+        extra_record={"ablation": ablation_entry},
         verbose=verbose,
-        overwrite=True,
-        say=log,  # overwrite: the experiments/ record says what is done
+        overwrite=True,  # `_load_record` said whether a record of these settings is there
+        say=log,
     )
+    return _result(record)
+
+
+def _result(record):
+    """A run's result (accuracies in percent, for `summarize`) from its student's `train_student` record."""
     last = {k: v[-1] for k, v in record["history"].items() if k not in ("epoch", "time_s") and v}
     return {
         **_percent(record["evaluation"]),
@@ -190,10 +223,11 @@ def run_ablation(
         test: Split, TeacherStore or path. The test data (a store must hold the test images).
         experiments: list of Experiment. E.g. `table4_experiments(store.teacher_names)`; skipped
             ones appear in the table with their note. The same name twice must be the same experiment.
-        out_dir: path. Results folder: `experiments/<name>__seed<k>.json` per finished run (kept
-            and skipped on rerun when its settings match), `ablation.json` and `ablation.md`;
-            `models/<name>__seed<k>.keras/.json`: each student and its `train_student` record. An
-            interrupted run resumes from its last epoch's backup: rerun it with the same settings.
+        out_dir: path. Results folder: `models/<name>__seed<k>.keras/.json`, each student and its
+            `train_student` record (kept and skipped on rerun when its "ablation" settings match; so
+            are the `experiments/<name>__seed<k>.json` of ablations written before one engine),
+            `ablation.json` and `ablation.md`. An interrupted run resumes from its last epoch's
+            backup: rerun it with the same settings.
         make_student: callable or None. `make_student(distillation_token: bool) -> DeiT`, called
             once per run after the seed and the recipe's precision are set; default: DeiT-Tiny
             (patch 4) with the recipe's drop path. Baselines get no distillation token. Changing
@@ -242,9 +276,9 @@ def run_ablation(
             continue
         for seed in seeds:
             done += 1
-            path = _record_path(out_dir, experiment, seed)
-            record = _load_record(path, experiment, seed, run_settings)
+            record = _load_record(out_dir, experiment, seed, run_settings)
             if record is None:
+                entry = _ablation_entry(experiment, seed, run_settings)
                 result = _train_and_evaluate(
                     experiment,
                     seed,
@@ -259,18 +293,9 @@ def run_ablation(
                     verbose,
                     out_dir,
                     log,
+                    entry,
                 )
-                record = json_safe(
-                    {
-                        "version": RECORD_VERSION,
-                        "experiment": experiment.name,
-                        "seed": seed,
-                        "settings": experiment.settings(),
-                        "run_settings": run_settings,
-                        **result,
-                    }
-                )
-                write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+                record = {**entry, **json_safe(result)}
                 how = f"trained in {record['train_seconds']:.1f}s"
             else:
                 how = "already done"

@@ -44,7 +44,8 @@ def current_keys(record):
 def _history(record):
     """`{"loss", "val_accuracy", "label_loss", "distill_loss", "time_s"}`, lists by epoch (None: not logged).
 
-    Teachers log `val_accuracy`, the Distiller `val_acc`; the Distiller also logs its two loss terms
+    Every model logs `val_acc` (`training.py`, one engine); teachers of run folders written before it logged
+    `val_accuracy`. The Distiller also logs its two loss terms
     (`label_loss`: the class head on the labels, the same quantity for every student; `distill_loss`: the
     distillation head's term), and every epoch log its wall time `time_s`.
     """

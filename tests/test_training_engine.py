@@ -1,0 +1,72 @@
+"""The one training engine (`libkd_keras.training`): teachers and students share its steps, files and keys."""
+
+import json
+
+import keras
+import pytest
+
+from libkd_keras.distill import baseline, train_student
+from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.training import RECORD_KEYS, Artifact, FitSettings, current_metric
+from tests.distill.test_training import _build as tiny_deit
+from tests.teachers.test_training import tiny_cnn, toy_split
+
+
+class Steps(keras.callbacks.Callback):
+    """The optimizer's step count at the end of every epoch, and whether the train step was XLA-compiled."""
+
+    def __init__(self):
+        super().__init__()
+        self.iterations, self.jit = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.iterations.append(int(self.model.optimizer.iterations))
+        self.jit.append(self.model.jit_compile)
+
+
+def test_one_epoch_without_xla_makes_ceil_n_over_batch_optimizer_steps(tmp_path):
+    """Issue 34: a pipeline that lost its length made Keras run one step past every epoch's end outside XLA."""
+    train, test = toy_split(30, "train", 0), toy_split(6, "test", 1)  # 30 / 12: batches of 12, 12 and 6
+    teacher, student = Steps(), Steps()
+    train_teacher(
+        tiny_cnn, train, test, tmp_path, recipe=TeacherRecipe(epochs=2, batch_size=12), callbacks=[teacher], verbose=0
+    )
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    options = {"jit_compile": False}
+    train_student(
+        tiny_deit(), train, test, tmp_path, recipe=recipe, epochs=2, compile_options=options, callbacks=[student]
+    )
+    assert teacher.jit == student.jit == [False, False]  # a teacher on a CPU: Keras' "auto" is no XLA
+    assert teacher.iterations == student.iterations == [3, 6]
+
+
+def test_teachers_and_students_write_one_history_file_and_the_same_record_keys(tmp_path):
+    train, test = toy_split(12, "train", 0), toy_split(6, "test", 1)
+    teacher = train_teacher(tiny_cnn, train, test, tmp_path, recipe=TeacherRecipe(epochs=1, batch_size=12), verbose=0)
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    student = train_student(tiny_deit(), train, test, tmp_path, recipe=recipe, epochs=1, name="s", verbose=0)
+    for record, kind in ((teacher, "teacher"), (student, "student")):
+        assert set(RECORD_KEYS) <= set(record), kind
+        assert {"acc", "top5", "val_acc", "val_top5", "loss", "time_s"} <= set(record["history"]), kind
+        artifact = Artifact(tmp_path, record["name"], kind)
+        assert json.loads(open(artifact.history).read())["0"]["acc"] == record["history"]["acc"][0]
+        assert record["tensorboard_dir"] == f"logs/{record['name']}" and artifact.finished()
+        assert record["top1_test_accuracy"] == record["history"]["val_acc"][-1]
+        assert record["train_accuracy"] == record["history"]["acc"][-1]
+    assert teacher["precision"] == student["precision"] == "float32"
+
+
+def test_the_dtype_policy_is_put_back_and_bad_settings_are_refused(tmp_path):
+    train, test = toy_split(12, "train", 0), toy_split(6, "test", 1)
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="mixed_bfloat16")
+    before = keras.mixed_precision.dtype_policy().name
+    record = train_student(tiny_deit(), train, test, tmp_path, recipe=recipe, epochs=1, name="bf16", verbose=0)
+    assert record["precision"] == "mixed_bfloat16" and keras.mixed_precision.dtype_policy().name == before
+    assert current_metric("val_top5_accuracy") == "val_top5" and current_metric("accuracy") == "acc"
+    assert current_metric("val_label_loss") == "val_label_loss"
+    with pytest.raises(ValueError, match="epochs"):
+        FitSettings(0)
+    with pytest.raises(ValueError, match="validate_every"):
+        FitSettings(3, validate_every=0)
+    with pytest.raises(ValueError, match="jit_compile"):
+        FitSettings(3, jit_compile="yes")
