@@ -24,7 +24,6 @@ Example:
 >>> record["top1_test_accuracy"], record["trainable_parameters"]
 """
 
-import dataclasses
 import datetime
 import functools
 import math
@@ -39,7 +38,9 @@ import libkd_keras
 from libkd_keras import choices, distribute
 from libkd_keras.atomic_files import read_json, save_model_atomic, write_json_atomic
 from libkd_keras.data.epochs import EpochSeeds, check_epoch_length
+from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.online import in_input_pipeline, label_online
+from libkd_keras.distill.recipes import apply_precision, distiller_for, student_optimizer
 from libkd_keras.distill.students import heads_record, teacher_set_size
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
 from libkd_keras.resumable import (
@@ -108,8 +109,8 @@ def train_student(
         train_split: data.Split. The images the student trains on (the store's split with teachers).
         test_split: data.Split. Validation every epoch (`validate`) and the final evaluation (`evaluate`).
         out_dir: str. Folder of `<name>.keras` and `<name>.json`.
-        recipe: distill.StudentRecipe. Optimiser, loss and augmentation; `recipe.distillation` must be
-            "none" without teachers and "hard"/"soft" with them.
+        recipe: StudentRecipe (`libkd_keras/recipes.py`). Optimiser, loss and augmentation;
+            `recipe.distillation` must be "none" without teachers and "hard"/"soft" with them.
         epochs: int. Training epochs.
         seed: int. Seeds weights, data order and augmentation.
         store: TeacherStore. The train split's stored teacher logits (required with teachers).
@@ -160,7 +161,7 @@ def train_student(
     log_dir = str(log_dir or os.path.join(out_dir, "logs", name))
 
     keras.utils.set_random_seed(seed)
-    recipe.apply_precision()
+    apply_precision(recipe)
     model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
     if int(model.num_classes) != train_split.num_classes:
         raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
@@ -170,9 +171,9 @@ def train_student(
     teacher_list = [teacher_models[t] for t in teachers] if online else []
     in_step = online and not in_input_pipeline()  # where online teachers run: distill/online.py
     if in_step:  # the teachers label each augmented batch inside the step
-        distiller = recipe.distiller(model, teacher_list, teacher_ensemble=ensemble)
+        distiller = distiller_for(recipe, model, teacher_list, teacher_ensemble=ensemble)
     else:
-        distiller = recipe.distiller(model)
+        distiller = distiller_for(recipe, model)
     seeds = EpochSeeds(seed)  # each epoch's order and flip/crop from (seed, epoch): resumes repeat them
     if teachers and not online:
         batches = store.dataset(
@@ -188,7 +189,7 @@ def train_student(
         )
     else:  # the baseline, or online teachers: the labelled images alone
         batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
-    batches = recipe.augment(batches, train_split.num_classes, seed=seeds, replayed_views=views)
+    batches = student_augmentation(batches, recipe, train_split.num_classes, seed=seeds, replayed_views=views)
     if online and not in_step:  # the teachers label each augmented batch in tf.data
         batches = label_online(
             batches,
@@ -200,7 +201,7 @@ def train_student(
         )
     steps = math.ceil(len(train_split) / recipe.batch_size)
     check_epoch_length(batches, steps, f"student {name}")
-    distiller.compile(optimizer=recipe.optimizer(steps, epochs), **dict(compile_options or {}))
+    distiller.compile(optimizer=student_optimizer(recipe, steps, epochs), **dict(compile_options or {}))
 
     repair_backup(backup_dir, say=say)
     epochs_path = os.path.join(log_dir, "epochs.json")
@@ -261,7 +262,7 @@ def train_student(
         "file_size_mb": os.path.getsize(model_path) / 2**20,
         "epochs": epochs,
         "precision": recipe.precision,
-        "recipe": {**dataclasses.asdict(recipe), "learning_rate": recipe.learning_rate},
+        "recipe": recipe.record(),
         "history": history,
         "model_file": os.path.basename(model_path),
         "tensorboard_dir": os.path.relpath(log_dir, out_dir),
@@ -274,7 +275,7 @@ def train_student(
         "mixup": recipe.mixup_alpha > 0,
         "cutmix": recipe.cutmix_alpha > 0,
         "batch_size": recipe.batch_size,
-        "learning_rate": recipe.learning_rate,
+        "learning_rate": recipe.peak_learning_rate,
         "train_images": len(train_split),
         "teacher_trainable_parameters": teacher_params,
         "teacher_size_mb": teacher_size,

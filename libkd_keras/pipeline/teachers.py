@@ -3,7 +3,7 @@
     teachers/<name>.keras + .json     the teacher and its record (paper Tables 2-3)
 
 The teacher's architecture is `teachers.<family>_arch` with the builder arguments of
-`[teachers.<family>]`; its recipe is the `[teachers]` section (`TeacherRecipe`). With
+`[teachers.<family>]`; its recipe is the `[teachers]` section (a `TeacherRecipe`) at its family's epochs. With
 `teachers.reuse_from = RUN` (`--teachers-from RUN`) the step copies RUN's finished teacher
 instead, after checking it is the one this run would train (`reuse_teacher`). The user's own
 teachers ([[teachers.models]], family "keras") are not trained: the step installs them
@@ -23,7 +23,7 @@ from libkd_keras.pipeline.run_folder import RunFolder, load_run_config, reuse_pr
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
 from libkd_keras.precision import resolve_precision
 from libkd_keras.resumable import TrainingDiverged
-from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.teachers import train_teacher
 
 
 class SetJitCompile(keras.callbacks.Callback):
@@ -67,22 +67,6 @@ def teacher_builder(spec):
     return build
 
 
-def teacher_recipe(section, epochs):
-    """The `TeacherRecipe` of the [teachers] section for `epochs` (warm-up capped at epochs - 1)."""
-    return TeacherRecipe(
-        epochs=epochs,
-        batch_size=section.batch_size,
-        learning_rate=section.learning_rate,
-        momentum=section.momentum,
-        weight_decay=section.weight_decay,
-        label_smoothing=section.label_smoothing,
-        warmup_epochs=min(section.warmup_epochs, epochs - 1),
-        augment=section.augment,
-        random_erasing=section.random_erasing,
-        validate_every=section.validate_every,
-    )
-
-
 def train_teachers(pipeline, only=()):
     """Trains every configured teacher (or those in `only`) that is not trained yet."""
     config, folder = pipeline.config, pipeline.folder
@@ -113,7 +97,7 @@ def train_teachers(pipeline, only=()):
             )
             continue
         train, test = pipeline.split("teacher_train"), pipeline.split("test")
-        recipe = teacher_recipe(config.teachers, spec.epochs)
+        recipe = config.teachers.replace(epochs=spec.epochs)  # the [teachers] section is the recipe
         keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision, spec.family))
         pipeline.say(f"[....] teacher {spec.name}: {recipe.epochs} epochs on {len(train):,} images")
         started = pipeline.clock()

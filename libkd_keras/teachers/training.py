@@ -47,7 +47,7 @@ from libkd_keras.resumable import (
     repair_backup,
     validation_epochs,
 )
-from libkd_keras.teachers.recipe import TeacherRecipe
+from libkd_keras.teachers.recipe import TeacherRecipe, teacher_loss, teacher_optimizer
 
 __all__ = ["EpochLog", "train_teacher"]
 
@@ -142,8 +142,8 @@ def train_teacher(
         model = build(num_classes=num_classes, input_shape=train_split.image_shape)
         trained = distribute.fit_view(model)  # `model` itself, except under a strategy (see distribute.py)
         trained.compile(
-            optimizer=recipe.optimizer(steps_per_epoch),
-            loss=recipe.loss(),
+            optimizer=teacher_optimizer(recipe, steps_per_epoch),
+            loss=teacher_loss(recipe),
             metrics=[
                 keras.metrics.CategoricalAccuracy(name="accuracy"),
                 keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top5_accuracy"),
@@ -219,7 +219,7 @@ def train_teacher(
         "file_size_mb": os.path.getsize(model_path) / 2**20,
         "epochs": recipe.epochs,
         "precision": model.dtype_policy.name,  # the compute dtype policy it trained under
-        "recipe": {**vars(recipe), "scaled_learning_rate": recipe.scaled_learning_rate, "weight_decay_kind": "L2"},
+        "recipe": {**recipe.record(), "scaled_learning_rate": recipe.scaled_learning_rate, "weight_decay_kind": "L2"},
         "history": history,
         "model_file": os.path.basename(model_path),
         "tensorboard_dir": os.path.relpath(tensorboard_dir, out_dir),
