@@ -189,6 +189,12 @@ class StudentRecipe:
     )
     warmup_learning_rate: float = option(1e-6, "float", "learning rate the warm-up starts from", minimum=1e-12)
     min_learning_rate: float = option(1e-5, "float", "learning rate the cosine decay ends at", minimum=1e-12)
+    clip_grad_norm: float = option(
+        0.0,
+        "float",
+        "clip the global L2 norm of all gradients to this value, as timm's --clip-grad (0 = no clipping)",
+        minimum=0.0,
+    )
     # augmentation
     flip_crop: bool = option(True, "bool", "random horizontal flip and pad-and-crop (reflect padding)")
     crop_padding: int = option(4, "int", "pixels of padding of the random crop", minimum=0)

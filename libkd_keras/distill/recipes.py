@@ -70,9 +70,13 @@ def student_schedule(recipe, steps_per_epoch, epochs):
 
 
 def student_optimizer(recipe, steps_per_epoch, epochs):
-    """AdamW (epsilon 1e-8 as DeiT) on `student_schedule(...)`; no decay on biases, norms, tokens."""
+    """AdamW (epsilon 1e-8 as DeiT) on `student_schedule(...)`; no decay on biases, norms, tokens; the
+    gradients' global norm clipped to `clip_grad_norm` when it is set."""
     optimizer = keras.optimizers.AdamW(
-        learning_rate=student_schedule(recipe, steps_per_epoch, epochs), weight_decay=recipe.weight_decay, epsilon=1e-8
+        learning_rate=student_schedule(recipe, steps_per_epoch, epochs),
+        weight_decay=recipe.weight_decay,
+        epsilon=1e-8,
+        global_clipnorm=recipe.clip_grad_norm or None,
     )
     optimizer.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return optimizer

@@ -67,6 +67,19 @@ def test_optimizer_decays_weights_but_not_biases_norms_or_tokens():
     assert not any(name in p for p in changed for name in ("bias", "gamma", "beta", "token", "position_embedding"))
 
 
+def test_clip_grad_norm_clips_the_global_gradient_norm_and_is_off_by_default():
+    assert student_optimizer(baseline(), steps_per_epoch=1, epochs=2).global_clipnorm is None
+    optimizer = student_optimizer(baseline(clip_grad_norm=1.0, warmup_epochs=0), steps_per_epoch=1, epochs=2)
+    variables = [keras.Variable(np.zeros(4, "float32")), keras.Variable(np.zeros(4, "float32"))]
+    gradient = keras.ops.convert_to_tensor(np.full(4, 100.0, "float32"))
+    optimizer.apply_gradients([(gradient, v) for v in variables])
+    assert optimizer.global_clipnorm == 1.0
+    # Adam's first step moves by the learning rate whatever the gradient's size; the clipped gradient's
+    # norm over both variables is what the moments saw: 1.0 (not 283), so m = (1 - beta_1) * clipped.
+    moments = np.concatenate([v.numpy() for v in optimizer.variables if "momentum" in v.path])  # Adam's first
+    np.testing.assert_allclose(np.linalg.norm(moments / (1 - optimizer.beta_1)), 1.0, rtol=1e-5)
+
+
 def test_precision_switch_builds_a_bfloat16_student_with_float32_heads():
     student = make_student(
         baseline(precision="mixed_bfloat16"), 4, image_size=16, variant=None, dim=32, depth=1, num_heads=2
