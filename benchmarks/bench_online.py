@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_models import publish  # noqa: E402
 
-from libkd_keras.distill import RECIPES, Distiller, SoftDistillation, online  # noqa: E402
+from libkd_keras.distill import RECIPES, Distiller, SoftDistillation, online, student_augmentation  # noqa: E402
 from libkd_keras.models import STUDENT_BUILDERS, rednet_cifar, resnet_cifar  # noqa: E402
 from libkd_keras.precision import resolve_precision  # noqa: E402
 
@@ -77,7 +77,7 @@ def main():
     labels = rng.integers(0, 10, n).astype("int64")
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(args.batch_size).cache().repeat()
     if args.recipe != "none":  # augmented on every step, as in training (MixUp/CutMix: label rows)
-        batches = RECIPES[args.recipe](batch_size=args.batch_size).augment(batches, 10, seed=0)
+        batches = student_augmentation(batches, RECIPES[args.recipe](batch_size=args.batch_size), 10, seed=0)
     frozen = teachers()
     labelled = online.label_online(batches, frozen, 10, SoftDistillation(TEMPERATURE))
     variants = {

@@ -40,7 +40,7 @@ import keras
 import numpy as np
 
 from libkd_keras.data import Split, load_split
-from libkd_keras.distill import baseline, make_student
+from libkd_keras.distill import baseline, distiller_for, make_student, student_augmentation, student_optimizer
 from libkd_keras.evaluation import evaluate_heads
 from libkd_keras.models import rednet, resnet
 from libkd_keras.store import TeacherStore, analyses, precompute
@@ -174,7 +174,7 @@ batches = store.dataset(
 )
 images, targets = next(iter(batches.take(1)))
 print("images", images.shape, "labels", targets["label"].shape, "teacher rows", targets["teacher"].shape)
-train_batches = student_recipe.augment(batches, num_classes=store.num_classes, seed=0)  # flip + crop
+train_batches = student_augmentation(batches, student_recipe, store.num_classes, seed=0)  # flip + crop
 
 # %% [markdown]
 # ## Distil the student with `model.fit`
@@ -203,8 +203,8 @@ def tiny_deit(distillation_token):
 
 steps_per_epoch = int(np.ceil(len(store) / BATCH_SIZE))
 student = tiny_deit(distillation_token=True)
-distiller = student_recipe.distiller(student)  # alpha 0.5, hard distillation
-distiller.compile(optimizer=student_recipe.optimizer(steps_per_epoch, STUDENT_EPOCHS))
+distiller = distiller_for(student_recipe, student)  # alpha 0.5, hard distillation
+distiller.compile(optimizer=student_optimizer(student_recipe, steps_per_epoch, STUDENT_EPOCHS))
 history = distiller.fit(train_batches, epochs=STUDENT_EPOCHS, verbose=2)
 
 # %% [markdown]
@@ -226,8 +226,8 @@ for head in ("cls", "dist", "both"):
 
 # %%
 plain = tiny_deit(distillation_token=False)
-plain_distiller = student_recipe.replace(distillation="none").distiller(plain)
-plain_distiller.compile(optimizer=student_recipe.optimizer(steps_per_epoch, STUDENT_EPOCHS))
+plain_distiller = distiller_for(student_recipe.replace(distillation="none"), plain)
+plain_distiller.compile(optimizer=student_optimizer(student_recipe, steps_per_epoch, STUDENT_EPOCHS))
 plain_distiller.fit(train_batches, epochs=STUDENT_EPOCHS, verbose=0)
 plain_top1 = evaluate_heads(plain, test.images, test.labels)["cls"]["top1"]
 print(

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from libkd_keras.data import Split
-from libkd_keras.distill import baseline, make_student
+from libkd_keras.distill import baseline, distiller_for, make_student, student_optimizer
 from libkd_keras.export import benchmark_litert, evaluate_keras, evaluate_litert, read_metadata, to_litert
 
 SMALL = os.environ.get("LIBKD_EXAMPLES_SMALL") == "1"  # the test suite's even smaller setting
@@ -74,8 +74,8 @@ student = make_student(
     distillation_token=True,
     name="student",
 )
-trainer = recipe.distiller(student)
-trainer.compile(optimizer=recipe.optimizer(steps_per_epoch=len(train) // BATCH_SIZE, epochs=3))
+trainer = distiller_for(recipe, student)
+trainer.compile(optimizer=student_optimizer(recipe, steps_per_epoch=len(train) // BATCH_SIZE, epochs=3))
 trainer.fit(train.dataset(BATCH_SIZE, shuffle=True), epochs=3, verbose=2)
 print(f"{student.name}: {student.count_params():,} parameters")
 

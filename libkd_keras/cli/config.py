@@ -23,17 +23,16 @@ from libkd_keras.pipeline.config import (
 )
 from libkd_keras.pipeline.config_text import config_differences, describe_options, parse_config_text, to_toml
 from libkd_keras.pipeline.schema import (
-    DEIT_KWARGS,
     REDNET_KWARGS,
     RESNET_KWARGS,
     SCHEMA,
     SECTIONS,
     STUDENT_ENTRY,
-    STUDENT_ENTRY_KEYS,
     ConfigError,
     Option,
 )
 from libkd_keras.pipeline.settings import student_settings, student_teachers, teacher_epochs, teacher_specs
+from libkd_keras.recipes import DEIT_KWARGS
 
 __all__ = [
     "DEIT_KWARGS",
@@ -42,7 +41,6 @@ __all__ = [
     "SCHEMA",
     "SECTIONS",
     "STUDENT_ENTRY",
-    "STUDENT_ENTRY_KEYS",
     "ConfigError",
     "Option",
     "apply_override",

@@ -31,9 +31,9 @@ smaller). RandAugment and colour jitter run image by image, after which the imag
 and the length is asserted (without it Keras ran one step past each epoch's end).
 
 Example:
->>> batches = store.dataset(HardDistillation(), teachers=["resnet26", "rednet26"], batch_size=128)
->>> train = student_augmentation(batches, num_classes=10, batch_size=128, mixup_alpha=0.8,
-...                              cutmix_alpha=1.0, repeats=3, rand_augment_ops=2, random_erasing=0.25)
+>>> recipe = superior(batch_size=128)   # MixUp/CutMix, 3 repeats, RandAugment, random erasing, ...
+>>> batches = store.dataset(HardDistillation(), teachers=["resnet26", "rednet26"], batch_size=recipe.batch_size)
+>>> train = student_augmentation(batches, recipe, num_classes=10)
 """
 
 import keras
@@ -67,39 +67,23 @@ def _colour_jitter(strength, seed):
     )
 
 
-def student_augmentation(
-    dataset,
-    num_classes,
-    batch_size,
-    *,
-    flip_crop=True,
-    crop_padding=4,
-    rand_augment_ops=0,
-    rand_augment_factor=0.1,
-    color_jitter=0.0,
-    random_erasing=0.0,
-    mixup_alpha=0.0,
-    cutmix_alpha=0.0,
-    mix_switch_prob=0.5,
-    repeats=1,
-    seed=None,
-):
-    """Augment a batched `(image, targets)` dataset; returns its batches, augmented (same number and sizes).
+def student_augmentation(dataset, recipe, num_classes, *, seed=None, replayed_views=False):
+    """The student recipe's augmentation of a batched `(image, targets)` dataset; its batches, augmented
+    (same number and sizes).
 
-    `batch_size` is the size of `dataset`'s batches (the last may be smaller). `seed`: None, an int or
-    a `data.epochs.EpochSeeds` (see the module docstring).
+    `recipe` is a `StudentRecipe`: its `batch_size` is the size of `dataset`'s batches (the last may be
+    smaller), its augmentation fields say what runs (`flip_crop`, `crop_padding`, `rand_augment_ops`,
+    `rand_augment_factor`, `color_jitter`, `random_erasing`, `mixup_alpha`, `cutmix_alpha`,
+    `mix_switch_prob`, `repeats`). `seed`: None, an int or a `data.epochs.EpochSeeds` (see the module
+    docstring). `replayed_views`: the batches are replayed store views (`store.dataset(views=True)`),
+    which are the recipe's flip and crop already; the rest of the recipe follows.
 
     `targets` is labels or the store's `{"label", "teacher"}`; when MixUp/CutMix is on, the label
     (and teacher) come back as mixed float32 probability rows, otherwise unchanged.
     `rand_augment_factor` is Keras' single strength for every RandAugment op (0.1: rotations up
     to +-36 degrees, shifts up to 10%; timm's m9 rotates up to +-27 degrees).
     """
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"`repeats` must be an integer >= 1; got {repeats!r}.")
-    if not 0.0 <= random_erasing <= 1.0:
-        raise ValueError(f"`random_erasing` (a probability) must be in [0, 1]; got {random_erasing!r}.")
-    if not 0.0 <= color_jitter < 1.0:
-        raise ValueError(f"`color_jitter` must be in [0, 1); got {color_jitter!r}.")
+    r = recipe  # its values were checked when it was made (`libkd_keras/recipes.py`)
 
     base = seed.seed if isinstance(seed, EpochSeeds) else seed
 
@@ -108,31 +92,31 @@ def student_augmentation(
 
     autotune = tf.data.AUTOTUNE
     # The dataset keeps its batches and its known length, so Keras ends each epoch exactly.
-    if repeats > 1:
-        dataset = dataset.map(_repeat_in_batch(repeats), num_parallel_calls=autotune)
-    if flip_crop:  # stateless, from one seed pair per batch (data/epochs.py)
+    if r.repeats > 1:
+        dataset = dataset.map(_repeat_in_batch(r.repeats), num_parallel_calls=autotune)
+    if r.flip_crop and not replayed_views:  # stateless, from one seed pair per batch (data/epochs.py)
 
         def flip_and_crop(batch, pair):
             images, targets = batch
             draw = stateless_draws(pair)
-            images = pad_and_crop(tf.cast(images, tf.float32), crop_padding, draw, mode="REFLECT")
+            images = pad_and_crop(tf.cast(images, tf.float32), r.crop_padding, draw, mode="REFLECT")
             return random_flip(images, draw), targets
 
         dataset = with_batch_seeds(dataset, seed, FLIP_CROP).map(flip_and_crop, num_parallel_calls=autotune)
 
     per_image = []
-    if rand_augment_ops:
+    if r.rand_augment_ops:
         per_image.append(
             keras.layers.RandAugment(
                 value_range=(0, 255),
-                num_ops=rand_augment_ops,
-                factor=rand_augment_factor,
+                num_ops=r.rand_augment_ops,
+                factor=r.rand_augment_factor,
                 seed=seed_for(1),
                 dtype="float32",
             )
         )
-    if color_jitter:
-        per_image.append(_colour_jitter(color_jitter, seed_for(2)))
+    if r.color_jitter:
+        per_image.append(_colour_jitter(r.color_jitter, seed_for(2)))
     if per_image:  # image by image (RandAugment picks its ops per call), in parallel over the images
 
         def augment_image(image, targets):
@@ -144,18 +128,19 @@ def student_augmentation(
         # `dataset`'s batches are of `batch_size` (the last one may be smaller), so batching the images
         # again gives the same batches; the assertion keeps the known length (and fails loudly otherwise).
         batches = int(dataset.cardinality())
-        dataset = dataset.unbatch().map(augment_image, num_parallel_calls=autotune).batch(batch_size)
+        dataset = dataset.unbatch().map(augment_image, num_parallel_calls=autotune).batch(r.batch_size)
         if batches >= 0:
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
     per_batch = []
-    if random_erasing:
+    if r.random_erasing:
         erase = keras.layers.RandomErasing(
-            factor=(random_erasing, random_erasing), value_range=(0, 255), seed=seed_for(3), dtype="float32"
+            factor=(r.random_erasing, r.random_erasing), value_range=(0, 255), seed=seed_for(3), dtype="float32"
         )
         per_batch.append(lambda images, targets: (erase(images, training=True), targets))
-    if mixup_alpha or cutmix_alpha:
-        per_batch.append(LabelConsistentMix(num_classes, mixup_alpha, cutmix_alpha, mix_switch_prob, seed_for(4)))
+    if r.mixup_alpha or r.cutmix_alpha:
+        mixing = LabelConsistentMix(num_classes, r.mixup_alpha, r.cutmix_alpha, r.mix_switch_prob, seed_for(4))
+        per_batch.append(mixing)
     for op in per_batch:
         dataset = dataset.map(op, num_parallel_calls=autotune)
     return dataset.prefetch(autotune)

@@ -17,9 +17,9 @@ Validation data are not labelled here, so `val_loss` is the true-label term, as 
 targets (in the step, the teachers label the validation images too); the accuracies are the same.
 
 Example:
->>> batches = recipe.augment(split.dataset(128, shuffle=True, seed=0), num_classes=10, seed=0)
+>>> batches = student_augmentation(split.dataset(128, shuffle=True, seed=0), recipe, num_classes=10, seed=0)
 >>> batches = label_online(batches, [resnet, rednet], num_classes=10, kd=recipe.kd)   # e.g. SoftDistillation(4.0)
->>> recipe.distiller(student).fit(batches, epochs=200)    # the targets of Distiller(teachers=[...])
+>>> distiller_for(recipe, student).fit(batches, epochs=200)    # the targets of Distiller(teachers=[...])
 """
 
 import keras

@@ -24,6 +24,7 @@ Example:
 """
 
 from libkd_keras import choices
+from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.online import in_input_pipeline, label_online
 from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.ensembles import as_teacher_list, check_rule
@@ -62,7 +63,7 @@ class StoredTargets:
             split=split,
             views=self.views,
         )
-        return recipe.augment(batches, split.num_classes, seed=seed, replayed_views=self.views)
+        return student_augmentation(batches, recipe, split.num_classes, seed=seed, replayed_views=self.views)
 
     def teacher_sizes(self):
         return teacher_set_size(self.store, self.teachers)
@@ -108,7 +109,7 @@ class OnlineTargets:
     def batches(self, split, kd, recipe, seed):
         """`recipe`'s augmented batches of `split`, labelled with `kd`'s rows of the teachers' logits on them."""
         batches = split.dataset(recipe.batch_size, shuffle=True, seed=seed)
-        batches = recipe.augment(batches, split.num_classes, seed=seed)
+        batches = student_augmentation(batches, recipe, split.num_classes, seed=seed)
         if self.in_step():
             return batches  # the Distiller's teachers label them (`distiller_options`)
         return label_online(batches, list(self.models.values()), split.num_classes, kd, rule=self.ensemble)

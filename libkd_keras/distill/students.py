@@ -1,11 +1,9 @@
-"""Student helpers: the DeiT-from-config `student_builder`, `scaled_base_learning_rate`, and the record helpers
+"""Student helpers: the DeiT-from-config `student_builder`, and the record helpers
 `heads_record` and `teacher_set_size` (used by `train_student` and the pipeline).
 
 Example:
 >>> build = student_builder("deit_tiny", num_classes=10, image_size=(32, 32), patch_size=4)
 >>> model = build(True)  # with a distillation token
->>> scaled_base_learning_rate(1e-3, 128)
-0.004
 """
 
 from libkd_keras import choices
@@ -41,15 +39,6 @@ def student_builder(arch, num_classes, image_size, patch_size=4, drop_path_rate=
         return STUDENT_BUILDERS[arch](**common, distillation=distillation_token)
 
     return build
-
-
-def scaled_base_learning_rate(peak_learning_rate, batch_size):
-    """The batch-512 base rate of a `StudentRecipe` whose peak rate at `batch_size` is `peak_learning_rate`.
-
-    The recipe scales its base rate by `batch_size / 512` (DeiT); a config gives the peak rate. None
-    for 0/None (keep the recipe's own).
-    """
-    return peak_learning_rate * 512 / batch_size if peak_learning_rate else None
 
 
 def heads_record(student, split, predictions_path=None):

@@ -26,7 +26,6 @@ Example:
 >>> record["top1_test_accuracy"], record["trainable_parameters"]
 """
 
-import dataclasses
 import math
 import os
 
@@ -34,6 +33,8 @@ import keras
 
 from libkd_keras import distribute
 from libkd_keras.atomic_files import read_json
+from libkd_keras.distill.augment import student_augmentation
+from libkd_keras.distill.recipes import distiller_for, student_optimizer
 from libkd_keras.distill.students import heads_record
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
 from libkd_keras.training import Artifact, FitSettings, Training, fit_resumably
@@ -70,8 +71,8 @@ def train_student(
         train_split: data.Split. The images the student trains on (the store's split with teachers).
         test_split: data.Split. Validation every epoch (`validate`) and the final evaluation (`evaluate`).
         out_dir: str. Folder of `<name>.keras` and `<name>.json`.
-        recipe: distill.StudentRecipe. Optimiser, loss (`recipe.kd`) and augmentation; `recipe.distillation`
-            must be "none" without targets and "hard"/"soft" with them.
+        recipe: StudentRecipe (`libkd_keras/recipes.py`). Optimiser, loss (`recipe.kd`) and augmentation;
+            `recipe.distillation` must be "none" without targets and "hard"/"soft" with them.
         epochs: int. Training epochs.
         seed: int. Seeds weights, data order and augmentation.
         targets: where the teacher rows come from (`distill/sources.py`): `StoredTargets(store, teachers,
@@ -123,13 +124,13 @@ def train_student(
         model = student(bool(teachers)) if callable(student) and not isinstance(student, keras.Model) else student
         if int(model.num_classes) != train_split.num_classes:
             raise ValueError(f"the student has {model.num_classes} classes; the data has {train_split.num_classes}.")
-        distiller = recipe.distiller(model, **(targets.distiller_options() if targets else {}))
+        distiller = distiller_for(recipe, model, **(targets.distiller_options() if targets else {}))
         if targets:  # stored, replayed views or online: distill/sources.py
             batches = targets.batches(train_split, distiller.kd, recipe, seeds)
         else:  # the baseline: the labelled images alone
             batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
-            batches = recipe.augment(batches, train_split.num_classes, seed=seeds)
-        distiller.compile(optimizer=recipe.optimizer(steps, epochs), **options)
+            batches = student_augmentation(batches, recipe, train_split.num_classes, seed=seeds)
+        distiller.compile(optimizer=student_optimizer(recipe, steps, epochs), **options)
         validation = test_split.dataset(recipe.batch_size) if validate else None
         return Training(model, batches, steps, validation=validation, fit_model=distiller)
 
@@ -143,7 +144,7 @@ def train_student(
         return {
             "architecture": model.name,
             **scores,
-            "recipe": {**dataclasses.asdict(recipe), "learning_rate": recipe.learning_rate},
+            "recipe": recipe.record(),
             "teachers": teachers,
             "distillation": recipe.distillation,
             "ensemble": targets.ensemble if targets else None,
@@ -153,7 +154,7 @@ def train_student(
             "mixup": recipe.mixup_alpha > 0,
             "cutmix": recipe.cutmix_alpha > 0,
             "batch_size": recipe.batch_size,
-            "learning_rate": recipe.learning_rate,
+            "learning_rate": recipe.peak_learning_rate,
             "train_images": len(train_split),
             "teacher_trainable_parameters": teacher_params,
             "teacher_size_mb": teacher_size,

@@ -14,7 +14,6 @@ from libkd_keras.pipeline.schema import (
     SCHEMA,
     SECTIONS,
     STUDENT_ENTRY,
-    STUDENT_ENTRY_KEYS,
     TEACHER_ARCH_KWARGS,
     TEACHER_MODEL_ENTRY,
     ConfigError,
@@ -95,8 +94,8 @@ def _check_student_entry(entry, origin):
 def normalize_student(entry, origin="students"):
     _check_student_entry(entry, origin)
     out = {"name": entry["name"], "teachers": list(entry.get("teachers", []))}
-    for key in STUDENT_ENTRY_KEYS:
-        if key in entry:
+    for key in STUDENT_ENTRY:  # the declaration's order
+        if key in entry and key not in out:
             out[key] = coerce(STUDENT_ENTRY[key], entry[key])
     return out
 

@@ -7,7 +7,7 @@ import copy
 import json
 
 from libkd_keras.pipeline.config import default_config, merge, parse_toml
-from libkd_keras.pipeline.schema import SCHEMA, STUDENT_ENTRY_KEYS, TEACHER_MODEL_ENTRY
+from libkd_keras.pipeline.schema import SCHEMA, STUDENT_ENTRY, TEACHER_MODEL_ENTRY
 
 # Neither the folder's name nor where the teachers were copied from (they are checked to be the
 # ones this run would train) changes what a run computes.
@@ -45,6 +45,8 @@ def to_toml(config):
                 tables.append((f"[{section}.{key}]", value))
             elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
                 tables += [(f"[[{section}.{key}]]", entry) for entry in value]  # e.g. [[teachers.models]]
+            elif value is None:  # TOML has no null: an unset key, read back as unset
+                lines.append(f"# {key}: {UNSET}")
             else:
                 lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
@@ -57,6 +59,9 @@ def to_toml(config):
         lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+UNSET = "unset (the named recipe's value)"
 
 
 def _toml_value(value):
@@ -94,7 +99,8 @@ def describe_options(config=None):
                 lines.append(f"  {section}.{key} = {value}{built_in}  -- {opt.help}")
             if (section, key) == ("teachers", "models"):
                 lines += [f"    [[teachers.models]] {k}  -- {o.help}" for k, o in TEACHER_MODEL_ENTRY.items()]
-    lines.append("  [[students]] name, teachers, and optionally " + ", ".join(STUDENT_ENTRY_KEYS))
+    own_keys = [key for key in STUDENT_ENTRY if key not in ("name", "teachers")]
+    lines.append("  [[students]] name, teachers, and optionally any of " + ", ".join(own_keys))
     for entry in (config or {}).get("students", []):
         own = ", ".join(f"{k} = {_toml_value(v)}" for k, v in entry.items() if k not in ("name", "teachers"))
         teachers = _toml_value(entry["teachers"])
@@ -106,4 +112,6 @@ def _value_text(value):
     """A config value as TOML (a builder table inline: `{dim = 96, depth = 6}`)."""
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        return UNSET
     return _toml_value(value)

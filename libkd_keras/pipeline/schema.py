@@ -2,46 +2,25 @@
 
 A TOML key `[section] key = value` is the field `key` of the section class below (`[teachers]
 epochs` is `TeachersSection.epochs`), and the pipeline reads it as `config.teachers.epochs`, so a
-parameter can be followed from the file to the call. `SCHEMA` (the same facts as plain `Option`s)
-is derived from these classes for validation, `--help` and TOML writing. No TensorFlow here.
+parameter can be followed from the file to the call. The [student] section is `StudentRecipe` and
+the [teachers] section extends `TeacherRecipe` (`libkd_keras/recipes.py`): the library's recipes are
+the config sections, declared once. `SCHEMA` (the same facts as plain `Option`s) is derived from these
+classes for validation, `--help`, `--set`, `[[students]]` entries and TOML writing. No TensorFlow here.
 
 Example:
 >>> SCHEMA["student"]["alpha"].default
 0.5
 """
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from libkd_keras import choices
+from libkd_keras.recipes import RESULTS, Option, StudentRecipe, TeacherRecipe, option, options
 
 
 class ConfigError(ValueError):
     """A preset, config file or override that cannot be used as it is (the message says why)."""
 
-
-@dataclass(frozen=True)
-class Option:
-    """One config key: its default, type, help text and allowed values."""
-
-    default: object
-    kind: str  # "int", "float", "str", "bool", "auto_bool", "int_list", "str_list", "table", "table_list"
-    help: str
-    choices: tuple = ()
-    minimum: float = None
-    maximum: float = None
-    keys: tuple = ()  # for kind="table": the keyword arguments it may hold; "table_list": each table's keys
-
-
-def option(default, kind, help, **limits):
-    """A dataclass field carrying its `Option` (lists and tables get a fresh copy per instance)."""
-    opt = Option(default, kind, help, **limits)
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"option": opt})
-    return field(default=default, metadata={"option": opt})
-
-
-RESULTS = "benchmarks/RESULTS.md"  # where measured speeds live (no figures in help text)
 
 # Keyword arguments a config may pass to the model builders, per architecture; the pipeline sets the
 # rest (num_classes, input_shape / image_size, patch_size, distillation, drop_path_rate).
@@ -74,7 +53,6 @@ TEACHER_MODEL_ENTRY = {
         choices=choices.PIXEL_CONVENTIONS,
     ),
 }
-DEIT_KWARGS = ("dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "layer_norm_epsilon")
 
 
 @dataclass(frozen=True)
@@ -114,28 +92,14 @@ class DataSection:
 
 
 @dataclass(frozen=True)
-class TeachersSection:
+class TeachersSection(TeacherRecipe):
+    """The [teachers] section: the teachers' training recipe (`TeacherRecipe`'s fields) and which teachers."""
+
     resnet_seeds: list = option([0], "int_list", "one ResNet (CNN) teacher per seed ([] = none)")
     rednet_seeds: list = option([0], "int_list", "one RedNet (involution) teacher per seed ([] = none)")
-    epochs: int = option(200, "int", "training epochs of each teacher", minimum=1)
     resnet_epochs: int = option(0, "int", "epochs of the ResNet teachers (0 = teachers.epochs)", minimum=0)
     rednet_epochs: int = option(
         0, "int", f"epochs of the RedNet teachers (0 = teachers.epochs; RedNet trains slower: {RESULTS})", minimum=0
-    )
-    batch_size: int = option(128, "int", "teacher batch size", minimum=1)
-    learning_rate: float = option(0.1, "float", "SGD learning rate (cosine decay)", minimum=0.0)
-    momentum: float = option(0.9, "float", "SGD momentum", minimum=0.0, maximum=1.0)
-    weight_decay: float = option(5e-4, "float", "L2 weight decay", minimum=0.0)
-    label_smoothing: float = option(0.1, "float", "label smoothing of the teachers' loss", minimum=0.0, maximum=0.99)
-    warmup_epochs: int = option(
-        0, "int", "linear warm-up epochs before the cosine decay (capped at epochs - 1)", minimum=0
-    )
-    augment: bool = option(True, "bool", "pad-4 random crop + flip (random resized crop + flip for large images)")
-    random_erasing: float = option(
-        0.0, "float", "with augment: probability that an image gets one random box erased", minimum=0.0, maximum=1.0
-    )
-    validate_every: int = option(
-        1, "int", "score the test images every that many epochs, and always after the last", minimum=1
     )
     train_limit: int = option(
         0,
@@ -207,54 +171,6 @@ class StoreSection:
 
 
 @dataclass(frozen=True)
-class StudentSection:
-    arch: str = option("deit_tiny", "str", "student size", choices=choices.STUDENT_ARCHS)
-    patch_size: int = option(4, "int", "patch side in pixels (must divide the image size)", minimum=1)
-    drop_path_rate: float = option(0.1, "float", "stochastic depth rate", minimum=0.0, maximum=0.99)
-    model: dict = option({}, "table", "DeiT arguments overriding the arch's ({} = as named)", keys=DEIT_KWARGS)
-    epochs: int = option(300, "int", "training epochs of each student", minimum=1)
-    batch_size: int = option(128, "int", "student batch size", minimum=1)
-    learning_rate: float = option(
-        0.0, "float", "AdamW peak learning rate (0 = the recipe's 5e-4 * batch_size / 512)", minimum=0.0
-    )
-    weight_decay: float = option(0.05, "float", "AdamW weight decay", minimum=0.0)
-    warmup_epochs: int = option(
-        5, "int", "linear warm-up epochs before the cosine decay (capped at epochs - 1)", minimum=0
-    )
-    label_smoothing: float = option(0.1, "float", "label smoothing of the true-label loss", minimum=0.0, maximum=0.99)
-    recipe: str = option(
-        "baseline",
-        "str",
-        "augmentation recipe (superior: MixUp/CutMix, RandAugment, ...; mix: flip/crop + MixUp/CutMix only, "
-        "which replayed store views follow exactly)",
-        choices=choices.RECIPES,
-    )
-    distillation: str = option("hard", "str", "distillation target type", choices=choices.DISTILLATIONS)
-    alpha: float = option(
-        0.5, "float", "weight of the true-label loss (1 - alpha on the distillation token)", minimum=0.0, maximum=1.0
-    )
-    temperature: float = option(1.0, "float", "softmax temperature of soft distillation", minimum=1e-6)
-    ensemble: str = option("soft", "str", "how several teachers are combined", choices=choices.ENSEMBLES)
-    targets: str = option(
-        "clean",
-        "str",
-        "where the teacher rows come from: clean (stored, clean images), views (stored on views the "
-        "student replays; needs store.views) or online (the teachers run on each augmented batch)",
-        choices=choices.TARGET_SOURCES,
-    )
-    validate_every: int = option(
-        1, "int", "score the test images every that many epochs, and always after the last", minimum=1
-    )
-    seeds: list = option(
-        [],
-        "int_list",
-        "one student per seed (initialization, data order, augmentation), named "
-        "<name>_s<seed> when there are several ([] = [run.seed]: one student named <name>)",
-        minimum=0,
-    )
-
-
-@dataclass(frozen=True)
 class ExportSection:
     student: str = option("", "str", "student to export ('' = the distilled student with the best test top-1)")
     quantizations: list = option(
@@ -273,22 +189,27 @@ SECTION_CLASSES = {
     "data": DataSection,
     "teachers": TeachersSection,
     "store": StoreSection,
-    "student": StudentSection,
+    "student": StudentRecipe,  # the [student] section is the student recipe itself
     "export": ExportSection,
 }
-SCHEMA = {
-    name: {f.name: f.metadata["option"] for f in dataclasses.fields(cls)} for name, cls in SECTION_CLASSES.items()
-}
+SCHEMA = {name: options(cls) for name, cls in SECTION_CLASSES.items()}
 
-# Each [[students]] entry: a name, a teacher set, and optionally its own value of these [student] keys.
-STUDENT_ENTRY_KEYS = ("recipe", "distillation", "alpha", "temperature", "ensemble", "targets", "epochs", "seeds")
+# Each [[students]] entry: a name, a teacher set, and optionally its own value of any [student] key a
+# student may have alone (`Option.entry`; not the run-wide architecture).
 STUDENT_ENTRY = {
     "name": Option(None, "str", "the student's name (file names, report rows)"),
     "teachers": Option(
         [], "str_list", "teacher set: 'all', a family ('resnet', 'rednet') or teacher names; [] = no teacher (baseline)"
     ),
-    **{key: SCHEMA["student"][key] for key in STUDENT_ENTRY_KEYS},
+    **{key: opt for key, opt in SCHEMA["student"].items() if opt.entry},
 }
+
+
+def entry_settings(entry):
+    """The [student] keys a (normalized) [[students]] entry sets itself: all its keys but name and teachers."""
+    return {key: value for key, value in entry.items() if key not in ("name", "teachers")}
+
+
 DEFAULT_STUDENTS = [{"name": "baseline", "teachers": []}, {"name": "ensemble", "teachers": ["all"]}]
 SECTIONS = tuple(SCHEMA) + ("students",)
 

@@ -9,22 +9,21 @@ Example:
 >>> [t.name for t in config.teacher_specs], config.student.arch
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 from libkd_keras.choices import OWN_TEACHER_FAMILY, TEACHER_FAMILIES
 from libkd_keras.pipeline.schema import (
     CIFAR_DEFAULTS,
     SECTION_CLASSES,
-    STUDENT_ENTRY_KEYS,
     ConfigError,
     DataSection,
     ExportSection,
     RunSection,
     StoreSection,
-    StudentSection,
+    StudentRecipe,
     TeachersSection,
     did_you_mean,
+    entry_settings,
 )
 
 
@@ -51,15 +50,23 @@ class StudentEntry:
     """One trained student: a [[students]] entry at one of its seeds.
 
     `name` is the entry's name, or `<entry>_s<seed>` when the entry has several seeds; `teachers`
-    the teacher names (expanded); `settings` the [student] section with the entry's own keys.
+    the teacher names (expanded); `settings` the [student] section with the entry's own keys (a
+    `StudentRecipe`); `recipe` what it trains with.
     """
 
     name: str
     order: int
     teachers: tuple
-    settings: StudentSection
+    settings: StudentRecipe
     entry: str = ""  # the [[students]] entry's name
     seed: int = 0
+    precision: str = "float32"  # run.precision
+
+    @property
+    def recipe(self):
+        """The `StudentRecipe` it trains with: its settings at run.precision; distillation "none" without teachers."""
+        changes = {} if self.teachers else {"distillation": "none"}
+        return self.settings.replace(precision=self.precision, **changes)
 
 
 def student_seeds(config, entry):
@@ -149,7 +156,7 @@ def teacher_epochs(config, family):
 
 def student_settings(config, entry):
     """The [student] section with a [[students]] entry's own values applied (a dict)."""
-    return {**config["student"], **{k: entry[k] for k in STUDENT_ENTRY_KEYS if k in entry}}
+    return {**config["student"], **entry_settings(entry)}
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ class Config:
     data: DataSection
     teachers: TeachersSection
     store: StoreSection
-    student: StudentSection
+    student: StudentRecipe
     export: ExportSection
     students: tuple  # StudentEntry (one per entry and seed), in config order
     teacher_specs: tuple  # TeacherSpec, in config order
@@ -189,11 +196,10 @@ class Config:
         students = []
         for order, entry in enumerate(config["students"]):
             chosen = tuple(student_teachers(config, entry, specs))
-            settings = dataclasses.replace(
-                sections["student"], **{k: entry[k] for k in STUDENT_ENTRY_KEYS if k in entry}
-            )
+            settings = sections["student"].replace(**entry_settings(entry))
+            precision = config["run"]["precision"]
             students += [
-                StudentEntry(name, order, chosen, settings, entry["name"], seed)
+                StudentEntry(name, order, chosen, settings, entry["name"], seed, precision)
                 for name, seed in student_seeds(config, entry)
             ]
         return cls(**sections, students=tuple(students), teacher_specs=tuple(teachers), raw=config)

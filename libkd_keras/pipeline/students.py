@@ -11,8 +11,8 @@
 
 Each [[students]] entry, at each seed, is trained by `distill.train_student`. A student with
 teachers learns from the train store (`store/train`), the baseline from the labels. Its recipe is
-the [student] section with the entry's own keys (`recipe_for`), its model `student.arch` /
-`[student.model]` (`distill.student_builder`). A student trained again is evaluated and exported
+the [student] section with the entry's own keys (`StudentEntry.recipe`: one `StudentRecipe`), its
+model `student.arch` / `[student.model]` (`distill.student_builder`). A student trained again is evaluated and exported
 again; a run folder written before predictions were kept evaluates again.
 """
 
@@ -22,7 +22,7 @@ import keras
 
 from libkd_keras import choices
 from libkd_keras.atomic_files import read_json, write_json_atomic
-from libkd_keras.distill import RECIPES, scaled_base_learning_rate, student_builder, target_source, train_student
+from libkd_keras.distill import student_builder, target_source, train_student
 from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.distill.students import heads_record
 from libkd_keras.export import export_report
@@ -35,28 +35,8 @@ from libkd_keras.training import TrainingDiverged
 from libkd_keras.xla import student_jit_compile
 
 
-def recipe_for(config, settings, distillation):
-    """The `StudentRecipe` of one student: its settings (a `StudentSection`) and distillation type."""
-    overrides = dict(
-        batch_size=settings.batch_size,
-        weight_decay=settings.weight_decay,
-        warmup_epochs=settings.warmup_epochs,
-        drop_path_rate=settings.drop_path_rate,
-        precision=config.run.precision,
-        distillation=distillation,
-        alpha=settings.alpha,
-        temperature=settings.temperature,
-        label_smoothing=settings.label_smoothing,
-    )
-    base = scaled_base_learning_rate(settings.learning_rate, settings.batch_size)
-    if base:
-        overrides["base_learning_rate"] = base
-    return RECIPES[settings.recipe](**overrides)
-
-
-def builder_for(config, split):
-    """`build(distillation_token) -> DeiT` of the run's student (for its training split's shape)."""
-    student = config.student
+def builder_for(student, split):
+    """`build(distillation_token) -> DeiT` of a student's settings (a `StudentRecipe`) for its split's shape."""
     return student_builder(
         student.arch,
         split.num_classes,
@@ -75,7 +55,7 @@ def check_students(config, train):
     """
     student = config.student
     try:
-        model = builder_for(config, train)(True)
+        model = builder_for(student, train)(True)
     except (ValueError, TypeError) as error:
         raise ConfigError(
             f"The student cannot be built from student.arch = {student.arch!r}, student.patch_size = "
@@ -85,7 +65,7 @@ def check_students(config, train):
     del model
     for entry in config.students:
         try:
-            recipe_for(config, entry.settings, entry.settings.distillation if entry.teachers else "none")
+            entry.recipe  # noqa: B018 - made (and checked) here, before any teacher trains
         except (ValueError, TypeError) as error:
             raise ConfigError(f"Student {entry.name!r}: its recipe refuses the config: {error}") from None
 
@@ -129,7 +109,7 @@ def train_one(pipeline, entry, announce):
     online = online_targets(entry)
     in_step = online and not in_input_pipeline()  # online teachers run in the step or in tf.data
     train, test = pipeline.split("train"), pipeline.split("test")
-    recipe = recipe_for(config, settings, settings.distillation if teachers else "none")
+    recipe = entry.recipe
     with_store = teachers and (not online or folder.done("store/train"))  # online: only for the teachers' sizes
     store = open_train_store(pipeline) if with_store else None
     what = (
@@ -137,10 +117,10 @@ def train_one(pipeline, entry, announce):
         if teachers
         else "no teacher"
     )
-    announce(f" (seed {entry.seed}): {settings.epochs} epochs on {len(train):,} images, {what}, recipe {recipe.name}")
+    announce(f" (seed {entry.seed}): {settings.epochs} epochs on {len(train):,} images, {what}, recipe {recipe.recipe}")
     try:
         record = train_student(
-            builder_for(config, train),
+            builder_for(settings, train),
             train,
             test,
             str(folder.students),
@@ -158,7 +138,7 @@ def train_one(pipeline, entry, announce):
             backup_dir=folder.checkpoint("student", name),
             log_dir=folder.log_dir("student", name),
             callbacks=pipeline.extra_callbacks("student", name),
-            validate_every=config.student.validate_every,
+            validate_every=settings.validate_every,
             compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, in_step)},
             extra_record={
                 "order": entry.order,
@@ -176,7 +156,7 @@ def train_one(pipeline, entry, announce):
     except TrainingDiverged as error:
         raise ConfigError(
             f"{error} For this run: lower student.learning_rate (0 = the recipe's "
-            f"{recipe.learning_rate:g}), e.g. --set student.learning_rate={recipe.learning_rate / 2:g} "
+            f"{recipe.peak_learning_rate:g}), e.g. --set student.learning_rate={recipe.peak_learning_rate / 2:g} "
             "--overwrite."
         ) from None
     folder.forget(f"evaluate/{name}")  # a student trained again is evaluated and exported again
@@ -200,41 +180,24 @@ def _ablate(pipeline, announce, experiments, seeds, epochs, recipes):
     from libkd_keras.analysis import ablation
 
     config, train = pipeline.config, pipeline.split("train")
-    student = config.student
+    student = config.student.replace(precision=config.run.precision)  # each experiment: a replace of it
     store = open_train_store(pipeline)
     chosen = []
     if experiments in ("table4", "all"):
-        chosen += ablation.table4_experiments(
-            store.teacher_names,
-            recipes=tuple(recipes),
-            alpha=student.alpha,
-            distillation=student.distillation,
-            ensemble=student.ensemble,
-        )
+        chosen += ablation.table4_experiments(store.teacher_names, recipes=tuple(recipes), student=student)
     if experiments in ("figure11", "all"):
-        chosen += ablation.figure11_experiments(store.teacher_names, alpha=student.alpha, ensemble=student.ensemble)
-    overrides = dict(
-        weight_decay=student.weight_decay,
-        warmup_epochs=student.warmup_epochs,
-        drop_path_rate=student.drop_path_rate,
-        label_smoothing=student.label_smoothing,
-        precision=config.run.precision,
-    )
-    base = scaled_base_learning_rate(student.learning_rate, student.batch_size)
-    if base:
-        overrides["base_learning_rate"] = base
+        chosen += ablation.figure11_experiments(store.teacher_names, student=student.replace(recipe="baseline"))
     announce(f": {len(chosen)} experiments x {len(seeds)} seed(s), {epochs or student.epochs} epochs each")
     ablation.run_ablation(
         store,
         pipeline.split("test"),
         chosen,
         pipeline.folder.root / "ablation",
-        make_student=builder_for(config, train),
+        make_student=builder_for(student, train),
         epochs=epochs or student.epochs,
         batch_size=student.batch_size,
         seeds=tuple(seeds),
         train_split=train,
-        recipe_overrides=overrides,
         compile_options={"jit_compile": student_jit_compile(config.run.jit_compile)},
         verbose=pipeline.fit_verbose,
         log=pipeline.say,

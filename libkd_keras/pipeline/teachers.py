@@ -3,7 +3,7 @@
     teachers/<name>.keras + .json     the teacher and its record (paper Tables 2-3)
 
 The teacher's architecture is `teachers.<family>_arch` with the builder arguments of
-`[teachers.<family>]`; its recipe is the `[teachers]` section (`TeacherRecipe`). With
+`[teachers.<family>]`; its recipe is the `[teachers]` section (a `TeacherRecipe`) at its family's epochs. With
 `teachers.reuse_from = RUN` (`--teachers-from RUN`) the step copies RUN's finished teacher
 instead, after checking it is the one this run would train (`reuse_teacher`). The user's own
 teachers ([[teachers.models]], family "keras") are not trained: the step installs them
@@ -24,7 +24,7 @@ from libkd_keras.pipeline.run_folder import RunFolder, load_run_config, reuse_pr
 from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
 from libkd_keras.pipeline.steps import Made, Step
 from libkd_keras.precision import resolve_precision
-from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.teachers import train_teacher
 from libkd_keras.training import TrainingDiverged
 
 
@@ -69,22 +69,6 @@ def teacher_builder(spec):
     return build
 
 
-def teacher_recipe(section, epochs):
-    """The `TeacherRecipe` of the [teachers] section for `epochs` (warm-up capped at epochs - 1)."""
-    return TeacherRecipe(
-        epochs=epochs,
-        batch_size=section.batch_size,
-        learning_rate=section.learning_rate,
-        momentum=section.momentum,
-        weight_decay=section.weight_decay,
-        label_smoothing=section.label_smoothing,
-        warmup_epochs=min(section.warmup_epochs, epochs - 1),
-        augment=section.augment,
-        random_erasing=section.random_erasing,
-        validate_every=section.validate_every,
-    )
-
-
 def teacher_steps(pipeline, only=()):
     """The steps "teacher/<name>" of every configured teacher (or those in `only`): trained, copied or installed."""
     config = pipeline.config
@@ -116,7 +100,7 @@ def _train(pipeline, spec, announce):
     """Teacher `spec` trained by `train_teacher`, with the run's recipe, precision and callbacks."""
     config, folder = pipeline.config, pipeline.folder
     train, test = pipeline.split("teacher_train"), pipeline.split("test")
-    recipe = teacher_recipe(config.teachers, spec.epochs)
+    recipe = config.teachers.replace(epochs=spec.epochs)  # the [teachers] section is the recipe
     keras.mixed_precision.set_dtype_policy(resolve_precision(config.run.precision, spec.family))
     announce(f": {recipe.epochs} epochs on {len(train):,} images")
     try:

@@ -126,7 +126,7 @@ def check_replayable(store, recipe, image_shape):
         differences.append(f"image shape {list(views.image_shape)} (store) vs {list(image_shape)} (student)")
     if not recipe.flip_crop or recipe.crop_padding != views.padding:
         crop = f"padding {recipe.crop_padding}" if recipe.flip_crop else "no flip/crop"
-        differences.append(f"crop padding {views.padding} (store) vs {crop} (recipe {recipe.name!r})")
+        differences.append(f"crop padding {views.padding} (store) vs {crop} (recipe {recipe.recipe!r})")
     if differences:
         raise StoreError(
             f"Store {store.path!r} cannot replay views for this student: {'; '.join(differences)}. Precompute the "

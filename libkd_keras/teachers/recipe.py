@@ -1,5 +1,8 @@
 """The teachers' training recipe (LIB-KD Tables 1-3, the mmcls CIFAR recipe): SGD + cosine decay.
 
+The settings are `TeacherRecipe` (`libkd_keras/recipes.py`, the [teachers] section's training keys);
+this module makes the optimizer, schedule and loss from them.
+
 Weight decay is *coupled L2*, as in PyTorch's `SGD(weight_decay=5e-4)` that the paper used: the
 gradient of every trainable variable (kernels, biases and BatchNorm scales alike, as in PyTorch)
 gets `weight_decay * variable` added before the momentum update (`L2SGD`). Keras' own
@@ -7,12 +10,12 @@ gets `weight_decay * variable` added before the momentum update (`L2SGD`). Keras
 which at lr 0.1 and momentum 0.9 regularises about ten times less than the recipe intends.
 """
 
-import dataclasses
-
 import keras
 from keras import ops
 
-from libkd_keras.training import validation_epochs
+from libkd_keras.recipes import TeacherRecipe  # the settings (TensorFlow-free), declared once
+
+__all__ = ["L2SGD", "TeacherRecipe", "teacher_loss", "teacher_optimizer", "teacher_schedule"]
 
 
 @keras.saving.register_keras_serializable(package="libkd_keras")
@@ -39,59 +42,25 @@ class L2SGD(keras.optimizers.SGD):
         return {**super().get_config(), "l2": self.l2}
 
 
-@dataclasses.dataclass
-class TeacherRecipe:
-    """Hyper-parameters of teacher training.
+def teacher_schedule(recipe, steps_per_epoch):
+    """Cosine decay of `recipe.scaled_learning_rate` to 0 over all steps, after a linear warm-up of
+    `recipe.warmup_epochs` (capped at `epochs - 1`, so a short run keeps a cosine phase)."""
+    total = recipe.epochs * steps_per_epoch
+    warmup = min(recipe.warmup_epochs, recipe.epochs - 1) * steps_per_epoch
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, total - warmup, warmup_target=recipe.scaled_learning_rate, warmup_steps=warmup
+        )
+    return keras.optimizers.schedules.CosineDecay(recipe.scaled_learning_rate, total)
 
-    `learning_rate` is for `base_batch_size`; the rate used is scaled linearly with `batch_size`
-    (0.1 at 128, 0.2 at 256). The schedule is a cosine decay to 0 over all steps, after an optional
-    linear warm-up of `warmup_epochs`.
 
-    Example:
-    >>> recipe = TeacherRecipe(epochs=200)          # the paper's setting
-    >>> quick = TeacherRecipe(epochs=2, batch_size=32)
-    """
+def teacher_optimizer(recipe, steps_per_epoch):
+    """`L2SGD` on `teacher_schedule` with the recipe's momentum and coupled L2 weight decay."""
+    return L2SGD(
+        learning_rate=teacher_schedule(recipe, steps_per_epoch), momentum=recipe.momentum, l2=recipe.weight_decay
+    )
 
-    epochs: int = 200
-    batch_size: int = 128
-    learning_rate: float = 0.1
-    base_batch_size: int = 128
-    momentum: float = 0.9
-    weight_decay: float = 5e-4  # coupled L2 (see module docstring)
-    label_smoothing: float = 0.1
-    warmup_epochs: int = 0
-    augment: bool = True  # pad-4 crop + flip (or resized crop + flip for large images)
-    random_erasing: float = 0.0  # with `augment`: the probability that an image gets one box erased
-    validate_every: int = 1  # score the test split every that many epochs, and after the last
 
-    def __post_init__(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"`epochs` must be a positive integer; got {self.epochs!r}.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer; got {self.batch_size!r}.")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"`warmup_epochs` must be in [0, epochs); got {self.warmup_epochs!r}.")
-        validation_epochs(self.epochs, self.validate_every)  # checks validate_every
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
-        if not 0 <= self.random_erasing <= 1:
-            raise ValueError(f"`random_erasing` (a probability) must be in [0, 1]; got {self.random_erasing!r}.")
-
-    @property
-    def scaled_learning_rate(self):
-        return self.learning_rate * self.batch_size / self.base_batch_size
-
-    def schedule(self, steps_per_epoch):
-        total = self.epochs * steps_per_epoch
-        warmup = self.warmup_epochs * steps_per_epoch
-        if warmup:
-            return keras.optimizers.schedules.CosineDecay(
-                0.0, total - warmup, warmup_target=self.scaled_learning_rate, warmup_steps=warmup
-            )
-        return keras.optimizers.schedules.CosineDecay(self.scaled_learning_rate, total)
-
-    def optimizer(self, steps_per_epoch):
-        return L2SGD(learning_rate=self.schedule(steps_per_epoch), momentum=self.momentum, l2=self.weight_decay)
-
-    def loss(self):
-        return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.label_smoothing)
+def teacher_loss(recipe):
+    """Cross-entropy on logits with the recipe's label smoothing."""
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)

@@ -34,7 +34,7 @@ from libkd_keras import distribute
 from libkd_keras.atomic_files import keras_file_problem
 from libkd_keras.data import teacher_augmentation
 from libkd_keras.models import TEACHER_BUILDERS
-from libkd_keras.teachers.recipe import TeacherRecipe
+from libkd_keras.teachers.recipe import TeacherRecipe, teacher_loss, teacher_optimizer
 from libkd_keras.training import (
     Artifact,
     EpochLog,
@@ -129,7 +129,9 @@ def train_teacher(
     def build(seeds):
         model = builder(num_classes=num_classes, input_shape=train_split.image_shape)
         trained = distribute.fit_view(model)  # `model` itself, except under a strategy (see distribute.py)
-        trained.compile(optimizer=recipe.optimizer(steps), loss=recipe.loss(), metrics=accuracy_metrics(num_classes))
+        trained.compile(
+            optimizer=teacher_optimizer(recipe, steps), loss=teacher_loss(recipe), metrics=accuracy_metrics(num_classes)
+        )
         augment = None
         if recipe.augment:
             augment = teacher_augmentation(train_split.image_shape[:2], random_erasing=recipe.random_erasing, seed=seed)
@@ -151,7 +153,11 @@ def train_teacher(
         if (history.get("val_acc") or [None])[-1] is None:  # `fit` validates the last epoch: a safeguard
             scores = training.fit_model.evaluate(training.validation, return_dict=True, verbose=0)
             scores = {"top1_test_accuracy": float(scores["acc"]), "top5_test_accuracy": float(scores["top5"])}
-        recipe_record = {**vars(recipe), "scaled_learning_rate": recipe.scaled_learning_rate, "weight_decay_kind": "L2"}
+        recipe_record = {
+            **recipe.record(),
+            "scaled_learning_rate": recipe.scaled_learning_rate,
+            "weight_decay_kind": "L2",
+        }
         return {"architecture": arch_name, **scores, "recipe": recipe_record}
 
     return fit_resumably(

@@ -20,6 +20,7 @@ from libkd_keras.analysis.ablation import (
 from libkd_keras.analysis.ablation import runner as ablation_runner
 from libkd_keras.data import Split
 from libkd_keras.models import DeiT, rednet, resnet
+from libkd_keras.recipes import baseline as baseline_recipe
 from libkd_keras.store import precompute
 
 SIZE, CLASSES = 16, 4
@@ -120,15 +121,15 @@ def test_figure11_experiments_and_bad_input():
     with pytest.raises(ValueError, match="stored teachers"):
         figure11_experiments(names, teachers=["resnet26_s7"])
     with pytest.raises(ValueError, match="distillation='none' goes with no teachers"):
-        Experiment("x", teachers=(), distillation="hard")
+        Experiment("x", teachers=(), student=baseline_recipe(distillation="hard"))
     with pytest.raises(ValueError, match="temperature"):
-        Experiment("x", teachers=("a",), distillation="soft", temperature=0)
+        Experiment("x", teachers=("a",), student=baseline_recipe(distillation="soft", temperature=0))
     with pytest.raises(ValueError, match="name"):
         Experiment("../x")
 
 
 def test_summarize_gain_and_spread_over_seeds():
-    base = Experiment("baseline", distillation="none")
+    base = Experiment("baseline", student=baseline_recipe(distillation="none"))
     kd = Experiment("kd", teachers=("resnet26_s0",))
     records = {
         "baseline": {
@@ -157,7 +158,7 @@ def test_summarize_gain_and_spread_over_seeds():
 def test_one_seed_gain_is_tested_with_mcnemar_on_stored_predictions(tmp_path):
     from libkd_keras.evaluation import save_predictions
 
-    base = Experiment("baseline", distillation="none")
+    base = Experiment("baseline", student=baseline_recipe(distillation="none"))
     kd = Experiment("kd", teachers=("resnet26_s0",))
     labels = np.arange(1000) % 10
     kd_right, base_right = np.zeros(1000, bool), np.zeros(1000, bool)

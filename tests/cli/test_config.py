@@ -207,11 +207,16 @@ def test_bad_architectures_are_refused_before_anything_runs(overrides, words):
 
 def test_typed_sections_carry_every_key_of_the_schema():
     from libkd_keras.pipeline.settings import Config
+    from libkd_keras.recipes import NAMED_RECIPES
 
     raw = resolve_config(preset="budget", overrides=['students.rednet.targets="online"'])
     typed = Config.from_dict(raw)
     for section, options in cfg.SCHEMA.items():
-        assert {key: getattr(getattr(typed, section), key) for key in options} == raw[section]
+        resolved = dict(raw[section])
+        if section == "student":  # keys left unset take the named recipe's value
+            named = NAMED_RECIPES[resolved["recipe"]]
+            resolved = {k: named[k] if v is None else v for k, v in resolved.items()}
+        assert {key: getattr(getattr(typed, section), key) for key in options} == resolved
     online = typed.student_entry("rednet")
     assert online.settings.targets == "online" and typed.student.targets == "clean"
 
@@ -301,7 +306,6 @@ def test_patient_consistent_config_runs_mix_students_on_the_function_matching_te
     from pathlib import Path
 
     from libkd_keras.pipeline.settings import Config
-    from libkd_keras.pipeline.students import recipe_for
 
     benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     config = resolve_config(preset="budget", config_file=str(benchmarks / "patient_consistent.toml"))
@@ -316,8 +320,9 @@ def test_patient_consistent_config_runs_mix_students_on_the_function_matching_te
         "alone_mix": ("mix", "clean", 200),
         "views_mix_e1000": ("mix", "views", 1000),
     }
-    recipe = recipe_for(parsed, students["views_mix"], "soft")
-    assert (recipe.name, recipe.mixup_alpha, recipe.cutmix_alpha, recipe.flip_crop) == ("mix", 0.8, 1.0, True)
+    recipe = next(s for s in parsed.students if s.entry == "views_mix").recipe
+    assert recipe.distillation == "soft" and recipe.precision == "float32"  # run.precision "auto": float32 on a CPU
+    assert (recipe.recipe, recipe.mixup_alpha, recipe.cutmix_alpha, recipe.flip_crop) == ("mix", 0.8, 1.0, True)
     assert (recipe.rand_augment_ops, recipe.color_jitter, recipe.random_erasing, recipe.repeats) == (0, 0.0, 0.0, 1)
 
 
@@ -358,10 +363,9 @@ def test_mixed_vs_same_example_has_teacher_sets_of_equal_size():
 
 def test_teacher_random_erasing_reaches_the_recipe_and_is_checked():
     from libkd_keras.pipeline.settings import Config
-    from libkd_keras.pipeline.teachers import teacher_recipe
 
     config = Config.from_dict(resolve_config(preset="budget", overrides=["teachers.random_erasing=0.5"]))
-    assert teacher_recipe(config.teachers, 40).random_erasing == 0.5
-    assert teacher_recipe(Config.from_dict(resolve_config(preset="budget")).teachers, 40).random_erasing == 0.0
+    assert config.teachers.replace(epochs=40).random_erasing == 0.5  # the [teachers] section is the recipe
+    assert Config.from_dict(resolve_config(preset="budget")).teachers.random_erasing == 0.0
     with pytest.raises(ConfigError, match="random_erasing"):
         resolve_config(preset="budget", overrides=["teachers.random_erasing=2"])

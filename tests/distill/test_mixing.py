@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from libkd_keras.distill import LabelConsistentMix, student_augmentation
+from libkd_keras.distill import LabelConsistentMix, baseline, student_augmentation, superior
 
 C, B, SIZE = 4, 4, 16
 LEVELS = np.array([10.0, 60.0, 120.0, 200.0], "float32")  # image i is constant LEVELS[i], class i
@@ -63,18 +63,8 @@ def test_superior_pipeline_keeps_label_and_teacher_rows_valid():
     data = tf.data.Dataset.from_tensor_slices(
         (np.concatenate([images] * 3), {k: np.concatenate([v] * 3) for k, v in targets.items()})
     ).batch(6)
-    out = student_augmentation(
-        data,
-        C,
-        batch_size=6,
-        rand_augment_ops=2,
-        color_jitter=0.3,
-        random_erasing=0.25,
-        mixup_alpha=0.8,
-        cutmix_alpha=1.0,
-        repeats=3,
-        seed=0,
-    )
+    recipe = superior(batch_size=6)  # RandAugment 2 ops, colour jitter 0.3, erasing 0.25, MixUp/CutMix, 3 repeats
+    out = student_augmentation(data, recipe, C, seed=0)
     count = 0
     for x, y in out:
         count += len(x)
@@ -88,7 +78,7 @@ def test_superior_pipeline_keeps_label_and_teacher_rows_valid():
 def test_repeated_augmentation_repeats_the_first_third_of_each_batch():
     images = np.arange(6, dtype="float32")[:, None, None, None] * np.ones((6, SIZE, SIZE, 3), "float32")
     data = tf.data.Dataset.from_tensor_slices((images, np.arange(6))).batch(6)
-    x, y = next(iter(student_augmentation(data, C, batch_size=6, flip_crop=False, repeats=3)))
+    x, y = next(iter(student_augmentation(data, baseline(batch_size=6, flip_crop=False, repeats=3), C)))
     assert y.numpy().tolist() == [0, 0, 0, 1, 1, 1]
     np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0], [0, 0, 0, 1, 1, 1])
 
@@ -111,7 +101,7 @@ def _flip_crop_epochs(seed, epochs=2):
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (64, SIZE, SIZE, 3)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((images, np.arange(64))).batch(16)
-    out = student_augmentation(data, C, batch_size=16, seed=seed)
+    out = student_augmentation(data, baseline(batch_size=16), C, seed=seed)
     return images, [np.concatenate([x.numpy() for x, _ in out]) for _ in range(epochs)]
 
 

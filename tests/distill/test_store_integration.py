@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from libkd_keras.data import Split
-from libkd_keras.distill import Distiller, HardDistillation, SoftDistillation, superior
+from libkd_keras.distill import (
+    Distiller,
+    HardDistillation,
+    SoftDistillation,
+    distiller_for,
+    student_augmentation,
+    student_optimizer,
+    superior,
+)
 from libkd_keras.store import TeacherStore, precompute
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, tiny_student
 from tests.models.tiny import tiny_resnet
@@ -22,11 +30,11 @@ def store(tmp_path_factory):
 
 def test_distiller_trains_from_the_store_through_the_superior_augmentation(store):
     recipe = superior(batch_size=16)
-    train = recipe.augment(
-        store.dataset(recipe.kd, teachers=["resnet", "resnet_b"], batch_size=16), num_classes=NUM_CLASSES, seed=0
+    train = student_augmentation(
+        store.dataset(recipe.kd, teachers=["resnet", "resnet_b"], batch_size=16), recipe, NUM_CLASSES, seed=0
     )
-    distiller = recipe.distiller(tiny_student())
-    distiller.compile(optimizer=recipe.optimizer(steps_per_epoch=2, epochs=1), run_eagerly=True)
+    distiller = distiller_for(recipe, tiny_student())
+    distiller.compile(optimizer=student_optimizer(recipe, steps_per_epoch=2, epochs=1), run_eagerly=True)
     history = distiller.fit(train, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][0]) and history["distill_loss"][0] > 0
 
@@ -40,15 +48,15 @@ def test_a_store_with_other_classes_fails_at_the_start_of_fit(store):
 
 def test_soft_distillation_on_hard_store_rows_fails_through_the_recipe_augmentation(store):
     recipe = superior(batch_size=16, distillation="soft", temperature=4.0)
-    train = recipe.augment(
-        store.dataset(HardDistillation(), teachers=["resnet"], batch_size=16), num_classes=NUM_CLASSES, seed=0
+    train = student_augmentation(
+        store.dataset(HardDistillation(), teachers=["resnet"], batch_size=16), recipe, NUM_CLASSES, seed=0
     )  # MixUp/CutMix, repeats: the kind row survives
-    distiller = recipe.distiller(tiny_student())
+    distiller = distiller_for(recipe, tiny_student())
     distiller.compile(optimizer="adam", run_eagerly=True)
     with pytest.raises(ValueError, match=r"temperature=4\) trains on soft targets at T=4, but the batches hold hard"):
         distiller.fit(train, epochs=1, verbose=0)
     data = store.dataset(SoftDistillation(4.0), teachers=["resnet"], batch_size=16)
-    distiller = recipe.distiller(tiny_student())
+    distiller = distiller_for(recipe, tiny_student())
     distiller.compile(optimizer="adam", run_eagerly=True)
-    history = distiller.fit(recipe.augment(data, num_classes=NUM_CLASSES, seed=0), epochs=1, verbose=0).history
+    history = distiller.fit(student_augmentation(data, recipe, NUM_CLASSES, seed=0), epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][0])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.data import Split
-from libkd_keras.distill import baseline, scaled_base_learning_rate, student_builder, target_source, train_student
+from libkd_keras.distill import baseline, student_augmentation, student_builder, target_source, train_student
 
 
 def toy_split(n, split, seed):
@@ -86,7 +86,6 @@ def test_train_student_refuses_mismatched_teachers_and_sizes(tmp_path):
         student_builder("deit_tiny", 3, 8, patch_size=3)
     with pytest.raises(ValueError, match="deit_micro"):
         student_builder("deit_huge", 3, 8)
-    assert scaled_base_learning_rate(1e-3, 128) == pytest.approx(4e-3) and scaled_base_learning_rate(0, 128) is None
 
 
 def test_validate_every_scores_the_test_split_on_those_epochs_and_always_the_last(tmp_path):
@@ -228,17 +227,17 @@ def test_every_student_pipeline_keeps_its_batches_and_known_length(tmp_path):
         seeds = EpochSeeds(0)
         views = store.dataset(HardDistillation(), teachers=["t"], batch_size=12, seed=seeds, split=train, views=True)
         pipelines = {
-            "views": recipe.augment(views, 3, seed=seeds, replayed_views=True),
+            "views": student_augmentation(views, recipe, 3, seed=seeds, replayed_views=True),
             "online": label_online(
-                recipe.augment(train.dataset(12, shuffle=True, seed=seeds), 3, seed=seeds),
+                student_augmentation(train.dataset(12, shuffle=True, seed=seeds), recipe, 3, seed=seeds),
                 teacher,
                 3,
                 HardDistillation(),
             ),
         }
         for where, batches in pipelines.items():
-            assert int(batches.cardinality()) == 3, (recipe.name, where)
-            assert [int(tf.shape(images)[0]) for images, _ in batches] == [12, 12, 6], (recipe.name, where)
+            assert int(batches.cardinality()) == 3, (recipe.recipe, where)
+            assert [int(tf.shape(images)[0]) for images, _ in batches] == [12, 12, 6], (recipe.recipe, where)
 
 
 @pytest.mark.parametrize("jit", [False, True])

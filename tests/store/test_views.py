@@ -108,7 +108,7 @@ def test_training_batches_replay_the_stored_views_bit_exactly(store, split):
 def test_mixing_after_replay_mixes_the_rows_of_the_replayed_views(store, split):
     # Unshuffled batches of 8 hold the 8 classes once each, so a mixed label row names both examples.
     ds = store.dataset(SoftDistillation(1.0), batch_size=8, split=split, views=True, shuffle=False, seed=0)
-    mixed = student_augmentation(ds, CLASSES, 8, flip_crop=False, mixup_alpha=0.8, seed=1)
+    mixed = student_augmentation(ds, baseline(batch_size=8, flip_crop=False, mixup_alpha=0.8), CLASSES, seed=1)
     params = store.view_params()
     for batch, (images, targets) in enumerate(mixed.take(3)):
         images, labels, teacher = images.numpy(), targets["label"].numpy(), targets["teacher"].numpy()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.data import Split
-from libkd_keras.teachers import L2SGD, TeacherRecipe, train_teacher
+from libkd_keras.teachers import L2SGD, TeacherRecipe, teacher_schedule, train_teacher
 
 
 def toy_split(n, split, seed):
@@ -38,11 +38,13 @@ class CountEpochs(keras.callbacks.Callback):
 def test_recipe_scales_the_learning_rate_and_decays_it_by_cosine():
     recipe = TeacherRecipe(epochs=10, batch_size=256)
     assert recipe.scaled_learning_rate == pytest.approx(0.2)
-    schedule = recipe.schedule(steps_per_epoch=5)
+    schedule = teacher_schedule(recipe, steps_per_epoch=5)
     assert float(schedule(0)) == pytest.approx(0.2) and float(schedule(25)) == pytest.approx(0.1)
     assert float(schedule(50)) == pytest.approx(0.0, abs=1e-7)
-    warm = TeacherRecipe(epochs=10, warmup_epochs=2).schedule(steps_per_epoch=5)
+    warm = teacher_schedule(TeacherRecipe(epochs=10, warmup_epochs=2), steps_per_epoch=5)
     assert float(warm(0)) == 0.0 and float(warm(10)) == pytest.approx(0.1)
+    capped = teacher_schedule(TeacherRecipe(epochs=2, warmup_epochs=5), steps_per_epoch=5)  # warm-up: 1 epoch
+    assert float(capped(5)) == pytest.approx(0.1) and float(capped(10)) == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="epochs"):
         TeacherRecipe(epochs=0)
     with pytest.raises(ValueError, match="random_erasing"):

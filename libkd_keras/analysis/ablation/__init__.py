@@ -19,10 +19,8 @@ Example:
 """
 
 from libkd_keras.analysis.ablation.experiments import (
-    DISTILLATIONS,
     FAMILIES,
     FIGURE11_TEMPERATURES,
-    RECIPES,
     TABLE4_SETS,
     Experiment,
     baseline_experiment,
@@ -35,10 +33,8 @@ from libkd_keras.analysis.ablation.runner import RECORD_VERSION, run_ablation
 from libkd_keras.analysis.ablation.tables import ablation_table, summarize
 
 __all__ = [
-    "DISTILLATIONS",
     "FAMILIES",
     "FIGURE11_TEMPERATURES",
-    "RECIPES",
     "RECORD_VERSION",
     "TABLE4_SETS",
     "Experiment",

@@ -1,8 +1,9 @@
 """Planning an ablation: the experiments of Table 4 and Figure 11, from the stored teacher names.
 
-An `Experiment` names a set of stored teachers, the distillation type (`none` = the student
-baseline, `hard`, `soft` at a temperature), the student recipe (`baseline`, or `superior` with
-MixUp/CutMix and friends) and alpha. Families are matched by the name prefixes `resnet` /
+An `Experiment` names a set of stored teachers and the `StudentRecipe` it trains with (the one
+type of a [student] section and a [[students]] entry): its distillation type (`none` = the student
+baseline, `hard`, `soft` at a temperature), named recipe (`baseline`, or `superior` with
+MixUp/CutMix and friends), alpha and every other setting. Families are matched by the name prefixes `resnet` /
 `rednet` (`resnet26_s0`, `rednet26_s1`, ...):
 
 - `table4_experiments(names)`: no teacher, single ResNet, single RedNet, 1 RedNet + 1 ResNet (ours,
@@ -21,9 +22,8 @@ import dataclasses
 import re
 
 from libkd_keras import choices
+from libkd_keras.recipes import StudentRecipe, baseline
 
-DISTILLATIONS = ("none", *choices.DISTILLATIONS)  # "none": the student baseline, no distillation token
-RECIPES = choices.RECIPES
 FAMILIES = choices.TEACHER_FAMILIES
 
 # Table 4 of the paper, in its order: (label, ResNets, RedNets). "1 RedNet + 1 ResNet" is ours, not
@@ -47,29 +47,27 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """One student to train from the store.
+    """One student to train from the store: a name, its teachers, and its `StudentRecipe`.
 
     - `name`: unique, used for the result file (letters, digits, `_ . + -`).
     - `teachers`: stored teacher names whose ensemble is the target; `()` for the baseline.
+    - `student`: the `StudentRecipe` it trains with (the [student] section, or `baseline(...)`, with
+      `.replace(...)` for what this experiment changes); its `distillation` is "none" (the student
+      baseline, no distillation token), "hard" or "soft".
     - `teacher_set`: the label in the table (e.g. "2 RedNets + 1 ResNet").
-    - `distillation`: "none" (student baseline, no distillation token), "hard" or "soft".
-    - `recipe`: "baseline" or "superior" (MixUp/CutMix, RandAugment, ...; Table 4's lower half).
-    - `alpha`: weight of the true-label loss; `temperature`: for soft distillation.
-    - `ensemble`: how stored teachers are combined, "soft" (averaging) or "vote".
     - `group`: which figure or table it belongs to ("table4", "figure11", ...).
     - `skip`: why it cannot run on this store ("" when it can).
+
+    Example:
+    >>> Experiment("f11-soft-t4", teachers=("resnet26_s0",), student=baseline(distillation="soft", temperature=4.0))
     """
 
     name: str
     teachers: tuple = ()
     teacher_set: str = ""
-    distillation: str = "hard"
-    recipe: str = "baseline"
-    alpha: float = 0.5
-    temperature: float = 1.0
-    ensemble: str = "soft"
     group: str = "custom"
     skip: str = ""
+    student: StudentRecipe = dataclasses.field(default_factory=baseline)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -78,25 +76,22 @@ class Experiment:
                 "digits and `_ . + -` (it names the result file)."
             )
         object.__setattr__(self, "teachers", tuple(self.teachers))
-        if self.distillation not in DISTILLATIONS:
-            raise ValueError(
-                f"experiment {self.name!r}: `distillation` must be one of {DISTILLATIONS}; got {self.distillation!r}."
-            )
-        if self.recipe not in RECIPES:
-            raise ValueError(f"experiment {self.name!r}: `recipe` must be one of {RECIPES}; got {self.recipe!r}.")
+        if not isinstance(self.student, StudentRecipe):
+            raise TypeError(f"experiment {self.name!r}: `student` must be a StudentRecipe; got {self.student!r}.")
         if not self.skip and (self.distillation == "none") != (not self.teachers):
             raise ValueError(
                 f"experiment {self.name!r}: distillation='none' goes with no teachers and 'hard'/'soft' with "
                 f"at least one; got distillation={self.distillation!r} and teachers={self.teachers}."
             )
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ValueError(f"experiment {self.name!r}: `alpha` must be in [0, 1]; got {self.alpha!r}.")
-        if not float(self.temperature) > 0:
-            raise ValueError(f"experiment {self.name!r}: `temperature` must be positive; got {self.temperature!r}.")
-        object.__setattr__(self, "alpha", float(self.alpha))
-        object.__setattr__(self, "temperature", float(self.temperature))
         if not self.teacher_set:
             object.__setattr__(self, "teacher_set", describe_teacher_set(self.teachers))
+
+    # The student's settings the tables show, read from the one recipe.
+    distillation = property(lambda self: self.student.distillation)
+    recipe = property(lambda self: self.student.recipe)
+    alpha = property(lambda self: self.student.alpha)
+    temperature = property(lambda self: self.student.temperature)
+    ensemble = property(lambda self: self.student.ensemble)
 
     @property
     def is_baseline(self):
@@ -104,7 +99,7 @@ class Experiment:
 
     def settings(self):
         """What determines the result (a stored result with other settings is recomputed)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "group", "skip", "teacher_set")}
+        return {"teachers": self.teachers, **dataclasses.asdict(self.student)}
 
 
 # ---------------------------------------------------------------------------- teacher families
@@ -168,20 +163,24 @@ def _pick(families, resnets, rednets):
     return tuple(families["resnet"][:resnets] + families["rednet"][:rednets]), ""
 
 
-def baseline_experiment(recipe="baseline"):
-    """The student alone (no distillation token, no teacher) with `recipe`; gains are measured against it."""
+def baseline_experiment(student=None):
+    """The student alone (no distillation token, no teacher) with `student`'s recipe; gains are measured against it."""
+    student = (student or baseline()).replace(distillation="none")
     return Experiment(
-        name="baseline" if recipe == "baseline" else f"baseline-{recipe}",
+        name="baseline" if student.recipe == "baseline" else f"baseline-{student.recipe}",
         teachers=(),
         teacher_set="none",
-        distillation="none",
-        recipe=recipe,
         group="baseline",
+        student=student,
     )
 
 
-def table4_experiments(teacher_names, recipes=choices.TABLE4_RECIPES, alpha=0.5, distillation="hard", ensemble="soft"):
+def table4_experiments(teacher_names, recipes=choices.TABLE4_RECIPES, student=None):
     """Table 4's teacher sets (rows in the paper's order), once per recipe.
+
+    Every experiment's student is `student` (a `StudentRecipe`; default `baseline()`: hard
+    distillation, alpha 0.5) with `recipe` replaced by each of `recipes` (the fields set in
+    `student` itself stay as set).
 
     Teachers are the first stored names of each family (natural order: `resnet26_s0`,
     `resnet26_s1`, ...). Sets needing more teachers of a family than the store holds come back
@@ -194,12 +193,14 @@ def table4_experiments(teacher_names, recipes=choices.TABLE4_RECIPES, alpha=0.5,
     ['baseline', 't4-single-resnet', 't4-single-rednet']
     """
     families = teacher_families(teacher_names)
+    base = student or baseline()
     experiments = []
     for recipe in recipes:
+        kd = base.replace(recipe=recipe)
         suffix = "" if recipe == "baseline" else f"-{recipe}"
         for label, resnets, rednets in TABLE4_SETS:
             if not resnets and not rednets:
-                experiments.append(dataclasses.replace(baseline_experiment(recipe), group="table4"))
+                experiments.append(dataclasses.replace(baseline_experiment(kd), group="table4"))
                 continue
             teachers, skip = _pick(families, resnets, rednets)
             experiments.append(
@@ -207,19 +208,16 @@ def table4_experiments(teacher_names, recipes=choices.TABLE4_RECIPES, alpha=0.5,
                     name=f"t4-{_slug(label)}{suffix}",
                     teachers=teachers or (),
                     teacher_set=label,
-                    distillation=distillation,
-                    recipe=recipe,
-                    alpha=alpha,
-                    ensemble=ensemble,
                     group="table4",
                     skip=skip,
+                    student=kd,
                 )
             )
-        experiments += _own_teacher_rows(teacher_names, families, suffix, recipe, alpha, distillation, ensemble)
+        experiments += _own_teacher_rows(teacher_names, families, suffix, kd)
     return experiments
 
 
-def _own_teacher_rows(teacher_names, families, suffix, recipe, alpha, distillation, ensemble):
+def _own_teacher_rows(teacher_names, families, suffix, student):
     """Table 4 rows of the stored teachers outside the ResNet/RedNet families: each alone, then all teachers."""
     in_families = {name for members in families.values() for name in members}
     own = [name for name in sorted(teacher_names, key=_natural_key) if name not in in_families]
@@ -227,27 +225,22 @@ def _own_teacher_rows(teacher_names, families, suffix, recipe, alpha, distillati
     if own and len(teacher_names) > 1:
         every = tuple(sum(families.values(), [])) + tuple(own)
         sets.append(("t4-all-teachers", every, f"all {len(every)} teachers"))
-    common = dict(distillation=distillation, recipe=recipe, alpha=alpha, ensemble=ensemble, group="table4")
     return [
-        Experiment(name=name + suffix, teachers=teachers, teacher_set=label, **common) for name, teachers, label in sets
+        Experiment(name=name + suffix, teachers=teachers, teacher_set=label, group="table4", student=student)
+        for name, teachers, label in sets
     ]
 
 
 def figure11_experiments(
-    teacher_names,
-    teachers=None,
-    temperatures=FIGURE11_TEMPERATURES,
-    alpha=0.5,
-    recipe="baseline",
-    ensemble="soft",
-    include_baseline=True,
+    teacher_names, teachers=None, temperatures=FIGURE11_TEMPERATURES, student=None, include_baseline=True
 ):
     """Figure 11: hard vs soft distillation, and soft distillation across `temperatures`.
 
     All from one teacher set: `teachers` (names) or, by default, every stored teacher (the
-    complementary ResNet + RedNet ensemble). Every trained student is evaluated with the class
-    head, the distillation head and both (Figure 11b-c) by `run_ablation` itself. With
-    `include_baseline`, the student baseline of `recipe` is added so gains can be computed.
+    complementary ResNet + RedNet ensemble), each with `student` (a `StudentRecipe`; default
+    `baseline()`) at that distillation and temperature. Every trained student is evaluated with the
+    class head, the distillation head and both (Figure 11b-c) by `run_ablation` itself. With
+    `include_baseline`, the student baseline of that recipe is added so gains can be computed.
 
     Example:
     >>> [e.name for e in figure11_experiments(["resnet26_s0", "rednet26_s0"], temperatures=(1, 4))]
@@ -260,35 +253,15 @@ def figure11_experiments(
         raise ValueError(
             f"figure 11 teachers {list(chosen) or '[]'} are not all in the store; stored teachers: {stored}."
         )
+    student = student or baseline()
     label = describe_teacher_set(chosen)
-    experiments = [dataclasses.replace(baseline_experiment(recipe), group="figure11")] if include_baseline else []
-    suffix = "" if recipe == "baseline" else f"-{recipe}"
-    experiments.append(
-        Experiment(
-            name=f"f11-hard{suffix}",
-            teachers=chosen,
-            teacher_set=label,
-            distillation="hard",
-            recipe=recipe,
-            alpha=alpha,
-            ensemble=ensemble,
-            group="figure11",
-        )
-    )
+    experiments = [dataclasses.replace(baseline_experiment(student), group="figure11")] if include_baseline else []
+    suffix = "" if student.recipe == "baseline" else f"-{student.recipe}"
+    common = dict(teachers=chosen, teacher_set=label, group="figure11")
+    experiments.append(Experiment(name=f"f11-hard{suffix}", student=student.replace(distillation="hard"), **common))
     for temperature in temperatures:
-        experiments.append(
-            Experiment(
-                name=f"f11-soft-t{float(temperature):g}{suffix}",
-                teachers=chosen,
-                teacher_set=label,
-                distillation="soft",
-                temperature=temperature,
-                recipe=recipe,
-                alpha=alpha,
-                ensemble=ensemble,
-                group="figure11",
-            )
-        )
+        soft = student.replace(distillation="soft", temperature=float(temperature))
+        experiments.append(Experiment(name=f"f11-soft-t{float(temperature):g}{suffix}", student=soft, **common))
     return experiments
 
 

@@ -124,16 +124,10 @@ def _train_and_evaluate(
     the record with `ablation_entry` under "ablation"; an interrupted run resumes from its last
     backed-up epoch. Returns the run's result (`_result`).
     """
-    from libkd_keras.distill import RECIPES, target_source, train_student
     from libkd_keras.distill import make_student as make_deit
+    from libkd_keras.distill import target_source, train_student
 
-    recipe = RECIPES[experiment.recipe](
-        batch_size=batch_size,
-        distillation=experiment.distillation,
-        alpha=experiment.alpha,
-        temperature=experiment.temperature,
-        **recipe_overrides,
-    )
+    recipe = experiment.student.replace(batch_size=batch_size, **recipe_overrides)
 
     def build(distillation_token):
         if make_student is not None:
@@ -236,7 +230,8 @@ def run_ablation(
         batch_size: int. Batch size of every student.
         seeds: int or sequence of int. One run per seed; gains get their std over seeds when there are several.
         train_split: Split or None. The split the store was computed on (default: the store's own images).
-        recipe_overrides: dict or None. `StudentRecipe` fields changed for every run (e.g. `warmup_epochs=1`).
+        recipe_overrides: dict or None. `StudentRecipe` fields changed in every experiment's student (e.g.
+            `warmup_epochs=1`).
         compile_options: dict or None. Extra `Distiller.compile` arguments (e.g. `{"jit_compile": False}`).
         verbose: int or str. Keras `fit` verbosity.
         log: callable or None. Called with one line per run (`None` for silence).
