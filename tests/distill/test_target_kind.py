@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from libkd_keras.distill import Distiller
 from libkd_keras.ensembles import describe_target
+from tests.builders import tiny_resnet
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, tiny_student
-from tests.models.tiny import tiny_resnet
 
 
 class CountBatches(keras.callbacks.Callback):

@@ -8,20 +8,17 @@ from libkd_keras.choices import STUDENT_ARCHS, TEACHER_ARCHS
 from libkd_keras.export import LiteRTModel, to_litert
 from libkd_keras.layers import Involution2D
 from libkd_keras.models import DEIT_VARIANTS, STUDENT_BUILDERS, TEACHER_BUILDERS, deit_micro, rednet_cifar, resnet_cifar
+from tests.builders import tiny_rednet_cifar, tiny_resnet_cifar
 
 
 def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-# Small members at 16x16: depth 8 (one block per stage), DeiT-Micro at its real size. RedNet with 3x3
-# involutions: the same code path as 7x7 with 9 taps instead of 49, so its graphs trace and convert
-# several times faster (tests/export covers 7x7 involutions in LiteRT).
+# Small members at 16x16 (tests/builders.py): depth 8, RedNet with 3x3 involutions; DeiT-Micro at its real size.
 SMALL = {
-    "resnet_cifar": lambda num_classes=4: resnet_cifar(8, num_classes=num_classes, input_shape=(16, 16, 3)),
-    "rednet_cifar": lambda num_classes=4: rednet_cifar(
-        8, num_classes=num_classes, input_shape=(16, 16, 3), kernel_size=3, zero_init_residual=False
-    ),
+    "resnet_cifar": tiny_resnet_cifar,
+    "rednet_cifar": tiny_rednet_cifar,
     "deit_micro": lambda num_classes=4: deit_micro(num_classes=num_classes, image_size=16, patch_size=4),
 }
 
