@@ -88,16 +88,6 @@ def test_bad_model_arguments(build, match):
         build()
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
-def test_keras_file_round_trip(tmp_path, rng, family):
-    model = TINY_BUILDERS[family]()
-    x = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
-    path = tmp_path / f"{family}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-
-
 def test_deit_saved_with_keras_layer_norm_still_loads(tmp_path, rng, monkeypatch):
     """Students saved before DeiT used libkd_keras' LayerNormalization (int8-friendly) load unchanged."""
     import libkd_keras.layers.vit as vit
