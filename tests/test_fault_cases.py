@@ -14,9 +14,10 @@ import pytest
 from libkd_keras import training as engine
 from libkd_keras.distill import baseline, train_student
 from libkd_keras.teachers import TeacherRecipe, train_teacher
+from tests.builders import tiny_cnn, toy_split
 from tests.distill.test_training import Stop
 from tests.distill.test_training import _build as tiny_deit
-from tests.teachers.test_training import CountEpochs, tiny_cnn, toy_split
+from tests.teachers.test_training import CountEpochs
 
 # ------------------------------------------------------------------ 1. weights and epoch number
 

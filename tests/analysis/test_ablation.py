@@ -1,5 +1,6 @@
 """The ablation runner: several teacher sets from one tiny store, no teacher ever called, resumable."""
 
+import functools
 import json
 
 import keras
@@ -19,9 +20,9 @@ from libkd_keras.analysis.ablation import (
 )
 from libkd_keras.analysis.ablation import runner as ablation_runner
 from libkd_keras.data import Split
-from libkd_keras.models import DeiT, rednet, resnet
 from libkd_keras.recipes import baseline as baseline_recipe
 from libkd_keras.store import precompute
+from tests.builders import tiny_deit, tiny_rednet, tiny_resnet
 
 SIZE, CLASSES = 16, 4
 
@@ -52,23 +53,10 @@ def tiny_store(tmp_path_factory):
     keras.utils.set_random_seed(0)
     train, test = make_split(48, "train", 0), make_split(24, "test", 1)
 
-    def tiny_resnet(name):
-        return resnet(
-            blocks=(1, 1, 1, 1), widths=(8, 8, 8, 8), num_classes=CLASSES, input_shape=(SIZE, SIZE, 3), name=name
-        )
-
     teachers = {
-        "resnet26_s0": CountingTeacher(tiny_resnet("r0")),
-        "resnet26_s1": CountingTeacher(tiny_resnet("r1")),
-        "rednet26_s0": CountingTeacher(
-            rednet(
-                blocks=(1, 1, 1, 1),
-                base_channels=16,
-                stem_channels=32,
-                num_classes=CLASSES,
-                input_shape=(SIZE, SIZE, 3),
-            )
-        ),
+        "resnet26_s0": CountingTeacher(tiny_resnet(CLASSES, SIZE, widths=(8, 8, 8, 8), name="r0")),
+        "resnet26_s1": CountingTeacher(tiny_resnet(CLASSES, SIZE, widths=(8, 8, 8, 8), name="r1")),
+        "rednet26_s0": CountingTeacher(tiny_rednet(CLASSES, SIZE, zero_init_residual=True)),
     }
     metadata = {
         name: {"trainable_parameters": 1000 * (i + 1), "size_mb": 0.5 * (i + 1)} for i, name in enumerate(teachers)
@@ -78,17 +66,8 @@ def tiny_store(tmp_path_factory):
     return store, test, teachers
 
 
-def tiny_student(distillation_token):
-    return DeiT(
-        num_classes=CLASSES,
-        image_size=SIZE,
-        patch_size=8,
-        dim=16,
-        depth=1,
-        num_heads=2,
-        distillation=distillation_token,
-        drop_path_rate=0.0,
-    )
+# A student builder, `tiny_student(distillation_token)`; unseeded: the runner seeds each experiment.
+tiny_student = functools.partial(tiny_deit, num_classes=CLASSES, size=SIZE, patch_size=8, dim=16, depth=1)
 
 
 def test_table4_sets_from_stored_names():

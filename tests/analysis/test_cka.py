@@ -1,8 +1,8 @@
 """Linear CKA against a plain NumPy formula, its invariances, minibatch CKA, layer reading, heatmaps."""
 
+import functools
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -17,7 +17,7 @@ from libkd_keras.analysis.cka import (
     minibatch_cka_matrix,
     plot_cka_heatmap,
 )
-from libkd_keras.models import DeiT, rednet, resnet
+from tests import builders
 
 
 def direct_cka(x, y):
@@ -132,28 +132,11 @@ def test_bad_inputs_are_refused(rng):
     assert np.isnan(linear_cka(np.ones((10, 3)), rng.normal(size=(10, 3))))  # constant: undefined
 
 
-def tiny_deit(distillation=True, seed=0):
-    keras.utils.set_random_seed(seed)
-    return DeiT(
-        num_classes=4,
-        image_size=16,
-        patch_size=4,
-        dim=16,
-        depth=3,
-        num_heads=2,
-        distillation=distillation,
-        drop_path_rate=0.0,
-    )
-
-
-def tiny_resnet():
-    return resnet(blocks=(1, 1, 1, 1), widths=(8, 8, 8, 8), num_classes=4, input_shape=(16, 16, 3), name="resnet_t")
-
-
-def tiny_rednet():
-    return rednet(
-        blocks=(1, 1, 1, 1), base_channels=16, stem_channels=32, num_classes=4, input_shape=(16, 16, 3), name="rednet_t"
-    )
+# The shared tiny builders in the shapes these tests read: a DeiT of 3 blocks of 16 dims (its token
+# representations are 18 x 16 wide), seeded; a ResNet of width 8 and a RedNet whose residual branches start at 0.
+tiny_deit = functools.partial(builders.tiny_deit, dim=16, depth=3, seed=0)
+tiny_resnet = functools.partial(builders.tiny_resnet, widths=(8, 8, 8, 8), name="resnet_t")
+tiny_rednet = functools.partial(builders.tiny_rednet, zero_init_residual=True, name="rednet_t")
 
 
 @pytest.fixture(scope="module")

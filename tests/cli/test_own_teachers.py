@@ -11,6 +11,7 @@ import pytest
 from libkd_keras.analysis.ablation import table4_experiments
 from libkd_keras.cli.main import main
 from libkd_keras.store import TeacherStore
+from tests.builders import tiny_cnn
 from tests.cli.conftest import TINY_CONFIG, write_image_tree
 from tests.cli.test_main import _bad
 
@@ -18,14 +19,9 @@ NO_FAMILIES = ["--set", "teachers.resnet_seeds=[]", "--set", "teachers.rednet_se
 NO_EXPORT = ["--set", "export.quantizations=[]"]
 
 
-def tiny_cnn(path, classes=3, size=16, seed=0, rescale=None, softmax=False):
-    """A tiny functional CNN saved to `path` (`.keras`): `size`x`size` RGB in, `classes` logits out."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(classes, activation="softmax" if softmax else None)(x)
-    model = keras.Model(inputs, outputs, name="tiny_cnn")
+def saved_cnn(path, classes=3, size=16, seed=0, softmax=False):
+    """The shared tiny CNN for [0, 1] pixels, saved to `path` (`.keras`) as a user's own classifier."""
+    model = tiny_cnn(classes, (size, size, 3), strides=2, rescale=False, softmax=softmax, seed=seed)
     model.save(path)
     return model
 
@@ -51,7 +47,7 @@ def config(tmp_path):
 
 @pytest.mark.slow
 def test_a_config_teacher_for_0_1_pixels_is_the_only_teacher_of_store_report_and_student(tmp_path, data, capsys):
-    model = tiny_cnn(tmp_path / "cnn.keras")
+    model = saved_cnn(tmp_path / "cnn.keras")
     config = tmp_path / "own.toml"
     config.write_text(
         TINY_CONFIG.replace("resnet_seeds = [0]", "resnet_seeds = []").replace(
@@ -84,7 +80,7 @@ def test_a_config_teacher_for_0_1_pixels_is_the_only_teacher_of_store_report_and
 
     # A rerun skips it; a changed file is refused, naming what to do, and the run is kept.
     assert "[skip] teacher cnn01" in _main(argv, capsys)
-    tiny_cnn(tmp_path / "cnn.keras", seed=1)
+    saved_cnn(tmp_path / "cnn.keras", seed=1)
     err = _bad(argv, capsys, "cnn01", "changed since this run copied it", "--name")
     assert "Traceback" not in err
     assert (run / "students" / "distilled.keras").exists()
@@ -92,8 +88,8 @@ def test_a_config_teacher_for_0_1_pixels_is_the_only_teacher_of_store_report_and
 
 @pytest.mark.slow
 def test_teacher_flags_add_keras_teachers_beside_a_trained_family_and_ensemble_them(tmp_path, data, config, capsys):
-    tiny_cnn(tmp_path / "first.keras", seed=0)
-    tiny_cnn(tmp_path / "second.keras", seed=1)
+    saved_cnn(tmp_path / "first.keras", seed=0)
+    saved_cnn(tmp_path / "second.keras", seed=1)
     run = tmp_path / "run"
     argv = [
         "pipeline",
@@ -179,7 +175,7 @@ def test_a_teacher_that_does_not_fit_is_refused_before_anything_trains(
 ):
     path = tmp_path / "bad.keras"
     if make is not None:
-        tiny_cnn(path, **make)
+        saved_cnn(path, **make)
     run = tmp_path / "run"
     argv = ["pipeline", "--config", str(config), "--dataset", str(data), "--out", str(run), "--teacher", str(path)]
     _bad([*argv, *NO_EXPORT, *extra], capsys, *words)

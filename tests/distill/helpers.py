@@ -1,26 +1,17 @@
 """Tiny students and generated data in the store reader's format, shared by the distill tests."""
 
-import keras
+import functools
+
 import numpy as np
 import tensorflow as tf
 
-from libkd_keras.models import DeiT
+from tests.builders import tiny_deit
 
 NUM_CLASSES, SIZE = 4, 16
 
 
-def tiny_student(distillation=True, num_classes=NUM_CLASSES, drop_path_rate=0.0, seed=0):
-    keras.utils.set_random_seed(seed)
-    return DeiT(
-        num_classes=num_classes,
-        image_size=SIZE,
-        patch_size=4,
-        dim=32,
-        depth=2,
-        num_heads=2,
-        distillation=distillation,
-        drop_path_rate=drop_path_rate,
-    )
+# The shared tiny DeiT (tests/builders.py), seeded with 0 unless `seed=` says otherwise.
+tiny_student = functools.partial(tiny_deit, num_classes=NUM_CLASSES, size=SIZE, seed=0)
 
 
 def colour_data(n=64, num_classes=NUM_CLASSES, seed=0, teacher_noise=0.25):

@@ -8,8 +8,8 @@ import tensorflow as tf
 import libkd_keras
 from libkd_keras.distill import Distiller, HardDistillation, SoftDistillation, losses
 from libkd_keras.models import DeiT
+from tests.builders import tiny_resnet
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, store_dataset, tiny_student
-from tests.models.tiny import tiny_resnet
 
 METRICS = {"loss", "label_loss", "distill_loss", "cls_acc", "dist_acc", "acc", "cls_top5", "dist_top5", "top5"}
 

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     import keras, numpy as np
     from libkd_keras.distill import Distiller, HardDistillation
     from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, store_dataset, tiny_student
-    from tests.models.tiny import tiny_resnet
+    from tests.builders import tiny_resnet
 
     images, labels, teacher = colour_data(8)
     data = store_dataset(images, labels, teacher, batch_size=8)

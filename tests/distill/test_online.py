@@ -18,8 +18,9 @@ from libkd_keras.distill import sources as sources_module
 from libkd_keras.ensembles import teacher_target
 from libkd_keras.layers import involution_xla
 from libkd_keras.models import rednet_cifar, resnet_cifar
+from tests.builders import toy_split
 from tests.distill.helpers import tiny_student
-from tests.distill.test_training import _build, toy_split
+from tests.distill.test_training import _build
 
 
 def _teachers(num_classes=4, size=16):

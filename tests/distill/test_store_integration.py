@@ -14,8 +14,8 @@ from libkd_keras.distill import (
     superior,
 )
 from libkd_keras.store import TeacherStore, precompute
+from tests.builders import tiny_resnet
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, tiny_student
-from tests.models.tiny import tiny_resnet
 
 
 @pytest.fixture(scope="module")

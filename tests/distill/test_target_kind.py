@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from libkd_keras.distill import Distiller, HardDistillation, SoftDistillation
+from tests.builders import tiny_resnet
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, tiny_student
-from tests.models.tiny import tiny_resnet
 
 
 class CountBatches(keras.callbacks.Callback):

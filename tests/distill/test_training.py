@@ -6,15 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from libkd_keras.data import Split
 from libkd_keras.distill import baseline, student_augmentation, student_builder, target_source, train_student
-
-
-def toy_split(n, split, seed):
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 3
-    images = (rng.integers(0, 80, (n, 8, 8, 3)) + 80 * labels[:, None, None, None]).astype(np.uint8)
-    return Split(images, labels, np.arange(n), ("a", "b", "c"), "toy", split)
+from tests.builders import toy_split
 
 
 class Stop(keras.callbacks.Callback):

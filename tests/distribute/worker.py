@@ -29,27 +29,22 @@ GLOBAL_BATCH, EPOCHS, STOP_AFTER = 16, 2, 1
 
 
 def tiny_cnn(num_classes, input_shape):
-    """A functional Conv-BN-ReLU network: one BatchNormalization layer, quick to trace."""
-    import keras
+    """The shared tiny CNN as a Conv-BN-ReLU network: one BatchNormalization layer, quick to trace.
 
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="cnn")
+    A function of its own, not a partial: `train_teacher` names its files after it (`tiny_cnn_seed0.keras`)."""
+    from tests import builders
+
+    return builders.tiny_cnn(num_classes, input_shape, filters=8, strides=2, batch_norm=True, name="cnn")
 
 
 def tiny_deit(seed):
     """The smallest DeiT student with a distillation token (one block): the Distiller's cases trace it."""
-    import keras
-
-    from libkd_keras.models import DeiT
+    from tests import builders
     from tests.distill.helpers import NUM_CLASSES, SIZE
 
-    keras.utils.set_random_seed(seed)
-    return DeiT(num_classes=NUM_CLASSES, image_size=SIZE, patch_size=8, dim=16, depth=1, num_heads=1)
+    return builders.tiny_deit(
+        num_classes=NUM_CLASSES, size=SIZE, patch_size=8, dim=16, depth=1, num_heads=1, drop_path_rate=0.1, seed=seed
+    )
 
 
 def scramble(distiller, seed):

@@ -5,6 +5,7 @@ so "int8 agrees with Keras" is a real check. Each model is exported once per qua
 and shared by the tests of the session.
 """
 
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.export import QUANTIZATIONS, to_litert
-from libkd_keras.models import DeiT, rednet, resnet
+from tests.builders import tiny_deit, tiny_rednet, tiny_resnet
 
 NUM_CLASSES = 4
 IMAGE_SIZE = 16
@@ -41,31 +42,12 @@ def make_images(n, seed):
     return images.clip(0, 255).astype("float32"), labels.astype("int64")
 
 
-def tiny_deit():
-    return DeiT(
-        num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, patch_size=4, dim=32, depth=2, num_heads=2, name="tiny_deit"
-    )
-
-
-def tiny_rednet():
-    return rednet(
-        blocks=(1, 1, 1, 1),
-        base_channels=16,
-        stem_channels=32,
-        num_classes=NUM_CLASSES,
-        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        name="tiny_rednet",
-    )
-
-
-def tiny_resnet():
-    return resnet(
-        blocks=(1, 1, 1, 1),
-        widths=(8, 16, 16, 16),
-        num_classes=NUM_CLASSES,
-        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        name="tiny_resnet",
-    )
+# The exported models: the shared tiny builders (tests/builders.py), named after them.
+BUILDERS = {
+    "deit": functools.partial(tiny_deit, drop_path_rate=0.1, name="tiny_deit"),
+    "rednet": functools.partial(tiny_rednet, zero_init_residual=True, name="tiny_rednet"),
+    "resnet": functools.partial(tiny_resnet, name="tiny_resnet"),
+}
 
 
 def train_deit(model, images, labels):
@@ -107,9 +89,9 @@ def test_data():
 def models(train_data):
     keras.utils.set_random_seed(0)
     return {
-        "deit": train_deit(tiny_deit(), *train_data),
-        "rednet": fit_head_probe(tiny_rednet(), *train_data),
-        "resnet": fit_head_probe(tiny_resnet(), *train_data),
+        "deit": train_deit(BUILDERS["deit"](), *train_data),
+        "rednet": fit_head_probe(BUILDERS["rednet"](), *train_data),
+        "resnet": fit_head_probe(BUILDERS["resnet"](), *train_data),
     }
 
 

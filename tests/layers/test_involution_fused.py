@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from libkd_keras.layers import Involution2D, involution_xla
 from libkd_keras.layers.involution_xla import fused_taps, fused_taps_enabled
-from libkd_keras.models import rednet
+from tests.builders import tiny_rednet
 
 
 @pytest.fixture
@@ -24,17 +24,6 @@ def fused_calls(monkeypatch):
 
     monkeypatch.setattr(involution_xla, "involve", counting)
     return calls
-
-
-def tiny_rednet():
-    return rednet(
-        blocks=(1, 1, 1, 1),
-        base_channels=16,
-        stem_channels=32,
-        num_classes=3,
-        input_shape=(16, 16, 3),
-        name="tiny_rednet",
-    )
 
 
 def test_rule_eager_fused_user_function_portable():
@@ -64,7 +53,7 @@ def test_bad_override_value():
 
 
 def test_fit_and_predict_take_the_fused_taps_user_function_does_not(rng, fused_calls):
-    model = tiny_rednet()
+    model = tiny_rednet(3, zero_init_residual=True, name="tiny_rednet")
     images = rng.uniform(0, 255, (8, 16, 16, 3)).astype("float32")
     labels = np.arange(8) % 3
     model.compile(
@@ -85,7 +74,7 @@ def test_rednet_trained_fused_exports_builtin_only_without_xla(rng, tmp_path, fu
     from libkd_keras.export import to_litert
     from libkd_keras.export.runtime import LiteRTModel
 
-    model = tiny_rednet()
+    model = tiny_rednet(3, zero_init_residual=True, name="tiny_rednet")
     images = rng.uniform(0, 255, (8, 16, 16, 3)).astype("float32")
     model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(images, np.arange(8) % 3, batch_size=8, epochs=1, verbose=0)

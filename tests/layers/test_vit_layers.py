@@ -69,7 +69,7 @@ def test_centered_layer_norm_equals_keras_layer_norm(policy):
     np.testing.assert_allclose(got, want, atol=1e-4 if policy == "float32" else 5e-2)
 
 
-def test_centered_layer_norm_round_trips_and_falls_back_for_other_axes(tmp_path):
+def test_centered_layer_norm_falls_back_for_other_axes():  # its .keras round trip: tests/test_round_trips.py
     inputs = keras.Input((4, 6))
     model = keras.Model(inputs, LayerNormalization(axis=1, name="ln")(inputs))
     x = np.random.default_rng(1).standard_normal((3, 4, 6)).astype("float32")
@@ -78,7 +78,3 @@ def test_centered_layer_norm_round_trips_and_falls_back_for_other_axes(tmp_path)
     reference.build(x.shape)
     reference.set_weights(model.get_layer("ln").get_weights())
     np.testing.assert_allclose(model.predict(x, verbose=0), keras.ops.convert_to_numpy(reference(x)), atol=1e-5)
-    model.save(tmp_path / "ln.keras")
-    loaded = keras.saving.load_model(tmp_path / "ln.keras")
-    assert type(loaded.get_layer("ln")) is LayerNormalization and loaded.get_layer("ln").axis == [1]
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -5,23 +5,20 @@ import numpy as np
 import pytest
 
 from libkd_keras.choices import STUDENT_ARCHS, TEACHER_ARCHS
-from libkd_keras.export import LiteRTModel, to_litert
 from libkd_keras.layers import Involution2D
 from libkd_keras.models import DEIT_VARIANTS, STUDENT_BUILDERS, TEACHER_BUILDERS, deit_micro, rednet_cifar, resnet_cifar
+from tests.builders import tiny_rednet_cifar, tiny_resnet_cifar
 
 
 def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-# Small members at 16x16: depth 8 (one block per stage), DeiT-Micro at its real size. RedNet with 3x3
-# involutions: the same code path as 7x7 with 9 taps instead of 49, so its graphs trace and convert
-# several times faster (tests/export covers 7x7 involutions in LiteRT).
+# Small members at 16x16: depth 8 (one block per stage, RedNet with 3x3 involutions), DeiT-Micro at its
+# real size. Their round trips and LiteRT conversion: tests/test_round_trips.py.
 SMALL = {
-    "resnet_cifar": lambda num_classes=4: resnet_cifar(8, num_classes=num_classes, input_shape=(16, 16, 3)),
-    "rednet_cifar": lambda num_classes=4: rednet_cifar(
-        8, num_classes=num_classes, input_shape=(16, 16, 3), kernel_size=3, zero_init_residual=False
-    ),
+    "resnet_cifar": tiny_resnet_cifar,
+    "rednet_cifar": tiny_rednet_cifar,
     "deit_micro": lambda num_classes=4: deit_micro(num_classes=num_classes, image_size=16, patch_size=4),
 }
 
@@ -117,27 +114,6 @@ def test_student_contract_two_heads(rng):
     cls, dist = model.heads(x)
     assert cls.shape == dist.shape == (3, 7)
     np.testing.assert_allclose(model(x), (np.asarray(cls) + np.asarray(dist)) / 2, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("arch", sorted(SMALL))
-def test_keras_file_round_trip(tmp_path, rng, arch):
-    model = SMALL[arch]()
-    x = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
-    model.save(tmp_path / f"{arch}.keras")
-    loaded = keras.saving.load_model(tmp_path / f"{arch}.keras")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("arch", sorted(SMALL))
-def test_litert_float32_is_builtin_only_and_matches_keras(tmp_path, rng, arch):
-    model = SMALL[arch]()
-    meta = to_litert(model, tmp_path / f"{arch}.tflite", "float32")
-    assert meta["builtin_ops_only"] is True
-    assert all(op.isupper() and not op.startswith(("FLEX", "CUSTOM")) for op in meta["op_types"])
-    x = rng.uniform(0, 255, (2, 16, 16, 3)).astype("float32")
-    np.testing.assert_allclose(
-        LiteRTModel(meta["path"]).predict(x), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-4
-    )
 
 
 @pytest.mark.parametrize("arch", sorted(SMALL))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.models import DeiT, deit_base, deit_small, deit_tiny, rednet26, resnet26
-from tests.models.tiny import TINY_BUILDERS, tiny_deit
+from tests.builders import TINY_BUILDERS, tiny_deit
 
 
 def trainable(model):
@@ -88,16 +88,6 @@ def test_bad_model_arguments(build, match):
         build()
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
-def test_keras_file_round_trip(tmp_path, rng, family):
-    model = TINY_BUILDERS[family]()
-    x = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
-    path = tmp_path / f"{family}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-
-
 def test_deit_saved_with_keras_layer_norm_still_loads(tmp_path, rng, monkeypatch):
     """Students saved before DeiT used libkd_keras' LayerNormalization (int8-friendly) load unchanged."""
     import libkd_keras.layers.vit as vit
@@ -118,7 +108,11 @@ def test_deit_saved_with_keras_layer_norm_still_loads(tmp_path, rng, monkeypatch
 @pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
 def test_one_epoch_lowers_the_loss(rng, family):
     keras.utils.set_random_seed(0)
-    model = TINY_BUILDERS[family](num_classes=2) if family != "deit" else tiny_deit(num_classes=2, distillation=False)
+    model = (
+        TINY_BUILDERS[family](num_classes=2)
+        if family != "deit"
+        else tiny_deit(distillation=False, num_classes=2, drop_path_rate=0.1)
+    )
     x = rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32")
     y = (x[..., 0].mean(axis=(1, 2)) > 127.5).astype("int64")
     model.compile(

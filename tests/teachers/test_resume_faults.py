@@ -7,7 +7,8 @@ import pytest
 
 from libkd_keras.teachers import TeacherRecipe, train_teacher
 from libkd_keras.training import TrainingDiverged
-from tests.teachers.test_training import CountEpochs, tiny_cnn, toy_split
+from tests.builders import tiny_cnn, toy_split
+from tests.teachers.test_training import CountEpochs
 
 
 def _interrupted_teacher(tmp_path, stop_at):

@@ -5,23 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from libkd_keras.data import Split
 from libkd_keras.teachers import L2SGD, TeacherRecipe, teacher_schedule, train_teacher
-
-
-def toy_split(n, split, seed):
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 3
-    images = (rng.integers(0, 80, (n, 8, 8, 3)) + 80 * labels[:, None, None, None]).astype(np.uint8)
-    return Split(images, labels, np.arange(n), ("a", "b", "c"), "toy", split)
-
-
-def tiny_cnn(num_classes, input_shape):
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny_cnn")
+from tests.builders import tiny_cnn, toy_split
 
 
 class CountEpochs(keras.callbacks.Callback):
