@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from libkd_keras.distill import Distiller, HardDistillation, SoftDistillation, losses, targets
+from tests.builders import tiny_resnet
 from tests.distill.helpers import NUM_CLASSES, SIZE, colour_data, tiny_student
 from tests.distill.test_losses import DIST, np_log_softmax, np_softmax, value
-from tests.builders import tiny_resnet
 
 # (batch 3, teachers 3, classes 4): row 0 has a 2-1 vote the soft average disagrees with.
 LOGITS = np.array(
