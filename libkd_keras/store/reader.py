@@ -1,6 +1,6 @@
 """`TeacherStore`, the store's read-only side: open and check a store, read its logits, feed training.
 
-Everything that writes a store is in `writer.py`; the layout is `format.py`'s.
+Everything that writes a store is in `write.py`; the layout is `format.py`'s.
 """
 
 import os
