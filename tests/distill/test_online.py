@@ -118,13 +118,15 @@ def test_train_student_gives_the_same_student_with_the_teachers_in_either_place(
     )
     common = dict(recipe=recipe, targets=OnlineTargets({"t": teacher}))
     seen, records = [], {}
-    real_distiller = type(recipe).distiller
+    from libkd_keras.distill import training as training_module
 
-    def recording(self, student, teachers=None, **kwargs):
+    real_distiller_for = training_module.distiller_for
+
+    def recording(recipe, student, teachers=None, **kwargs):
         seen.append(bool(teachers))
-        return real_distiller(self, student, teachers, **kwargs)
+        return real_distiller_for(recipe, student, teachers, **kwargs)
 
-    monkeypatch.setattr(type(recipe), "distiller", recording)
+    monkeypatch.setattr(training_module, "distiller_for", recording)
     for in_pipeline in (True, False):
         monkeypatch.setattr(sources_module, "in_input_pipeline", lambda: in_pipeline)
         name = f"in_pipeline_{in_pipeline}"
