@@ -22,6 +22,7 @@ import keras  # noqa: E402
 from libkd_keras.data import load_split  # noqa: E402
 from libkd_keras.models import resnet26  # noqa: E402
 from libkd_keras.teachers import TeacherRecipe, train_teacher  # noqa: E402
+from libkd_keras.training import FitOptions  # noqa: E402
 
 
 def main():
@@ -50,8 +51,8 @@ def main():
             out,
             seed=0,
             recipe=TeacherRecipe(epochs=args.epochs, warmup_epochs=1),
-            verbose=0,
             name="resnet26",
+            options=FitOptions(verbose=0),
         )
     history = meta["history"]
     print(

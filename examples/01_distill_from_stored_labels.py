@@ -45,6 +45,7 @@ from libkd_keras.evaluation import evaluate_heads
 from libkd_keras.models import rednet, resnet
 from libkd_keras.store import TeacherStore, analyses, precompute
 from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.training import FitOptions
 
 SMALL = os.environ.get("LIBKD_EXAMPLES_SMALL") == "1"  # the test suite's even smaller setting
 CIFAR10 = os.environ.get("LIBKD_CIFAR10")  # optional: real CIFAR-10 (folder or tarball)
@@ -114,7 +115,7 @@ builders = {
 }
 teacher_metadata = {}
 for name, builder in builders.items():
-    meta = train_teacher(builder, train, test, teacher_dir, name=name, recipe=recipe, verbose=0)
+    meta = train_teacher(builder, train, test, teacher_dir, name=name, recipe=recipe, options=FitOptions(verbose=0))
     teacher_metadata[name] = {key: meta[key] for key in ("trainable_parameters", "size_mb", "top1_test_accuracy")}
     print(
         f"{name}: {meta['trainable_parameters']:,} parameters, "

@@ -358,6 +358,54 @@ class FitSettings:
             raise ValueError(f"`jit_compile` must be True, False or 'auto'; got {self.jit_compile!r}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """How one `train_teacher` / `train_student` call runs and reports, apart from what it trains.
+
+    None of these changes the trained weights (XLA aside, which agrees to float rounding).
+
+    Args:
+        callbacks: sequence of Keras callbacks, run after the engine's own.
+        verbose: Keras `fit` verbosity.
+        say: callable. Receives notice lines (a repaired backup, a damaged model file trained again).
+        validate: bool. Score the test split during training (the history's `val_*`, on the recipe's
+            `validate_every` epochs); False: no validation while training.
+        compile_options: dict or None. Extra `compile` arguments (not the optimizer, loss or metrics), e.g.
+            `{"jit_compile": True}`: XLA (`libkd_keras/xla.py`; the pipeline's `run.jit_compile = "auto"`
+            chooses it for you) or `{"run_eagerly": True}`.
+        overwrite: bool. Train again even if the model's `.keras` and `.json` exist.
+        record: dict or None. Keys merged into the model's record (e.g. which run or experiment it belongs to).
+
+    >>> FitOptions(verbose=0, compile_options={"jit_compile": False})
+    """
+
+    callbacks: tuple = ()
+    verbose: object = "auto"
+    say: object = print
+    validate: bool = True
+    compile_options: dict = None
+    overwrite: bool = False
+    record: dict = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "callbacks", tuple(self.callbacks or ()))
+        object.__setattr__(self, "compile_options", dict(self.compile_options or {}))
+        object.__setattr__(self, "record", dict(self.record or {}))
+        reserved = {"optimizer", "loss", "metrics"} & set(self.compile_options)
+        if reserved:
+            raise ValueError(
+                f"`compile_options` may not set {sorted(reserved)}: they come from the recipe. "
+                "Change the recipe instead."
+            )
+        if not callable(self.say):
+            raise ValueError(f"`say` must be a callable taking one line (e.g. print); got {self.say!r}.")
+
+    def compile_arguments(self):
+        """`(jit_compile, the other compile arguments)`: XLA is the engine's (`FitSettings`), the rest `compile`'s."""
+        rest = dict(self.compile_options)
+        return rest.pop("jit_compile", "auto"), rest
+
+
 @dataclasses.dataclass
 class Training:
     """What a build function gives `fit_resumably`.

@@ -14,6 +14,7 @@ import pytest
 from libkd_keras import training as engine
 from libkd_keras.distill import baseline, train_student
 from libkd_keras.teachers import TeacherRecipe, train_teacher
+from libkd_keras.training import FitOptions
 from tests.builders import tiny_cnn, toy_split
 from tests.distill.test_training import Stop
 from tests.distill.test_training import _build as tiny_deit
@@ -29,10 +30,11 @@ class Iterations(keras.callbacks.Callback):
         self.iterations = int(self.model.optimizer.iterations.numpy())
 
 
-def _teacher(tmp_path, epochs=4, **kwargs):
+def _teacher(tmp_path, epochs=4, **options):
     train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
     recipe = TeacherRecipe(epochs=epochs, batch_size=12)  # 3 steps per epoch
-    return train_teacher(tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, verbose=0, **kwargs)
+    options = FitOptions(verbose=0, **options)
+    return train_teacher(tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, options=options)
 
 
 def _interrupt_teacher(tmp_path, stop_at):
@@ -110,12 +112,11 @@ def test_a_kill_while_the_final_teacher_file_is_saved_resumes_after_the_last_epo
 
 def test_a_kill_while_the_final_student_file_is_saved_resumes_after_the_last_epoch(tmp_path, monkeypatch):
     train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
-    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32")
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32", epochs=2)
 
     def student(callbacks, name="b"):
-        return train_student(
-            tiny_deit(), train, test, tmp_path, recipe=recipe, epochs=2, name=name, callbacks=callbacks, verbose=0
-        )
+        options = FitOptions(callbacks=callbacks, verbose=0)
+        return train_student(tiny_deit(), train, test, tmp_path, recipe=recipe, name=name, options=options)
 
     uninterrupted = Iterations()
     student([uninterrupted], name="reference")

@@ -36,8 +36,8 @@ def test_the_pipeline_compiles_its_students_with_the_resolved_setting(tmp_path, 
 
     seen = []
 
-    def recording_train_student(*args, compile_options=None, **kwargs):
-        seen.append(compile_options)
+    def recording_train_student(*args, options=None, **kwargs):
+        seen.append(options.compile_options)
         raise KeyboardInterrupt  # stop here: only the arguments matter
 
     monkeypatch.setattr(pipeline_students, "train_student", recording_train_student)

@@ -18,14 +18,14 @@ The training itself is the engine's (`libkd_keras.training.fit_resumably`, share
 `.keras` is written before `.json`, both atomically, so a student whose two files exist is complete.
 
 Example:
->>> recipe = baseline(batch_size=128)
+>>> recipe = baseline(batch_size=128, epochs=300)
 >>> build = student_builder("deit_tiny", num_classes=10, image_size=(32, 32), patch_size=4)
 >>> targets = StoredTargets(store, ["resnet26_s0", "rednet26_s0"], ensemble="soft")
->>> record = train_student(build, train, test, "runs/students", recipe=recipe, epochs=300, targets=targets,
-...                        name="ensemble")
+>>> record = train_student(build, train, test, "runs/students", recipe=recipe, targets=targets, name="ensemble")
 >>> record["top1_test_accuracy"], record["trainable_parameters"]
 """
 
+import dataclasses
 import math
 import os
 
@@ -37,7 +37,7 @@ from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.recipes import distiller_for, student_optimizer
 from libkd_keras.distill.students import heads_record
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
-from libkd_keras.training import Artifact, FitSettings, Training, fit_resumably
+from libkd_keras.training import Artifact, FitOptions, FitSettings, Training, fit_resumably
 
 
 def train_student(
@@ -47,21 +47,12 @@ def train_student(
     out_dir,
     *,
     recipe,
-    epochs,
-    seed=0,
     targets=None,
-    name="student",
-    backup_dir=None,
-    log_dir=None,
-    callbacks=None,
-    validate=True,
-    validate_every=1,
+    seed=0,
+    name=None,
     evaluate=False,
-    compile_options=None,
-    extra_record=None,
-    verbose="auto",
-    overwrite=False,
-    say=print,
+    options=None,
+    **removed,
 ):
     """Train a student on `train_split` (with the teacher rows of `targets`), save `.keras` + `.json`.
 
@@ -69,33 +60,39 @@ def train_student(
         student: callable `build(distillation_token: bool) -> DeiT` (called after the seed and the
             recipe's precision are set), or a built DeiT.
         train_split: data.Split. The images the student trains on (the store's split with teachers).
-        test_split: data.Split. Validation every epoch (`validate`) and the final evaluation (`evaluate`).
-        out_dir: str. Folder of `<name>.keras` and `<name>.json`.
-        recipe: StudentRecipe (`libkd_keras/recipes.py`). Optimiser, loss (`recipe.kd`) and augmentation;
+        test_split: data.Split. Validation on the recipe's `validate_every` epochs and the final
+            evaluation (`evaluate`).
+        out_dir: str, or a `training.Artifact(out_dir, name, backup_dir=..., log_dir=...)` when the
+            backup and TensorBoard folders go elsewhere than beside the files (then leave `name` out).
+        recipe: StudentRecipe (`libkd_keras/recipes.py`). Epochs, validation, optimiser, loss (`recipe.kd`)
+            and augmentation, e.g. `baseline(epochs=30)` or `recipe.replace(epochs=30)`;
             `recipe.distillation` must be "none" without targets and "hard"/"soft" with them.
-        epochs: int. Training epochs.
-        seed: int. Seeds weights, data order and augmentation.
         targets: where the teacher rows come from (`distill/sources.py`): `StoredTargets(store, teachers,
             ensemble)` (stored on the clean images), `ViewTargets(...)` (stored on views the reader
             replays; the recipe's flip and crop are then the replayed ones), `OnlineTargets(models,
             ensemble)` (the teachers run on each augmented batch), or None: the baseline, from the labels.
             `target_source(kind, teachers, ensemble, store=, models=)` makes one from a config's choice.
-        name: str. File stem.
-        backup_dir, log_dir: str. BackupAndRestore and TensorBoard folders (defaults beside the files).
-        callbacks: list. Extra Keras callbacks.
-        validate: bool. Score `test_split` during training (the history's `val_*`).
-        validate_every: int. Validate every that many epochs, and always after the last one.
+        seed: int. Seeds weights, data order and augmentation.
+        name: str. File stem (default "student").
         evaluate: bool. Evaluate every head on `test_split` at the end (`record["evaluation"]`).
-        compile_options: dict. Extra `Distiller.compile` arguments (not the optimizer), e.g.
-            `{"jit_compile": True}`: XLA, which trains DeiTs faster also on a CPU (`libkd_keras/xla.py`;
-            the pipeline's `run.jit_compile = "auto"` does it for you, also for online teachers
-            labelling in `tf.data`).
-        extra_record: dict. Merged into the record.
-        overwrite: bool. Train again even if `<name>.keras` and `<name>.json` exist.
-        say: callable. Receives notice lines (e.g. a repaired backup).
+        options: `training.FitOptions` or None. How the call runs: extra callbacks, verbosity, notices
+            (`say`), validation while training, extra `compile` arguments such as `{"jit_compile": True}`
+            (XLA, which trains DeiTs faster also on a CPU), `overwrite`, extra record keys.
 
     Returns the record (also in `<out_dir>/<name>.json`).
     """
+    if removed:
+        raise TypeError(_removed_message(removed))
+    options = options or FitOptions()
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"`options` must be a libkd_keras.training.FitOptions; got {type(options).__name__}.")
+    if isinstance(out_dir, Artifact):
+        if name is not None and name != out_dir.name:
+            raise ValueError(f"`name` {name!r} differs from the Artifact's name {out_dir.name!r}: give it once.")
+        artifact = dataclasses.replace(out_dir, kind="student")
+    else:
+        artifact = Artifact(out_dir, name or "student", "student")
+    out_dir, name = artifact.out_dir, artifact.name
     if targets is not None and not callable(getattr(targets, "batches", None)):
         raise ValueError(
             "`targets` must be StoredTargets, ViewTargets, OnlineTargets (libkd_keras.distill) or None; "
@@ -107,17 +104,10 @@ def train_student(
             f"student {name!r}: distillation='none' goes with no teachers and 'hard'/'soft' with at "
             f"least one; got distillation={recipe.distillation!r} and teachers={teachers}."
         )
-    artifact = Artifact(
-        out_dir,
-        name,
-        "student",
-        backup_dir=distribute.worker_dir(str(backup_dir or os.path.join(out_dir, f"{name}.backup"))),  # chief: as given
-        log_dir=log_dir,
-    )
-    if not overwrite and artifact.finished():
+    artifact = dataclasses.replace(artifact, backup_dir=distribute.worker_dir(artifact.backup))  # chief: as given
+    if not options.overwrite and artifact.finished():
         return read_json(artifact.record)
-    options = dict(compile_options or {})
-    jit_compile = options.pop("jit_compile", "auto")
+    jit_compile, compile_options = options.compile_arguments()
     steps = math.ceil(len(train_split) / recipe.batch_size)
 
     def build(seeds):
@@ -130,8 +120,8 @@ def train_student(
         else:  # the baseline: the labelled images alone
             batches = train_split.dataset(recipe.batch_size, shuffle=True, seed=seeds)
             batches = student_augmentation(batches, recipe, train_split.num_classes, seed=seeds)
-        distiller.compile(optimizer=student_optimizer(recipe, steps, epochs), **options)
-        validation = test_split.dataset(recipe.batch_size) if validate else None
+        distiller.compile(optimizer=student_optimizer(recipe, steps, recipe.epochs), **compile_options)
+        validation = test_split.dataset(recipe.batch_size) if options.validate else None
         return Training(model, batches, steps, validation=validation, fit_model=distiller)
 
     def describe(training, history):
@@ -158,18 +148,47 @@ def train_student(
             "train_images": len(train_split),
             "teacher_trainable_parameters": teacher_params,
             "teacher_size_mb": teacher_size,
-            **(extra_record or {}),
+            **options.record,
         }
 
     return fit_resumably(
         build,
         artifact,
         FitSettings(
-            epochs, seed=seed, precision=recipe.precision, jit_compile=jit_compile, validate_every=validate_every
+            recipe.epochs,
+            seed=seed,
+            precision=recipe.precision,
+            jit_compile=jit_compile,
+            validate_every=recipe.validate_every,
         ),
         (train_split, test_split),
         describe=describe,
-        callbacks=callbacks,
-        verbose=verbose,
-        say=say,
+        callbacks=list(options.callbacks),
+        verbose=options.verbose,
+        say=options.say,
     )
+
+
+_MOVED = {  # train_student's keywords before FitOptions (libkd <= 0.x): where each setting is now
+    "epochs": "recipe=recipe.replace(epochs=...)",
+    "validate_every": "recipe=recipe.replace(validate_every=...)",
+    "backup_dir": "out_dir=Artifact(out_dir, name, backup_dir=..., log_dir=...)",
+    "log_dir": "out_dir=Artifact(out_dir, name, backup_dir=..., log_dir=...)",
+    "callbacks": "options=FitOptions(callbacks=...)",
+    "validate": "options=FitOptions(validate=...)",
+    "compile_options": "options=FitOptions(compile_options=...)",
+    "extra_record": "options=FitOptions(record=...)",
+    "verbose": "options=FitOptions(verbose=...)",
+    "overwrite": "options=FitOptions(overwrite=...)",
+    "say": "options=FitOptions(say=...)",
+}
+
+
+def _removed_message(removed):
+    """The TypeError of a keyword `train_student` no longer takes: where that setting is given now."""
+    moved = [f"{key}= -> {_MOVED[key]}" for key in sorted(removed) if key in _MOVED]
+    message = "train_student() got unexpected keyword argument(s) " + ", ".join(f"{k}=" for k in sorted(removed))
+    if moved:
+        message += ". Each setting is given once now: " + "; ".join(moved)
+        message += " (Artifact and FitOptions are in libkd_keras.training)"
+    return message + "."

@@ -31,7 +31,7 @@ from libkd_keras.pipeline.settings import not_a_file_hint
 from libkd_keras.pipeline.steps import Made, Step, StepOrderError
 from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.store import TeacherStore
-from libkd_keras.training import TrainingDiverged
+from libkd_keras.training import Artifact, FitOptions, TrainingDiverged
 from libkd_keras.xla import student_jit_compile
 
 
@@ -123,10 +123,13 @@ def train_one(pipeline, entry, announce):
             builder_for(settings, train),
             train,
             test,
-            str(folder.students),
+            Artifact(
+                str(folder.students),
+                name,
+                backup_dir=folder.checkpoint("student", name),
+                log_dir=folder.log_dir("student", name),
+            ),
             recipe=recipe,
-            epochs=settings.epochs,
-            seed=entry.seed,
             targets=target_source(
                 settings.targets,
                 teachers,
@@ -134,24 +137,23 @@ def train_one(pipeline, entry, announce):
                 store=store,
                 models={t: load_teacher(pipeline, t) for t in teachers} if online else None,
             ),
-            name=name,
-            backup_dir=folder.checkpoint("student", name),
-            log_dir=folder.log_dir("student", name),
-            callbacks=pipeline.extra_callbacks("student", name),
-            validate_every=settings.validate_every,
-            compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, in_step)},
-            extra_record={
-                "order": entry.order,
-                "entry": entry.entry,
-                "architecture": config.student.arch,
-                "arch": config.student.arch,
-                "patch_size": config.student.patch_size,
-                "true_label": True,
-                "image_shape": list(train.image_shape),
-            },
-            verbose=pipeline.fit_verbose,
-            overwrite=True,
-            say=pipeline.say,
+            seed=entry.seed,
+            options=FitOptions(
+                callbacks=pipeline.extra_callbacks("student", name),
+                verbose=pipeline.fit_verbose,
+                say=pipeline.say,
+                compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, in_step)},
+                overwrite=True,
+                record={
+                    "order": entry.order,
+                    "entry": entry.entry,
+                    "architecture": config.student.arch,
+                    "arch": config.student.arch,
+                    "patch_size": config.student.patch_size,
+                    "true_label": True,
+                    "image_shape": list(train.image_shape),
+                },
+            ),
         )
     except TrainingDiverged as error:
         raise ConfigError(
@@ -195,12 +197,14 @@ def _ablate(pipeline, announce, experiments, seeds, epochs, recipes):
         pipeline.folder.root / "ablation",
         make_student=builder_for(student, train),
         epochs=epochs or student.epochs,
-        batch_size=student.batch_size,
         seeds=tuple(seeds),
-        train_split=train,
-        compile_options={"jit_compile": student_jit_compile(config.run.jit_compile)},
-        verbose=pipeline.fit_verbose,
-        log=pipeline.say,
+        train_split=train,  # each experiment's student is a replace of [student]: its batch size too
+        options=FitOptions(
+            verbose=pipeline.fit_verbose,
+            say=pipeline.say,
+            validate=False,
+            compile_options={"jit_compile": student_jit_compile(config.run.jit_compile)},
+        ),
     )
     return Made(detail="ablation/ablation.md")
 

@@ -25,7 +25,7 @@ from libkd_keras.pipeline.schema import CIFAR_DEFAULTS, ConfigError
 from libkd_keras.pipeline.steps import Made, Step
 from libkd_keras.precision import resolve_precision
 from libkd_keras.teachers import train_teacher
-from libkd_keras.training import TrainingDiverged
+from libkd_keras.training import FitOptions, TrainingDiverged
 
 
 class SetJitCompile(keras.callbacks.Callback):
@@ -109,12 +109,14 @@ def _train(pipeline, spec, announce):
             train,
             test,
             str(folder.teachers),
-            seed=spec.seed,
             recipe=recipe,
-            verbose=pipeline.fit_verbose,
+            seed=spec.seed,
             name=spec.name,
-            say=pipeline.say,
-            callbacks=[*pipeline.jit_callbacks(), *pipeline.extra_callbacks("teacher", spec.name)],
+            options=FitOptions(
+                callbacks=[*pipeline.jit_callbacks(), *pipeline.extra_callbacks("teacher", spec.name)],
+                verbose=pipeline.fit_verbose,
+                say=pipeline.say,
+            ),
         )
     except TrainingDiverged as error:
         raise ConfigError(

@@ -38,6 +38,7 @@ from libkd_keras.teachers.recipe import TeacherRecipe, teacher_loss, teacher_opt
 from libkd_keras.training import (
     Artifact,
     EpochLog,
+    FitOptions,
     FitSettings,
     Training,
     accuracy_metrics,
@@ -65,18 +66,7 @@ def _one_hot(num_classes):
 
 
 def train_teacher(
-    arch,
-    train_split,
-    test_split,
-    out_dir,
-    *,
-    seed=0,
-    recipe=None,
-    callbacks=None,
-    verbose="auto",
-    name=None,
-    say=print,
-    strategy=None,
+    arch, train_split, test_split, out_dir, *, recipe=None, seed=0, name=None, strategy=None, options=None, **removed
 ):
     """Train a teacher on `train_split`, evaluate it on `test_split`, save `.keras` + `.json` in `out_dir`.
 
@@ -84,35 +74,48 @@ def train_teacher(
         arch: a name of `models.TEACHER_BUILDERS` ("resnet26", "resnet_cifar", ...), or a callable
             `builder(num_classes=..., input_shape=...)` returning a `keras.Model` that maps raw pixels in
             [0, 255] to logits.
+        recipe: a `TeacherRecipe` (default: the paper's recipe, 200 epochs): epochs, validation,
+            optimiser, loss and augmentation.
         seed: seeds weights, data order and augmentation (`keras.utils.set_random_seed`); the paper
             trains three seeds per architecture.
-        recipe: a `TeacherRecipe` (default: the paper's recipe, 200 epochs).
-        callbacks: extra Keras callbacks for `fit`.
         name: file stem; default `<arch>_seed<seed>`.
-        say: called with a notice line (e.g. a backup that had to be repaired).
         strategy: the `tf.distribute.Strategy` to train under (default: the current one,
             `tf.distribute.get_strategy()`); the model and optimizer are made in its scope. With more
             than one replica, BatchNormalization uses the global batch's statistics while training
             (`synchronized`), and the saved `.keras` is unchanged (plain BatchNormalization). Under
             multi-worker training the chief writes into `out_dir` and the other workers into their
             own `distribute.worker_dir(out_dir)` (see `libkd_keras.distribute`).
+        options: `training.FitOptions` or None. How the call runs: extra callbacks, verbosity, notices
+            (`say`, e.g. a backup that had to be repaired), validation while training, extra `compile`
+            arguments (`{"jit_compile": True}`), `overwrite`, extra record keys.
 
     The teacher trains under Keras' current dtype policy (the record's `precision`).
 
     Returns the metadata dict (also in `<out_dir>/<name>.json`). If `.keras` and `.json` already
-    exist, returns the stored metadata without training (after checking the training data matches).
-    An interrupted run resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
+    exist, returns the stored metadata without training (after checking the training data matches),
+    unless `options.overwrite`. An interrupted run resumes from the last finished epoch
+    (`keras.callbacks.BackupAndRestore`).
 
     Example:
     >>> meta = train_teacher("resnet26", train, test, "runs/teachers", seed=1, recipe=TeacherRecipe(epochs=200))
     >>> meta["top1_test_accuracy"], meta["trainable_parameters"]
     """
+    if removed:
+        moved = [f"{key}= -> options=FitOptions({key}=...)" for key in sorted(removed) if key in _MOVED]
+        raise TypeError(
+            f"train_teacher() got unexpected keyword argument(s) {', '.join(f'{k}=' for k in sorted(removed))}"
+            + (f". They are given as: {'; '.join(moved)} (libkd_keras.training.FitOptions)." if moved else ".")
+        )
+    options = options or FitOptions()
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"`options` must be a libkd_keras.training.FitOptions; got {type(options).__name__}.")
+    say = options.say
     recipe = recipe or TeacherRecipe()
     strategy = strategy or tf.distribute.get_strategy()
     arch_name, builder = _resolve_arch(arch)
     name = name or f"{arch_name}_seed{seed}"
     own_dir = distribute.worker_dir(out_dir, strategy)  # `out_dir` itself on the chief or on one process
-    finished = _finished(name, own_dir, out_dir)
+    finished = not options.overwrite and _finished(name, own_dir, out_dir)
     problem = finished and keras_file_problem(finished[: -len(".json")] + ".keras")
     if problem:
         say(f"libkd: notice: teacher {name}: {problem}; training it again.")
@@ -125,12 +128,20 @@ def train_teacher(
         )
     num_classes = train_split.num_classes
     steps = math.ceil(len(train_split) / recipe.batch_size)
+    jit_compile, compile_options = options.compile_arguments()
+    one_hot = _one_hot(num_classes)
+
+    def test_batches():
+        return distribute.shard_policy(test_split.dataset(recipe.batch_size).map(one_hot), "data")
 
     def build(seeds):
         model = builder(num_classes=num_classes, input_shape=train_split.image_shape)
         trained = distribute.fit_view(model)  # `model` itself, except under a strategy (see distribute.py)
         trained.compile(
-            optimizer=teacher_optimizer(recipe, steps), loss=teacher_loss(recipe), metrics=accuracy_metrics(num_classes)
+            optimizer=teacher_optimizer(recipe, steps),
+            loss=teacher_loss(recipe),
+            metrics=accuracy_metrics(num_classes),
+            **compile_options,
         )
         augment = None
         if recipe.augment:
@@ -138,38 +149,42 @@ def train_teacher(
         # DATA sharding: every worker reads the whole (seeded, so identical) shuffled split and keeps its
         # part of each global batch, so a step sees the batch one process would (in-memory splits have no files).
         train = train_split.dataset(recipe.batch_size, shuffle=True, augment=augment, seed=seeds)
-        test = test_split.dataset(recipe.batch_size)
-        one_hot = _one_hot(num_classes)
         return Training(
             model,
             distribute.shard_policy(train.map(one_hot), "data"),
             steps,
-            validation=distribute.shard_policy(test.map(one_hot), "data"),
+            validation=test_batches() if options.validate else None,
             fit_model=trained,
         )
 
     def describe(training, history):
         scores = {}
         if (history.get("val_acc") or [None])[-1] is None:  # `fit` validates the last epoch: a safeguard
-            scores = training.fit_model.evaluate(training.validation, return_dict=True, verbose=0)
+            test = test_batches() if training.validation is None else training.validation
+            scores = training.fit_model.evaluate(test, return_dict=True, verbose=0)
             scores = {"top1_test_accuracy": float(scores["acc"]), "top5_test_accuracy": float(scores["top5"])}
         recipe_record = {
             **recipe.record(),
             "scaled_learning_rate": recipe.scaled_learning_rate,
             "weight_decay_kind": "L2",
         }
-        return {"architecture": arch_name, **scores, "recipe": recipe_record}
+        return {"architecture": arch_name, **scores, "recipe": recipe_record, **options.record}
 
     return fit_resumably(
         build,
         Artifact(own_dir, name, "teacher"),
-        FitSettings(recipe.epochs, seed=seed, validate_every=recipe.validate_every, strategy=strategy),
+        FitSettings(
+            recipe.epochs, seed=seed, jit_compile=jit_compile, validate_every=recipe.validate_every, strategy=strategy
+        ),
         (train_split, test_split),
         describe=describe,
-        callbacks=callbacks,
-        verbose=verbose,
+        callbacks=list(options.callbacks),
+        verbose=options.verbose,
         say=say,
     )
+
+
+_MOVED = ("callbacks", "verbose", "say")  # train_teacher's keywords before FitOptions (libkd <= 0.x)
 
 
 def _finished(name, *folders):

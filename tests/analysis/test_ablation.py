@@ -22,6 +22,7 @@ from libkd_keras.analysis.ablation import runner as ablation_runner
 from libkd_keras.data import Split
 from libkd_keras.recipes import baseline as baseline_recipe
 from libkd_keras.store import precompute
+from libkd_keras.training import FitOptions
 from tests.builders import tiny_deit, tiny_rednet, tiny_resnet
 
 SIZE, CLASSES = 16, 4
@@ -173,10 +174,8 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
     kwargs = dict(
         make_student=tiny_student,
         epochs=1,
-        batch_size=16,
-        recipe_overrides={"warmup_epochs": 0},
-        compile_options={"run_eagerly": True},
-        log=lines.append,
+        recipe_overrides={"batch_size": 16, "warmup_epochs": 0},
+        options=FitOptions(verbose=0, validate=False, compile_options={"run_eagerly": True}, say=lines.append),
     )
     rows = run_ablation(store, test, experiments, tmp_path, **kwargs)
 
@@ -266,7 +265,16 @@ def test_run_ablation_from_one_store_without_calling_teachers(tiny_store, tmp_pa
         run_ablation(store, test, experiments, tmp_path, **kwargs)
 
 
-def test_run_ablation_refuses_unknown_teachers(tiny_store, tmp_path):
+def test_run_ablation_refuses_unknown_teachers_and_names_where_old_keywords_went(tiny_store, tmp_path):
     store, test, _ = tiny_store
     with pytest.raises(ValueError, match="stored teachers"):
         run_ablation(store, test, [Experiment("kd", teachers=("resnet26_s9",))], tmp_path, make_student=tiny_student)
+    kd = Experiment("kd", teachers=("resnet26_s0",))
+    with pytest.raises(TypeError, match=r"batch_size= -> recipe_overrides=\{'batch_size': ...\}.*log= -> options="):
+        run_ablation(store, test, [kd], tmp_path, batch_size=16, log=print)
+    with pytest.raises(ValueError, match=r"batch sizes \[16, 128\].*recipe_overrides=\{'batch_size': 16\}"):
+        other = Experiment("kd-16", teachers=("resnet26_s0",), student=kd.student.replace(batch_size=16))
+        run_ablation(store, test, [kd, other], tmp_path)
+    with pytest.raises(ValueError, match=r"may not set \['epochs'\]"):
+        run_ablation(store, test, [kd], tmp_path, recipe_overrides={"epochs": 3})
+    assert not list(tmp_path.iterdir())  # refused before anything was written

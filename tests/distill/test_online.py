@@ -18,6 +18,7 @@ from libkd_keras.distill import sources as sources_module
 from libkd_keras.ensembles import teacher_target
 from libkd_keras.layers import involution_xla
 from libkd_keras.models import rednet_cifar, resnet_cifar
+from libkd_keras.training import FitOptions
 from tests.builders import toy_split
 from tests.distill.helpers import tiny_student
 from tests.distill.test_training import _build
@@ -112,21 +113,31 @@ def test_bad_teachers_and_class_counts_are_refused():
 def test_train_student_gives_the_same_student_with_the_teachers_in_either_place(tmp_path, monkeypatch):
     train, test = toy_split(24, "train", 0), toy_split(6, "test", 1)
     teacher = resnet_cifar(depth=8, num_classes=3, input_shape=(8, 8, 3))
-    recipe = baseline(distillation="soft", temperature=2.0, batch_size=12, warmup_epochs=0, precision="float32")
-    common = dict(recipe=recipe, epochs=2, targets=OnlineTargets({"t": teacher}), verbose=0)
+    recipe = baseline(
+        distillation="soft", temperature=2.0, batch_size=12, warmup_epochs=0, precision="float32", epochs=2
+    )
+    common = dict(recipe=recipe, targets=OnlineTargets({"t": teacher}))
     seen, records = [], {}
-    real_distiller = type(recipe).distiller
+    from libkd_keras.distill import training as training_module
 
-    def recording(self, student, teachers=None, **kwargs):
+    real_distiller_for = training_module.distiller_for
+
+    def recording(recipe, student, teachers=None, **kwargs):
         seen.append(bool(teachers))
-        return real_distiller(self, student, teachers, **kwargs)
+        return real_distiller_for(recipe, student, teachers, **kwargs)
 
-    monkeypatch.setattr(type(recipe), "distiller", recording)
+    monkeypatch.setattr(training_module, "distiller_for", recording)
     for in_pipeline in (True, False):
         monkeypatch.setattr(sources_module, "in_input_pipeline", lambda: in_pipeline)
         name = f"in_pipeline_{in_pipeline}"
         records[in_pipeline] = train_student(
-            _build(), train, test, tmp_path, name=name, compile_options={"jit_compile": False}, **common
+            _build(),
+            train,
+            test,
+            tmp_path,
+            name=name,
+            options=FitOptions(verbose=0, compile_options={"jit_compile": False}),
+            **common,
         )
     assert seen == [False, True]  # stored-mode Distiller with tf.data labelling, then teachers in the step
     np.testing.assert_allclose(records[True]["history"]["loss"], records[False]["history"]["loss"], rtol=1e-5)

@@ -91,6 +91,7 @@ def main(out, store_path, backup=None):
     from libkd_keras.distill import Distiller, HardDistillation
     from libkd_keras.store import TeacherStore
     from libkd_keras.teachers import train_teacher
+    from libkd_keras.training import FitOptions
     from tests.distill.helpers import NUM_CLASSES, SIZE
 
     seconds = {"start": time.perf_counter() - started}  # wall seconds per case; `cpu`: this process' CPU seconds
@@ -154,7 +155,9 @@ def main(out, store_path, backup=None):
 
     train, test = teacher_splits()
     with strategy.scope():  # as the CLI calls it: the strategy comes from the scope
-        meta = train_teacher(tiny_cnn, train, test, os.path.join(out, "teachers"), recipe=teacher_recipe(), verbose=0)
+        meta = train_teacher(
+            tiny_cnn, train, test, os.path.join(out, "teachers"), recipe=teacher_recipe(), options=FitOptions(verbose=0)
+        )
     result["teacher"] = {k: meta["history"][k] for k in ("loss", "val_loss", "acc")}  # the engine's metric names
     lap("teacher")
 

@@ -24,6 +24,7 @@ SCRIPT = textwrap.dedent("""
     import keras
     from libkd_keras import distribute
     from libkd_keras.teachers import train_teacher
+    from libkd_keras.training import FitOptions
     from tests.distribute.worker import teacher_recipe, teacher_splits, tiny_cnn
 
     train, test = teacher_splits()
@@ -31,7 +32,8 @@ SCRIPT = textwrap.dedent("""
 
     def run(strategy):
         folder = tempfile.mkdtemp()
-        meta = train_teacher(tiny_cnn, train, test, folder, recipe=teacher_recipe(), verbose=0, strategy=strategy)
+        quiet = FitOptions(verbose=0)
+        meta = train_teacher(tiny_cnn, train, test, folder, recipe=teacher_recipe(), strategy=strategy, options=quiet)
         model = keras.saving.load_model(f"{folder}/tiny_cnn_seed0.keras", compile=False)
         bn = [x.synchronized for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
         return {"loss": meta["history"]["loss"], "weights": [w.tolist() for w in model.get_weights()], "bn": bn}

@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from libkd_keras.teachers import TeacherRecipe, train_teacher
-from libkd_keras.training import TrainingDiverged
+from libkd_keras.training import FitOptions, TrainingDiverged
 from tests.builders import tiny_cnn, toy_split
 from tests.teachers.test_training import CountEpochs
 
@@ -16,7 +16,13 @@ def _interrupted_teacher(tmp_path, stop_at):
     recipe = TeacherRecipe(epochs=3, batch_size=12)
     with pytest.raises(KeyboardInterrupt):
         train_teacher(
-            tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[CountEpochs(stop_at)], verbose=0
+            tiny_cnn,
+            train,
+            test,
+            tmp_path,
+            seed=1,
+            recipe=recipe,
+            options=FitOptions(callbacks=[CountEpochs(stop_at)], verbose=0),
         )
     return train, test, recipe, tmp_path / "tiny_cnn_seed1.backup"
 
@@ -33,7 +39,13 @@ def test_a_backup_cut_off_mid_write_resumes_from_the_previous_epoch(tmp_path):
     _cut_off(backup / "latest.weights.h5")
     notices, resumed = [], CountEpochs()
     meta = train_teacher(
-        tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[resumed], verbose=0, say=notices.append
+        tiny_cnn,
+        train,
+        test,
+        tmp_path,
+        seed=1,
+        recipe=recipe,
+        options=FitOptions(callbacks=[resumed], verbose=0, say=notices.append),
     )
     assert resumed.started == [1, 2]  # epoch 0 came from the previous backup
     assert len(notices) == 1 and "resuming from the epoch before" in notices[0]
@@ -46,7 +58,13 @@ def test_an_unreadable_backup_restarts_the_teacher_with_one_notice(tmp_path):
     _cut_off(backup / "latest.weights.h5")
     notices, resumed = [], CountEpochs()
     meta = train_teacher(
-        tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[resumed], verbose=0, say=notices.append
+        tiny_cnn,
+        train,
+        test,
+        tmp_path,
+        seed=1,
+        recipe=recipe,
+        options=FitOptions(callbacks=[resumed], verbose=0, say=notices.append),
     )
     assert resumed.started == [0, 1, 2] and meta["history"]["epoch"] == [0, 1, 2]
     assert len(notices) == 1 and "starts again from its first epoch" in notices[0]
@@ -62,7 +80,14 @@ def nan_cnn(num_classes, input_shape):
 def test_a_teacher_whose_loss_went_nan_is_not_saved(tmp_path):
     split = toy_split(12, "train", 0)
     with pytest.raises(TrainingDiverged, match="NaN|nan|None") as error:
-        train_teacher(nan_cnn, split, split, tmp_path, recipe=TeacherRecipe(epochs=2, batch_size=12), verbose=0)
+        train_teacher(
+            nan_cnn,
+            split,
+            split,
+            tmp_path,
+            recipe=TeacherRecipe(epochs=2, batch_size=12),
+            options=FitOptions(verbose=0),
+        )
     assert "learning rate" in str(error.value)
     assert not [n for n in os.listdir(tmp_path) if n.endswith((".keras", ".json"))]
 
@@ -80,7 +105,9 @@ def test_a_teacher_interrupted_under_the_old_history_file_resumes_with_its_histo
     (tmp_path / "tiny_cnn_seed1.history.json").write_text(json.dumps(old))  # the layout today's main leaves
     new.unlink()
     resumed = CountEpochs()
-    meta = train_teacher(tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, callbacks=[resumed], verbose=0)
+    meta = train_teacher(
+        tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, options=FitOptions(callbacks=[resumed], verbose=0)
+    )
     assert resumed.started == [2] and meta["history"]["epoch"] == [0, 1, 2]
     assert not (tmp_path / "tiny_cnn_seed1.history.json").exists() and new.is_file()
     assert meta["history"]["val_acc"][:2] == [epochs[e]["val_acc"] for e in ("0", "1")]  # the old epochs, renamed
@@ -93,6 +120,8 @@ def test_a_fresh_start_drops_an_old_history_file(tmp_path):
     """Without a backup there is no epoch to resume, so a history left beside it is stale, old name or new."""
     train, test = toy_split(12, "train", 0), toy_split(6, "test", 1)
     (tmp_path / "tiny_cnn_seed0.history.json").write_text('{"0": {"loss": 9.0}, "1": {"loss": 9.0}}')
-    meta = train_teacher(tiny_cnn, train, test, tmp_path, recipe=TeacherRecipe(epochs=1, batch_size=12), verbose=0)
+    meta = train_teacher(
+        tiny_cnn, train, test, tmp_path, recipe=TeacherRecipe(epochs=1, batch_size=12), options=FitOptions(verbose=0)
+    )
     assert meta["history"]["epoch"] == [0] and meta["history"]["loss"][0] != 9.0
     assert not (tmp_path / "tiny_cnn_seed0.history.json").exists()

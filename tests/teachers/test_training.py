@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from libkd_keras.teachers import L2SGD, TeacherRecipe, teacher_schedule, train_teacher
+from libkd_keras.training import FitOptions
 from tests.builders import tiny_cnn, toy_split
 
 
@@ -55,12 +56,22 @@ def test_train_teacher_resumes_saves_model_and_metadata_and_skips_when_done(tmp_
     recipe = TeacherRecipe(epochs=2, batch_size=12)
     interrupted = CountEpochs(stop_at=1)
     with pytest.raises(KeyboardInterrupt):
-        train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[interrupted], verbose=0)
+        train_teacher(
+            tiny_cnn,
+            train,
+            test,
+            tmp_path,
+            seed=3,
+            recipe=recipe,
+            options=FitOptions(callbacks=[interrupted], verbose=0),
+        )
     assert interrupted.started == [0]
     assert not {"tiny_cnn_seed3.keras", "tiny_cnn_seed3.json"} & set(os.listdir(tmp_path))
 
     resumed = CountEpochs()
-    meta = train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[resumed], verbose=0)
+    meta = train_teacher(
+        tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, options=FitOptions(callbacks=[resumed], verbose=0)
+    )
     assert resumed.started == [1]  # epoch 0 came from the BackupAndRestore checkpoint
     assert meta["history"]["epoch"] == [0, 1] and len(meta["history"]["val_acc"]) == 2
     assert not os.path.exists(tmp_path / "tiny_cnn_seed3.backup")
@@ -91,10 +102,17 @@ def test_train_teacher_resumes_saves_model_and_metadata_and_skips_when_done(tmp_
     assert meta["top5_test_accuracy"] == 1.0  # 3 classes: top-k with k = 3
 
     skipped = CountEpochs()
-    assert train_teacher(tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, callbacks=[skipped], verbose=0) == meta
+    assert (
+        train_teacher(
+            tiny_cnn, train, test, tmp_path, seed=3, recipe=recipe, options=FitOptions(callbacks=[skipped], verbose=0)
+        )
+        == meta
+    )
     assert skipped.started == []
     with pytest.raises(ValueError, match="trained on"):
-        train_teacher(tiny_cnn, toy_split(36, "train", 5), test, tmp_path, seed=3, recipe=recipe, verbose=0)
+        train_teacher(
+            tiny_cnn, toy_split(36, "train", 5), test, tmp_path, seed=3, recipe=recipe, options=FitOptions(verbose=0)
+        )
 
 
 def test_unknown_architecture_is_refused(tmp_path):
@@ -106,7 +124,7 @@ def test_unknown_architecture_is_refused(tmp_path):
 def test_validate_every_scores_the_teacher_on_those_epochs_and_the_last(tmp_path):
     train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
     recipe = TeacherRecipe(epochs=4, batch_size=12, validate_every=3)
-    meta = train_teacher(tiny_cnn, train, test, tmp_path, recipe=recipe, verbose=0)
+    meta = train_teacher(tiny_cnn, train, test, tmp_path, recipe=recipe, options=FitOptions(verbose=0))
     accuracy = meta["history"]["val_acc"]
     assert [a is not None for a in accuracy] == [False, False, True, True]
     assert meta["top1_test_accuracy"] == pytest.approx(accuracy[-1])
@@ -119,12 +137,15 @@ def test_a_teacher_stopped_and_resumed_trains_to_the_weights_of_the_run_never_st
     train, test = toy_split(30, "train", 0), toy_split(6, "test", 1)
     recipe = TeacherRecipe(epochs=3, batch_size=12)
     assert recipe.augment
-    common = dict(seed=3, recipe=recipe, verbose=0)
-    train_teacher(tiny_cnn, train, test, tmp_path / "straight", **common)
+    common = dict(seed=3, recipe=recipe)
+    train_teacher(tiny_cnn, train, test, tmp_path / "straight", options=FitOptions(verbose=0), **common)
     with pytest.raises(KeyboardInterrupt):
-        train_teacher(tiny_cnn, train, test, tmp_path / "resumed", callbacks=[CountEpochs(stop_at=1)], **common)
+        stop = FitOptions(callbacks=[CountEpochs(stop_at=1)], verbose=0)
+        train_teacher(tiny_cnn, train, test, tmp_path / "resumed", options=stop, **common)
     resumed = CountEpochs()
-    train_teacher(tiny_cnn, train, test, tmp_path / "resumed", callbacks=[resumed], **common)
+    train_teacher(
+        tiny_cnn, train, test, tmp_path / "resumed", options=FitOptions(callbacks=[resumed], verbose=0), **common
+    )
     assert resumed.started == [1, 2]
     weights = [
         keras.models.load_model(tmp_path / f / "tiny_cnn_seed3.keras").get_weights() for f in ("straight", "resumed")

@@ -13,9 +13,11 @@ writes `out_dir/ablation.md` and `out_dir/ablation.json`.
 Example:
 >>> store = TeacherStore.open("saved_models/budget/store/train")
 >>> rows = run_ablation(store, test_split, table4_experiments(store.teacher_names), "saved_models/budget/ablation",
-...                     make_student=lambda distillation: deit_tiny(distillation=distillation), epochs=50)
+...                     make_student=lambda distillation: deit_tiny(distillation=distillation), epochs=50,
+...                     options=FitOptions(verbose=0, validate=False, say=print))
 """
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -102,32 +104,16 @@ def _percent(evaluation):
     return {metric: {h: 100.0 * evaluation[f"{prefixes[h]}{metric}"] for h in heads} for metric in ("top1", "top5")}
 
 
-def _train_and_evaluate(
-    experiment,
-    seed,
-    store,
-    train_split,
-    test_split,
-    make_student,
-    epochs,
-    batch_size,
-    recipe_overrides,
-    compile_options,
-    verbose,
-    out_dir,
-    log,
-    ablation_entry,
-):
+def _train_and_evaluate(experiment, seed, store, splits, recipe, make_student, out_dir, options):
     """Train one student from the store with `train_student` (no teacher is run) and evaluate its heads.
 
-    The student and its `train_student` record go to `out_dir/models/<name>__seed<k>.keras/.json`,
-    the record with `ablation_entry` under "ablation"; an interrupted run resumes from its last
+    `recipe` is the experiment's student at the run's epochs and overrides; `options` the run's
+    `FitOptions` (its record holding the run's "ablation" entry). The student and its `train_student`
+    record go to `out_dir/models/<name>__seed<k>.keras/.json`; an interrupted run resumes from its last
     backed-up epoch. Returns the run's result (`_result`).
     """
     from libkd_keras.distill import make_student as make_deit
     from libkd_keras.distill import target_source, train_student
-
-    recipe = experiment.student.replace(batch_size=batch_size, **recipe_overrides)
 
     def build(distillation_token):
         if make_student is not None:
@@ -139,23 +125,18 @@ def _train_and_evaluate(
             distillation_token=distillation_token,
         )
 
+    train_split, test_split = splits
     record = train_student(
         build,
         train_split,
         test_split,
         Path(out_dir) / "models",
         recipe=recipe,
-        epochs=epochs,
-        seed=seed,
         targets=target_source("clean", experiment.teachers, experiment.ensemble, store=store),
+        seed=seed,
         name=_run_name(experiment, seed),
-        validate=False,
         evaluate=True,
-        compile_options=compile_options,
-        extra_record={"ablation": ablation_entry},
-        verbose=verbose,
-        overwrite=True,  # `_load_record` said whether a record of these settings is there
-        say=log,
+        options=options,
     )
     return _result(record)
 
@@ -171,14 +152,10 @@ def _result(record):
     }
 
 
-def _check_arguments(store, experiments, epochs, batch_size, recipe_overrides, compile_options):
-    if not isinstance(epochs, int) or epochs < 1:
+def _check_arguments(store, experiments, epochs, recipe_overrides):
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"`epochs` must be a positive integer; got {epochs!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
-    if "optimizer" in compile_options:
-        raise ValueError("`compile_options` may not set the optimizer: it comes from the experiment's recipe.")
-    reserved = {"batch_size", "distillation", "alpha", "temperature"} & set(recipe_overrides)
+    reserved = {"epochs", "distillation", "alpha", "temperature"} & set(recipe_overrides)
     if reserved:
         raise ValueError(
             f"`recipe_overrides` may not set {sorted(reserved)}: they are per experiment "
@@ -193,6 +170,26 @@ def _check_arguments(store, experiments, epochs, batch_size, recipe_overrides, c
             )
 
 
+def _recipes(experiments, epochs, recipe_overrides):
+    """Every run's `StudentRecipe` (`{name: recipe}`) and the batch size they share (equal student budget)."""
+    recipes = {e.name: e.student.replace(epochs=epochs, **recipe_overrides) for e in experiments if not e.skip}
+    sizes = sorted({recipe.batch_size for recipe in recipes.values()})
+    if len(sizes) > 1:
+        raise ValueError(
+            f"the experiments' students train with batch sizes {sizes}; an ablation compares them at one: "
+            f"give it, e.g. recipe_overrides={{'batch_size': {sizes[0]}}}."
+        )
+    return recipes, sizes[0] if sizes else recipe_overrides.get("batch_size", 128)
+
+
+_REMOVED = {  # run_ablation's keywords before FitOptions: where each is given now
+    "batch_size": "recipe_overrides={'batch_size': ...} (default: the experiments' student recipes')",
+    "compile_options": "options=FitOptions(compile_options=...)",
+    "verbose": "options=FitOptions(verbose=...)",
+    "log": "options=FitOptions(say=...)",
+}
+
+
 def run_ablation(
     store,
     test,
@@ -201,13 +198,11 @@ def run_ablation(
     *,
     make_student=None,
     epochs=1,
-    batch_size=128,
     seeds=(0,),
     train_split=None,
     recipe_overrides=None,
-    compile_options=None,
-    verbose=0,
-    log=print,
+    options=None,
+    **removed,
 ):
     """Train every experiment from ONE store, evaluate it, and write the ablation table.
 
@@ -227,26 +222,38 @@ def run_ablation(
             (patch 4) with the recipe's drop path. Baselines get no distillation token. Changing
             it between reruns is not detected: use a new `out_dir`.
         epochs: int. Epochs of every student (equal student budget).
-        batch_size: int. Batch size of every student.
         seeds: int or sequence of int. One run per seed; gains get their std over seeds when there are several.
         train_split: Split or None. The split the store was computed on (default: the store's own images).
         recipe_overrides: dict or None. `StudentRecipe` fields changed in every experiment's student (e.g.
-            `warmup_epochs=1`).
-        compile_options: dict or None. Extra `Distiller.compile` arguments (e.g. `{"jit_compile": False}`).
-        verbose: int or str. Keras `fit` verbosity.
-        log: callable or None. Called with one line per run (`None` for silence).
+            `{"batch_size": 64, "warmup_epochs": 1}`); the students must share one batch size (by default
+            the experiments' recipes', 128 for `table4_experiments`' baseline).
+        options: `training.FitOptions` or None (default `FitOptions(verbose=0, validate=False)`): Keras
+            verbosity, extra `compile` arguments (e.g. `{"jit_compile": False}`), callbacks, and `say`,
+            called with one line per run. The ablation evaluates every head at the end, so it validates
+            during training only with `validate=True`; it always trains the runs it did not read back
+            (`overwrite`), and adds its "ablation" entry to `record`.
 
     Returns the table rows (dicts; accuracies in percent), also in `ablation.json`.
     """
     from libkd_keras.store import TeacherStore
+    from libkd_keras.training import FitOptions
 
+    if removed:
+        moved = "; ".join(f"{k}= -> {_REMOVED[k]}" for k in sorted(removed) if k in _REMOVED)
+        raise TypeError(
+            f"run_ablation() got unexpected keyword argument(s) {', '.join(f'{k}=' for k in sorted(removed))}"
+            + (f". They are given as: {moved} (FitOptions is in libkd_keras.training)." if moved else ".")
+        )
+    options = options or FitOptions(verbose=0, validate=False)
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"`options` must be a libkd_keras.training.FitOptions; got {type(options).__name__}.")
     store = TeacherStore.open(store) if isinstance(store, (str, os.PathLike)) else store
     experiments = unique_experiments(experiments)
     seeds = _seed_list(seeds)
     recipe_overrides = dict(recipe_overrides or {})
-    compile_options = dict(compile_options or {})
-    _check_arguments(store, experiments, epochs, batch_size, recipe_overrides, compile_options)
-    log = log or (lambda line: None)
+    _check_arguments(store, experiments, epochs, recipe_overrides)
+    recipes, batch_size = _recipes(experiments, epochs, recipe_overrides)
+    log = options.say
     out_dir = Path(out_dir)
     train_split = store.to_split() if train_split is None else train_split
     store.check_matches(train_split)
@@ -256,7 +263,7 @@ def run_ablation(
     run_settings = {
         "epochs": epochs,
         "batch_size": batch_size,
-        "recipe_overrides": recipe_overrides,
+        "recipe_overrides": {k: v for k, v in recipe_overrides.items() if k != "batch_size"},
         "train_fingerprint": store.fingerprint,
         "test_fingerprint": test_split.fingerprint,
         "default_student": make_student is None,
@@ -274,21 +281,16 @@ def run_ablation(
             record = _load_record(out_dir, experiment, seed, run_settings)
             if record is None:
                 entry = _ablation_entry(experiment, seed, run_settings)
+                run_options = dataclasses.replace(options, overwrite=True, record={**options.record, "ablation": entry})
                 result = _train_and_evaluate(
                     experiment,
                     seed,
                     store,
-                    train_split,
-                    test_split,
+                    (train_split, test_split),
+                    recipes[experiment.name],
                     make_student,
-                    epochs,
-                    batch_size,
-                    recipe_overrides,
-                    compile_options,
-                    verbose,
                     out_dir,
-                    log,
-                    entry,
+                    run_options,  # overwrite: `_load_record` said whether a record of these settings is there
                 )
                 record = {**entry, **json_safe(result)}
                 how = f"trained in {record['train_seconds']:.1f}s"
