@@ -27,6 +27,7 @@ import inspect
 import json
 import os
 import shutil
+import types
 import typing
 
 import numpy as np
@@ -125,24 +126,11 @@ def write_store(
     return _write_new(path, teachers, split, *options)
 
 
-def rebuild_store(
-    teachers,
-    split,
-    path,
-    *,
-    dtype="float16",
-    include_images=True,
-    batch_size=256,
-    shard_size=DEFAULT_SHARD_SIZE,
-    teacher_metadata=None,
-    views=None,
-    view_padding=4,
-    view_seed=0,
-    verbose=0,
-):
+def rebuild_store(teachers, split, path, **options):
     """A new store of exactly `teachers` in place of whatever store is at `path`: the repair path.
 
-    Takes `write_store`'s arguments. The store at `path` may be damaged, of another split, or
+    `options` are `write_store`'s keyword arguments (a name it does not take is a `TypeError`). The
+    store at `path` may be damaged, of another split, or
     unfinished (shares). Locally the old store is replaced only once the new one is whole, so a
     rebuild that fails leaves it as it was; on other filesystems it is deleted first (module
     docstring). A folder holding anything but store files is refused, and nothing is deleted.
@@ -150,15 +138,28 @@ def rebuild_store(
     Example:
     >>> store = rebuild_store(teachers, train, "runs/store")   # a shard was truncated on disk
     """
-    path, view_spec = _store_path(split, path), view_spec_for(split, views, view_padding, view_seed)
+    o = write_options(options)
+    path, view_spec = _store_path(split, path), view_spec_for(split, o.views, o.view_padding, o.view_seed)
     finish_interrupted_replace(path)
-    metadata = check_teachers(teachers, teacher_metadata, dtype)
-    check_shard_size(shard_size)
+    metadata = check_teachers(teachers, o.teacher_metadata, o.dtype)
+    check_shard_size(o.shard_size)
     check_replaceable(path)
     if not files.is_local(path):
         delete_store(path)
-    options = (metadata, dtype, include_images, batch_size, shard_size, verbose, view_spec)
-    return _write_new(path, teachers, split, *options)
+    layout = (metadata, o.dtype, o.include_images, o.batch_size, o.shard_size, o.verbose, view_spec)
+    return _write_new(path, teachers, split, *layout)
+
+
+def write_options(options):
+    """`write_store`'s keyword arguments in `options`, with its defaults for the rest (as attributes).
+
+    `rebuild_store` and `write_share` take the same options; they are declared once, on `write_store`.
+    """
+    keyword_only = [p for p in inspect.signature(write_store).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - {p.name for p in keyword_only})
+    if unknown:
+        raise TypeError(f"unknown store option(s) {unknown}; write_store takes {[p.name for p in keyword_only]}.")
+    return types.SimpleNamespace(**{p.name: options.get(p.name, p.default) for p in keyword_only})
 
 
 def precompute(teachers, split, path, *, overwrite=False, **options):
@@ -258,31 +259,15 @@ def add_teachers(
     return TeacherStore(store.path, manifest)
 
 
-def write_share(
-    teachers,
-    split,
-    path,
-    worker_index,
-    num_workers,
-    *,
-    dtype="float16",
-    include_images=True,
-    batch_size=256,
-    shard_size=DEFAULT_SHARD_SIZE,
-    teacher_metadata=None,
-    views=None,
-    view_padding=4,
-    view_seed=0,
-    verbose=0,
-):
+def write_share(teachers, split, path, worker_index, num_workers, **options):
     """Worker `worker_index` of `num_workers`: its share of the store at `path`, then, if it is the last, the manifest.
 
     Shard `j` of the id-ordered store belongs to worker `j % num_workers`; every worker names its
     files exactly as one process writing them all would, so the finished store is the one
     `write_store` makes, byte for byte in its shards. The worker writes its shards and
     `shares/share-<i>-of-<n>.json`; the one that then finds all `n` shares runs `finalize_store`.
-    Until then the folder never opens as a store. The other arguments are `write_store`'s, the same
-    on every worker (a share written with other settings is refused before anything is written).
+    Until then the folder never opens as a store. `options` are `write_store`'s keyword arguments, the
+    same on every worker (a share written with other settings is refused before anything is written).
     `views` is not supported here yet: write a multi-view store with one process.
 
     Returns the `TeacherStore` when this worker's share completed it, else None.
@@ -290,15 +275,16 @@ def write_share(
     Example:
     >>> write_share(teachers, train, "gs://bucket/store", worker_index=i, num_workers=4)  # on each of 4 hosts
     """
+    o = write_options(options)
     path = _store_path(split, path)
-    if views is not None:
+    if o.views is not None:
         raise StoreError(
             "views cannot be written by several workers yet: write a multi-view store with one process "
             "(write_store(..., views=N))."
         )
     _check_workers(worker_index, num_workers)
-    metadata = check_teachers(teachers, teacher_metadata, dtype)
-    check_shard_size(shard_size)
+    metadata = check_teachers(teachers, o.teacher_metadata, o.dtype)
+    check_shard_size(o.shard_size)
     if files.exists(files.join(path, MANIFEST_FILE)):
         raise StoreError(
             f"Store {path!r} is already finished (it has a {MANIFEST_FILE}); worker {worker_index} wrote nothing. "
@@ -307,9 +293,9 @@ def write_share(
         )
     check_fresh(path, allowed=(EXAMPLES_DIR, TEACHERS_DIR, SHARES_DIR))
     config = {
-        **manifest_head(split, include_images, shard_size),
+        **manifest_head(split, o.include_images, o.shard_size),
         "num_workers": num_workers,
-        "dtype": dtype,
+        "dtype": o.dtype,
         "teachers": list(teachers),
         "metadata": metadata,
     }
@@ -318,7 +304,7 @@ def write_share(
         _check_agrees(path, share_file(worker_index, num_workers), config, name, share["config"])
 
     ids, labels, images = sorted_rows(split)
-    bounds = shard_bounds(len(ids), shard_size)
+    bounds = shard_bounds(len(ids), o.shard_size)
     mine = [j for j in range(len(bounds)) if j % num_workers == worker_index]
     rows = np.concatenate([np.arange(*bounds[j]) for j in mine]) if mine else np.zeros(0, int)
     local, start = [], 0
@@ -332,16 +318,16 @@ def write_share(
     written = {}
     for name, model in teachers.items():
         logits = (
-            teacher_logits(name, model, images, split.num_classes, batch_size, dtype, verbose)
+            teacher_logits(name, model, images, split.num_classes, o.batch_size, o.dtype, o.verbose)
             if mine
             else np.zeros((0, split.num_classes), np.float32)
         )
         folder = teacher_folder(name, share_token(split.fingerprint, name))
-        entry = write_teacher_shards(path, folder, ids, logits, local, dtype, metadata.get(name, {}), numbering)
+        entry = write_teacher_shards(path, folder, ids, logits, local, o.dtype, metadata.get(name, {}), numbering)
         entry["num_classes"] = split.num_classes
         entry["shards"] = [{**r, **s} for r, s in zip(ranges, entry["shards"])]
         written[name] = entry
-    examples = write_example_shards(path, ids, labels, images if include_images else None, local, numbering)
+    examples = write_example_shards(path, ids, labels, images if o.include_images else None, local, numbering)
     share = {
         "format": SHARE_FORMAT,
         "worker_index": worker_index,
