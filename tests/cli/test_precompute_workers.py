@@ -19,8 +19,8 @@ SHARD_SIZE = 8  # 32 train images -> 4 shards, 12 test images -> 2: both workers
 
 @pytest.fixture(autouse=True)
 def small_shards(monkeypatch):
-    for function in (write.write_store, write.write_share):
-        monkeypatch.setitem(function.__kwdefaults__, "shard_size", SHARD_SIZE)
+    # write_share and rebuild_store take write_store's options, with its defaults (store.write.write_options)
+    monkeypatch.setitem(write.write_store.__kwdefaults__, "shard_size", SHARD_SIZE)
 
 
 @pytest.fixture(scope="module")
