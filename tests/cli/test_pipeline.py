@@ -5,6 +5,7 @@ import json
 import keras
 import pytest
 
+from libkd_keras import training
 from libkd_keras.cli.config import resolve_config
 from libkd_keras.cli.main import EXIT_INTERRUPTED, main
 from libkd_keras.pipeline.run_folder import RunFolder
@@ -170,32 +171,7 @@ def test_ablate_and_analyze_add_their_sections(quick_run, capsys):
     assert "## Ablation" in report and "## Representation similarity" in report
 
 
-RECORD_KEYS = {
-    "name",
-    "architecture",
-    "seed",
-    "dataset",
-    "test_dataset",
-    "num_classes",
-    "class_names",
-    "input_shape",
-    "top1_test_accuracy",
-    "top5_test_accuracy",
-    "top_k",
-    "train_accuracy",
-    "training_time_s",
-    "trainable_parameters",
-    "size_mb",
-    "file_size_mb",
-    "epochs",
-    "precision",
-    "recipe",
-    "history",
-    "model_file",
-    "tensorboard_dir",
-    "created",
-    "versions",
-}
+RECORD_KEYS = {*training.RECORD_KEYS, "architecture", "recipe"}  # the engine's keys, and what both kinds add
 
 
 def test_student_and_teacher_records_share_their_keys(quick_run):
