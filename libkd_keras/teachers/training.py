@@ -26,7 +26,6 @@ one file and each resumes from its own backup without a shared filesystem.
 
 import json
 import math
-import os
 
 import tensorflow as tf
 
@@ -115,12 +114,15 @@ def train_teacher(
     arch_name, builder = _resolve_arch(arch)
     name = name or f"{arch_name}_seed{seed}"
     own_dir = distribute.worker_dir(out_dir, strategy)  # `out_dir` itself on the chief or on one process
-    finished = not options.overwrite and _finished(name, own_dir, out_dir)
-    problem = finished and keras_file_problem(finished[: -len(".json")] + ".keras")
+    artifact = Artifact(own_dir, name, "teacher")
+    # A non-chief worker looks in its own folder and in the chief's (the same one on a shared filesystem).
+    places = (artifact, Artifact(out_dir, name, "teacher"))
+    finished = None if options.overwrite else next((a for a in places if a.finished()), None)
+    problem = finished and keras_file_problem(finished.model)
     if problem:
         say(f"libkd: notice: teacher {name}: {problem}; training it again.")
     elif finished:
-        return _stored_metadata(finished, train_split)
+        return _stored_metadata(finished.record, train_split)
     if train_split.num_classes != test_split.num_classes or train_split.image_shape != test_split.image_shape:
         raise ValueError(
             f"Train and test splits differ: {train_split.num_classes} vs {test_split.num_classes} classes, "
@@ -172,7 +174,7 @@ def train_teacher(
 
     return fit_resumably(
         build,
-        Artifact(own_dir, name, "teacher"),
+        artifact,
         FitSettings(
             recipe.epochs, seed=seed, jit_compile=jit_compile, validate_every=recipe.validate_every, strategy=strategy
         ),
@@ -185,18 +187,6 @@ def train_teacher(
 
 
 _MOVED = ("callbacks", "verbose", "say")  # train_teacher's keywords before FitOptions (libkd <= 0.x)
-
-
-def _finished(name, *folders):
-    """The metadata path of a finished teacher `name` in the first of `folders` holding one, or None.
-
-    A non-chief worker looks in its own folder and in the chief's (the same one on a shared filesystem).
-    """
-    for folder in folders:
-        paths = [os.path.join(folder, f"{name}{suffix}") for suffix in (".keras", ".json")]
-        if all(os.path.exists(p) for p in paths):
-            return paths[1]
-    return None
 
 
 def _stored_metadata(meta_path, train_split):
