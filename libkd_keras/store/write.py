@@ -178,15 +178,13 @@ def precompute(teachers, split, path, *, overwrite=False, **options):
             f"precompute() takes no {key}= any more: a damaged store is rebuilt with rebuild_store(teachers, split, "
             "path, ...), and worker i of n writes its share with write_share(teachers, split, path, i, n)."
         )
-    options = inspect.signature(write_store).bind(teachers, split, path, **options).arguments  # a wrong name: TypeError
+    o = write_options(options)  # a name write_store does not take: TypeError
     path = _store_path(split, path)
     finish_interrupted_replace(path)
     if not files.isfile(files.join(path, MANIFEST_FILE)):
-        return write_store(**{**options, "path": path})
+        return write_store(teachers, split, path, **options)
     store = TeacherStore.open(path, expect=split)
-    defaults = {k: p.default for k, p in inspect.signature(write_store).parameters.items()}
-    views = [options.get(k, defaults[k]) for k in ("views", "view_padding", "view_seed")]
-    check_same_views(store, view_spec_for(split, *views))
+    check_same_views(store, view_spec_for(split, o.views, o.view_padding, o.view_seed))
     adding = {k: options[k] for k in ("dtype", "batch_size", "teacher_metadata", "verbose") if k in options}
     return add_teachers(store, teachers, split, overwrite=overwrite, **adding)
 
