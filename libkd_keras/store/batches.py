@@ -56,22 +56,9 @@ def _checked_join(sorted_ids, ids, where):
 
 
 def training_dataset(
-    store,
-    teachers,
-    kd,
-    *,
-    ensemble,
-    batch_size,
-    shuffle,
-    seed,
-    split,
-    augment,
-    repeat,
-    drop_remainder,
-    cache,
-    views=False,
+    store, teachers, kd, *, ensemble, batch_size, shuffle, seed, split, augment, repeat, drop_remainder, cache, views
 ):
-    """The batches of `TeacherStore.dataset` (see there)."""
+    """The batches of `TeacherStore.dataset` (see there: the arguments and their defaults are declared there)."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise StoreError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
     names = store._resolve(teachers)
