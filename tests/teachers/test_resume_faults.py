@@ -11,19 +11,17 @@ from tests.builders import tiny_cnn, toy_split
 from tests.teachers.test_training import CountEpochs
 
 
+def _train(tmp_path, train, test, recipe, callback, say=print):
+    """The tiny teacher of these tests (seed 1) into `tmp_path`, with one callback."""
+    options = FitOptions(callbacks=[callback], verbose=0, say=say)
+    return train_teacher(tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, options=options)
+
+
 def _interrupted_teacher(tmp_path, stop_at):
     train, test = toy_split(36, "train", 0), toy_split(12, "test", 1)
     recipe = TeacherRecipe(epochs=3, batch_size=12)
     with pytest.raises(KeyboardInterrupt):
-        train_teacher(
-            tiny_cnn,
-            train,
-            test,
-            tmp_path,
-            seed=1,
-            recipe=recipe,
-            options=FitOptions(callbacks=[CountEpochs(stop_at)], verbose=0),
-        )
+        _train(tmp_path, train, test, recipe, CountEpochs(stop_at))
     return train, test, recipe, tmp_path / "tiny_cnn_seed1.backup"
 
 
@@ -38,15 +36,7 @@ def test_a_backup_cut_off_mid_write_resumes_from_the_previous_epoch(tmp_path):
     assert (backup / "latest.weights.h5.bkp").exists()  # double_checkpoint keeps the epoch before
     _cut_off(backup / "latest.weights.h5")
     notices, resumed = [], CountEpochs()
-    meta = train_teacher(
-        tiny_cnn,
-        train,
-        test,
-        tmp_path,
-        seed=1,
-        recipe=recipe,
-        options=FitOptions(callbacks=[resumed], verbose=0, say=notices.append),
-    )
+    meta = _train(tmp_path, train, test, recipe, resumed, say=notices.append)
     assert resumed.started == [1, 2]  # epoch 0 came from the previous backup
     assert len(notices) == 1 and "resuming from the epoch before" in notices[0]
     assert meta["history"]["epoch"] == [0, 1, 2]
@@ -57,15 +47,7 @@ def test_an_unreadable_backup_restarts_the_teacher_with_one_notice(tmp_path):
     assert not (backup / "latest.weights.h5.bkp").exists()  # one epoch: no previous state to fall back to
     _cut_off(backup / "latest.weights.h5")
     notices, resumed = [], CountEpochs()
-    meta = train_teacher(
-        tiny_cnn,
-        train,
-        test,
-        tmp_path,
-        seed=1,
-        recipe=recipe,
-        options=FitOptions(callbacks=[resumed], verbose=0, say=notices.append),
-    )
+    meta = _train(tmp_path, train, test, recipe, resumed, say=notices.append)
     assert resumed.started == [0, 1, 2] and meta["history"]["epoch"] == [0, 1, 2]
     assert len(notices) == 1 and "starts again from its first epoch" in notices[0]
 
@@ -105,9 +87,7 @@ def test_a_teacher_interrupted_under_the_old_history_file_resumes_with_its_histo
     (tmp_path / "tiny_cnn_seed1.history.json").write_text(json.dumps(old))  # the layout today's main leaves
     new.unlink()
     resumed = CountEpochs()
-    meta = train_teacher(
-        tiny_cnn, train, test, tmp_path, seed=1, recipe=recipe, options=FitOptions(callbacks=[resumed], verbose=0)
-    )
+    meta = _train(tmp_path, train, test, recipe, resumed)
     assert resumed.started == [2] and meta["history"]["epoch"] == [0, 1, 2]
     assert not (tmp_path / "tiny_cnn_seed1.history.json").exists() and new.is_file()
     assert meta["history"]["val_acc"][:2] == [epochs[e]["val_acc"] for e in ("0", "1")]  # the old epochs, renamed
