@@ -1,12 +1,14 @@
 """The run report: `report.md` + PNG plots in the run folder, and a short table for the terminal.
 
-Seven files, read in this order:
+Eight files, read in this order:
 
 - `records.py`: reading the run folder's artifacts (teacher and student records, stored test
   predictions, exports, steps, config) into plain rows; older run folders are read under today's keys.
 - `stats.py`: the statistics (Wilson interval, exact McNemar, Student t) and the verdict they give.
 - `seeds.py`: comparisons of student entries paired by seed (mean ± std, gains, mixed vs same-bias),
   each with its interval or McNemar test and verdict.
+- `sets.py`: what differs between the students' teacher sets (ensemble accuracy, disagreement, targets
+  against labels) and which of those predicts the gain (rank correlation, exact p).
 - `sections.py`: the model sections (teachers, students, curves: Tables 2-4).
 - `run_sections.py`: the edge, ablation/CKA and steps sections, and the terminal table.
 - `writer.py`: `write_report(run_dir)` assembles them into `report.md` and returns a `ReportSummary`.

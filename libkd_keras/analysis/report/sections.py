@@ -7,6 +7,8 @@ are missing (the section then says so). Plots are drawn into `layout.plots` and 
 - Teachers: the paper's Tables 2 and 3, the ensembles (soft averaging, majority vote), disagreement.
 - Students: the paper's Table 4 (teacher set, distillation, MixUp/CutMix, alpha, params, size,
   epochs, top-1, top-5, gain over the baseline student), plus per-head accuracy.
+- What differs between the teacher sets (ensemble accuracy, disagreement, targets against labels) and
+  which difference predicts the gain: `sets.py`.
 - Students' gains: each with its paired test (McNemar on the same test images, or a t interval over
   seeds) and the verdict it gives; every accuracy with its binomial (Wilson) 95% interval.
 - Curves: teachers' training loss and test accuracy per epoch; students' label loss (every student),
@@ -17,7 +19,7 @@ are missing (the section then says so). Plots are drawn into `layout.plots` and 
 import time
 
 from libkd_keras.analysis import plots
-from libkd_keras.analysis.report import seeds, stats
+from libkd_keras.analysis.report import seeds, sets, stats
 from libkd_keras.analysis.report.records import baseline_student, student_epochs
 
 NOT_RUN = "_not run_"
@@ -208,7 +210,7 @@ def _student_cells(s):
     ]
 
 
-def student_section(students, layout, made):
+def student_section(students, analysis, layout, made):
     lines = ["## Students (paper Table 4)", ""]
     if not students:
         return "\n".join(lines + [NOT_RUN]), "not run"
@@ -266,6 +268,9 @@ def student_section(students, layout, made):
         groups = seeds.entry_groups(students)
         if seeds.mixed_vs_single(groups):  # one seed each: McNemar on the same test images
             lines += ["", *seeds.comparison_lines(groups)]
+    explanation = sets.explanation_lines(seeds.entry_groups(students), analysis)
+    if explanation:
+        lines += ["", *explanation]
     if any(s.get("cls_top1") is not None for s in students):
         lines += [
             "",

@@ -6,6 +6,8 @@
 - `t_quantile(df)` and `t_interval(values)`: the 95% Student-t interval of a mean (paired differences).
 - `verdict_from_interval` / `verdict_from_test`: "holds", "does not hold" or "cannot tell at this n", from
   the interval or the test alone (never from a mean alone).
+- `spearman(x, y)`: the rank correlation of two measurements over a few cases and its two-sided p (exact,
+  by enumerating every ordering, up to 8 cases; the t approximation above): does one predict the other?
 
 Example:
 >>> wilson_interval(480, 1000)
@@ -16,6 +18,7 @@ Example:
 'holds'
 """
 
+import itertools
 import math
 
 LEVEL = 0.95
@@ -132,3 +135,50 @@ def verdict_from_test(p, difference, alpha=1 - LEVEL):
     if p is None or difference is None or p >= alpha or difference == 0:
         return CANNOT_TELL
     return HOLDS if difference > 0 else DOES_NOT_HOLD
+
+
+def _ranks(values):
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _pearson(x, y):
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    return None if not sxx or not syy else sxy / math.sqrt(sxx * syy)
+
+
+EXACT_UP_TO = 8  # 8! = 40,320 orderings
+
+
+def spearman(x, y):
+    """`(rho, p)`: Spearman's rank correlation of paired values and its two-sided p; `(None, None)` when it is
+    undefined (fewer than 3 pairs, or one side constant). p is exact up to EXACT_UP_TO pairs (the share of all
+    orderings of `y` whose |rho| reaches the observed one), above by the t approximation with n - 2 df."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
+    if len(pairs) < 3:
+        return None, None
+    rx, ry = _ranks([a for a, _ in pairs]), _ranks([b for _, b in pairs])
+    rho = _pearson(rx, ry)
+    if rho is None:
+        return None, None
+    n = len(pairs)
+    if n <= EXACT_UP_TO:
+        orderings = list(itertools.permutations(ry))
+        reach = sum(abs(_pearson(rx, list(o)) or 0.0) >= abs(rho) - 1e-12 for o in orderings)
+        return rho, reach / len(orderings)
+    if abs(rho) >= 1:
+        return rho, 0.0
+    t = rho * math.sqrt((n - 2) / (1 - rho * rho))
+    return rho, 1 - _t_two_sided_mass(abs(t), n - 2)

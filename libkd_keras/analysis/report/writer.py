@@ -39,7 +39,7 @@ def write_report(run_dir):
     analysis, exports = read_json(layout.store_analysis), load_exports(layout)
     made = []
     teacher_md, teacher_state = sections.teacher_section(teachers, analysis, layout, made)
-    student_md, student_state = sections.student_section(students, layout, made)
+    student_md, student_state = sections.student_section(students, analysis, layout, made)
     curves_md, curves_state = sections.curves_section(teachers, students, layout, made)
     edge_md, edge_state = run_sections.edge_section(exports, layout, made)
     optional = run_sections.optional_sections(layout)

@@ -1,0 +1,58 @@
+"""Which teacher-set measurement predicts a student's gain, pooled over several run folders (issue 33).
+
+Each run folder's report already answers it for its own sets (`libkd report`, "What differs between the
+teacher sets"). This pools every student entry that learned from teachers in the given runs, each paired
+with the baseline of its own run and budget, and ranks them by each measurement (ensemble accuracy,
+teacher disagreement, targets against labels) against the gain: Spearman's rank correlation with its p.
+
+    python benchmarks/what_predicts_gain.py saved_models/mixed-vs-same saved_models/patient [--write FILE]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from libkd_keras.analysis.report.records import load_students
+from libkd_keras.analysis.report.seeds import entry_groups, spread, test_text
+from libkd_keras.analysis.report.sets import FACTORS, predictor_lines, predictor_rows
+from libkd_keras.atomic_files import read_json
+from libkd_keras.run_layout import RunLayout
+
+
+def pooled_rows(runs):
+    rows = []
+    for run in runs:
+        layout = RunLayout(run)
+        if not (Path(run) / "config.toml").exists():
+            raise SystemExit(f"{run!r} is not a libkd run folder (no config.toml).")
+        rows += predictor_rows(
+            entry_groups(load_students(layout)), read_json(layout.store_analysis), run=Path(run).name
+        )
+    return rows
+
+
+def markdown(rows):
+    header = ["run", "student", "teachers", *FACTORS.values(), "seeds", "gain (points)", "paired test"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        c = r["comparison"]
+        factors = ["–" if r[f] is None else f"{100 * r[f]:.1f}" for f in FACTORS]
+        cells = [r["run"], f"`{r['entry']}`", ", ".join(r["teachers"]), *factors, str(r["seeds"])]
+        lines.append("| " + " | ".join([*cells, spread(c["mean"], c["std"], signed=True), test_text(c)]) + " |")
+    return "\n".join([*lines, "", f"Over all {len(rows)} sets:", "", *predictor_lines(rows)])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="run folders (each with its store/analysis.json and students)")
+    parser.add_argument("--write", help="also write the markdown to this file")
+    args = parser.parse_args(argv)
+    text = markdown(pooled_rows(args.runs))
+    print(text)
+    if args.write:
+        Path(args.write).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

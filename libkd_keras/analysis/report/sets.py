@@ -1,0 +1,152 @@
+"""What differs between the teacher sets, and which difference predicts a student's gain (paper Figures 9-10).
+
+For every student entry that learns from teachers, from the run's `store/analysis.json`:
+
+- `ensemble_top1`: the set's soft ensemble (one teacher: that teacher) on the test images;
+- `disagreement`: the mean share of test images on which two of the set's teachers disagree (one teacher: none);
+- `label_agreement` and `true_class_probability`: how far the set's soft targets (T = 1) on the student's
+  training images are from the labels: both near 1 mean the targets say little the labels do not;
+
+beside the entry's gain over the baseline of its budget, paired by seed (`seeds.gain`). "Which predicts the
+gain" ranks the entries by each measurement and by gain (`stats.spearman`, exact p at this size): a
+measurement "predicts the gain" only when p < 0.05; with three or four sets the honest answer is
+"cannot tell at this n". `predictor_rows(layout)` gives the same rows for one run folder, so that
+several runs' students can be pooled (`benchmarks/what_predicts_gain.py`).
+"""
+
+from libkd_keras.analysis.report import seeds, stats
+
+FACTORS = {
+    "ensemble_top1": "ensemble top-1 (%)",
+    "disagreement": "teacher disagreement (%)",
+    "label_agreement": "targets agree with labels (%)",
+    "true_class_probability": "target's label probability (%)",
+}
+
+
+def _same(members, other):
+    return sorted(members) == sorted(other)
+
+
+def set_factors(members, analysis):
+    """The measurements of the teacher set `members` (names) from a run's analysis.json (None where missing)."""
+    analysis = analysis or {}
+    members = list(members)
+    found = dict.fromkeys(FACTORS)
+    if len(members) == 1:
+        found["ensemble_top1"] = ((analysis.get("teachers") or {}).get(members[0]) or {}).get("top1")
+    else:
+        found["ensemble_top1"] = next(
+            (
+                e.get("top1")
+                for e in analysis.get("ensembles") or []
+                if e.get("rule") == "soft" and _same(e.get("members") or [], members)
+            ),
+            None,
+        )
+        matrix = analysis.get("disagreement") or {}
+        labels = matrix.get("labels") or []
+        if all(m in labels for m in members):
+            index = [labels.index(m) for m in members]
+            pairs = [(i, j) for k, i in enumerate(index) for j in index[k + 1 :]]
+            found["disagreement"] = sum(matrix["matrix"][i][j] for i, j in pairs) / len(pairs)
+    train = next(
+        (
+            r
+            for r in ((analysis.get("train_targets") or {}).get("rows") or [])
+            if _same(r.get("members") or [], members)
+        ),
+        None,
+    )
+    if train is not None:
+        found["label_agreement"] = train.get("agreement")
+        found["true_class_probability"] = train.get("true_class_probability")
+    return found
+
+
+def predictor_rows(groups, analysis, run=None):
+    """`[{"run", "entry", "teachers", "seeds", "gain", "comparison", **set_factors}]`: one row per entry with
+    teachers and a baseline of its budget; `gain` is the mean per-seed difference (fractions)."""
+    rows = []
+    for entry, students in groups.items():
+        teachers = sorted({t for s in students for t in s.get("teachers") or []})
+        baseline = seeds.baseline_entry(groups, like=entry)
+        if not teachers or baseline is None:
+            continue
+        c = seeds.gain(students, groups[baseline])
+        rows.append(
+            {
+                "run": run,
+                "entry": entry,
+                "teachers": teachers,
+                "seeds": c["n"],
+                "gain": c["mean"],
+                "comparison": c,
+                **set_factors(teachers, analysis),
+            }
+        )
+    return rows
+
+
+def predictors(rows):
+    """`{factor: (rho, p, n, verdict)}`: Spearman's rank correlation of each measurement with the gain over
+    `rows`; the verdict is "predicts the gain", "predicts a smaller gain" (p < 0.05) or "cannot tell at this n"."""
+    found = {}
+    for factor in FACTORS:
+        usable = [r for r in rows if r.get(factor) is not None and r.get("gain") is not None]
+        rho, p = stats.spearman([r[factor] for r in usable], [r["gain"] for r in usable])
+        if rho is None or p is None or p >= 1 - stats.LEVEL:
+            verdict = stats.CANNOT_TELL
+        else:
+            verdict = "predicts the gain" if rho > 0 else "predicts a smaller gain"
+        found[factor] = (rho, p, len(usable), verdict)
+    return found
+
+
+def _pct(value):
+    return "–" if value is None else f"{100.0 * value:.1f}"
+
+
+def predictor_lines(rows):
+    """Markdown: which measurement predicts the gain over `rows` (one line per measurement)."""
+    lines = []
+    for factor, (rho, p, n, verdict) in predictors(rows).items():
+        if rho is None:
+            lines.append(f"- {FACTORS[factor]}: no test ({n} sets with it and a gain; needs 3 that differ)")
+        else:
+            lines.append(
+                f"- {FACTORS[factor]}: Spearman rho {rho:+.2f}, exact p = {p:.3g} over {n} sets: **{verdict}**"
+            )
+    return lines
+
+
+def explanation_lines(groups, analysis):
+    """The report's "What differs between the teacher sets" table and which difference predicts the gain."""
+    rows = predictor_rows(groups, analysis)
+    if len(rows) < 2:
+        return []
+    header = ["Student", "Teachers", *FACTORS.values(), "gain (points)", "paired test"]
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        c = r["comparison"]
+        cells = [
+            f"`{r['entry']}`",
+            ", ".join(r["teachers"]),
+            *(_pct(r[f]) for f in FACTORS),
+            seeds.spread(c["mean"], c["std"], signed=True),
+            seeds.test_text(c),
+        ]
+        table.append("| " + " | ".join(cells) + " |")
+    return [
+        "### What differs between the teacher sets (paper Figures 9-10)",
+        "",
+        "Each set's measurements from `store/analysis.json`: its soft ensemble on the test images, how often "
+        "two of its teachers disagree there, and how far its soft targets (T = 1) on the training images are "
+        "from the labels; the gain is over the baseline of the same budget, paired by seed.",
+        "",
+        *table,
+        "",
+        "Which measurement predicts the gain (rank correlation across these sets; p < 0.05 needed):",
+        "",
+        *predictor_lines(rows),
+    ]
