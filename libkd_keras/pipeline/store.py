@@ -116,7 +116,7 @@ def run_teachers(pipeline, names, split, path, write=store_precompute, **options
 
 def view_options(config, split):
     """`precompute`'s view arguments for `split`: the views the students replay (their recipe's flip and
-    pad-4 crop, store/views.py) on the train split when store.views is set, else none."""
+    pad-4 crop, store/read.py) on the train split when store.views is set, else none."""
     if config.store.views and split.split == "train":
         return {"views": config.store.views, "view_padding": RECIPES["baseline"]().crop_padding}
     return {}

@@ -7,7 +7,7 @@
     finalize_store(path)                        the manifest of a store whose n shares are all written
     precompute(teachers, split, path)           `write_store`, or `add_teachers` when `path` holds a store
 
-The layout is `format.py`'s; `TeacherStore` (reader.py) only reads. No write leaves a half store
+The layout is `format.py`'s; `TeacherStore` (read.py) only reads. No write leaves a half store
 under a name that opens, because the manifest is always written last:
 - a new local store is written under `<path>.incomplete-<token>` and renamed to `path` once whole;
 - `rebuild_store` then moves the old one to `<path>.replaced-<token>`, renames the new one in and
@@ -35,7 +35,6 @@ import tensorflow as tf
 
 from libkd_keras.data import Split
 from libkd_keras.store import files
-from libkd_keras.store.errors import StoreError
 from libkd_keras.store.format import (
     DEFAULT_SHARD_SIZE,
     EXAMPLES_DIR,
@@ -50,6 +49,7 @@ from libkd_keras.store.format import (
     TEACHER_NAME,
     TEACHERS_DIR,
     VIEWS_DIR,
+    StoreError,
     aside,
     example_record,
     finish_manifest,
@@ -63,8 +63,7 @@ from libkd_keras.store.format import (
     share_token,
     teacher_folder,
 )
-from libkd_keras.store.reader import TeacherStore
-from libkd_keras.store.views import ViewRecipe, read_params, recipe_of, view_images
+from libkd_keras.store.read import TeacherStore, ViewRecipe, recipe_of, view_images
 
 ENCODE_BATCH = 512
 REBUILD_HINT = "rebuild_store(teachers, split, path) (the CLI's `libkd precompute --force`)"
@@ -99,7 +98,7 @@ def write_store(
         shard_size: int. Examples per TFRecord shard.
         teacher_metadata: dict or None. `{name: dict}` (e.g. `train_teacher`'s metadata) kept in the manifest.
         views: int, "all" or None. Also store each teacher's logits on this many flip-and-crop views of
-            every image (`views.py`; "all": every distinct one), for `dataset(..., views=True)`.
+            every image (`read.py`; "all": every distinct one), for `dataset(..., views=True)`.
         view_padding: int. The views' reflect padding before the crop (the student recipe's `crop_padding`).
         view_seed: int. Which views each example gets (drawn from the seed and the example's id).
         verbose: int or str. `predict`'s progress bar for each teacher's pass (0: none, "auto"/1: a progbar).
@@ -231,7 +230,7 @@ def add_teachers(
     bounds = shard_bounds(store.num_examples, store.manifest["shard_size"])
     manifest = json.loads(json.dumps(store.manifest))
     view_recipe = recipe_of(manifest)
-    params = None if view_recipe is None else read_params(store)
+    params = None if view_recipe is None else store.view_params()
     written = []
     try:
         for name, model in teachers.items():

@@ -9,7 +9,7 @@ import pytest
 from libkd_keras.data import Split
 from libkd_keras.distill import SoftDistillation, baseline, student_augmentation
 from libkd_keras.store import StoreError, TeacherStore, add_teachers, precompute, rebuild_store, write_share
-from libkd_keras.store.views import ViewRecipe, check_replayable, replay, view_images
+from libkd_keras.store.read import ViewRecipe, check_replayable, replay, view_images
 
 CLASSES, SIDE = 8, 8
 WEIGHTS = np.random.default_rng(5).integers(1, 50, (SIDE * SIDE * 3, CLASSES)).astype(np.float32)
