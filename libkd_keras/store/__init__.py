@@ -13,6 +13,7 @@ from libkd_keras.store import analyses
 from libkd_keras.store.format import STORE_FORMAT_VERSION, StoreError
 from libkd_keras.store.read import TeacherStore
 from libkd_keras.store.write import (
+    StoredViews,
     add_teachers,
     finalize_store,
     precompute,
@@ -25,6 +26,7 @@ from libkd_keras.store.write import (
 __all__ = [
     "STORE_FORMAT_VERSION",
     "StoreError",
+    "StoredViews",
     "TeacherStore",
     "add_teachers",
     "analyses",
