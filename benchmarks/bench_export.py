@@ -33,7 +33,7 @@ import tensorflow as tf
 from keras import ops
 from PIL import Image
 
-from libkd_keras.export import QUANTIZATIONS, compare_latency, export_report, to_litert
+from libkd_keras.export import QUANTIZATIONS, ReportSettings, compare_latency, export_report, to_litert
 from libkd_keras.models import deit_tiny
 
 CIFAR_TAR = "/work/shared/datasets/cifar10-jpeg.tar.gz"
@@ -227,10 +227,7 @@ def main():
         quantizations=QUANTIZATIONS,
         name="deit_tiny",
         class_names=CLASS_NAMES,
-        int8_io_dtype="uint8",
-        threads=tuple(args.threads),
-        runs=args.runs,
-        warmup=args.warmup,
+        settings=ReportSettings(int8_io_dtype="uint8", threads=tuple(args.threads), runs=args.runs, warmup=args.warmup),
         dataset_name=f"CIFAR-10 test, first {args.test_per_class} per class (JPEG copy)",
     )
     report_seconds = time.time() - t

@@ -26,7 +26,7 @@ import libkd_keras.models  # noqa: E402,F401  (registers the layers the teachers
 from libkd_keras.data import load_split  # noqa: E402
 from libkd_keras.distill import SoftDistillation  # noqa: E402
 from libkd_keras.store import precompute  # noqa: E402
-from libkd_keras.store.views import ViewRecipe  # noqa: E402
+from libkd_keras.store.read import ViewRecipe  # noqa: E402
 
 
 def folder_bytes(path):

@@ -1,7 +1,8 @@
 """Data sources, stable example ids, split fingerprints and the teachers' augmentation.
 
-The names below are imported when first used (PEP 562), so `libkd_keras.data.names` and
-`libkd_keras.data.errors` load without TensorFlow (the CLI checks a data path before importing it).
+The names below are imported when first used (PEP 562), so `libkd_keras.data.names` (the source
+names, the path rule and the errors) loads without TensorFlow (the CLI checks a data path before
+importing it).
 """
 
 import importlib
@@ -9,9 +10,9 @@ import importlib
 _EXPORTS = {
     "TeacherAugmentation": "augmentation",
     "teacher_augmentation": "augmentation",
-    "balanced_limit": "catalog",
-    "DataError": "errors",
-    "DataNotFoundError": "errors",
+    "balanced_limit": "sources",
+    "DataError": "names",
+    "DataNotFoundError": "names",
     "CIFAR10_SAMPLE": "names",
     "TFDS_SOURCES": "names",
     "load_split": "sources",

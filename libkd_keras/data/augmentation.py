@@ -10,8 +10,8 @@ import math
 import keras
 import tensorflow as tf
 
-from libkd_keras.data.errors import DataError
 from libkd_keras.data.images import as_size
+from libkd_keras.data.names import DataError
 
 SMALL_IMAGE_MAX_SIDE = 64  # up to this side: CIFAR-style pad-and-crop (same threshold as the model stems)
 

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from libkd_keras.data.errors import DataError
+from libkd_keras.data.names import DataError
 
 DECODE_BATCH = 512
 

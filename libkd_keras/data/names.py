@@ -1,10 +1,20 @@
-"""The names of the data sources and the rule that tells a path from a name. No TensorFlow here.
+"""What the CLI needs before TensorFlow: the data sources' names, the rule that tells a path from a name, the errors.
 
 The CLI checks `data.dataset` with `missing_path` before it imports TensorFlow, so a mistyped path
-is refused at once; `load_split` applies the same rule.
+is refused at once; `load_split` applies the same rule. Bad data sources raise `DataError`, which
+the CLI catches and prints without a traceback. No TensorFlow here.
 """
 
 import os
+
+
+class DataError(ValueError):
+    """A data source or split cannot be used as given (the message says why and what to do)."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A path, split folder or prepared data set that does not exist."""
+
 
 SAMPLE_NAME = "cifar10-sample"
 TFDS_SOURCES = {

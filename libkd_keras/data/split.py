@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from libkd_keras.data.epochs import AUGMENT, EpochSeeds, with_batch_seeds
-from libkd_keras.data.errors import DataError
+from libkd_keras.data.names import DataError
 
 FINGERPRINT_VERSION = b"libkd-split-fingerprint-v1"
 

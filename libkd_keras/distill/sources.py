@@ -28,7 +28,7 @@ from libkd_keras.distill.augment import student_augmentation
 from libkd_keras.distill.online import in_input_pipeline, label_online
 from libkd_keras.distill.students import teacher_set_size
 from libkd_keras.ensembles import as_teacher_list, check_rule
-from libkd_keras.store.views import check_replayable
+from libkd_keras.store.read import check_replayable
 
 
 class StoredTargets:

@@ -40,7 +40,7 @@ from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.store import StoreError, TeacherStore, analyses, finalize_store, rebuild_store, write_share
 from libkd_keras.store import precompute as store_precompute
 from libkd_keras.store.format import share_file
-from libkd_keras.store.write import finish_interrupted_replace, view_spec_for
+from libkd_keras.store.write import StoredViews, finish_interrupted_replace, view_spec_for
 
 
 def store_steps(pipeline, splits=("train", "test"), force=False, worker_index=None, num_workers=None, finalize=False):
@@ -116,9 +116,9 @@ def run_teachers(pipeline, names, split, path, write=store_precompute, **options
 
 def view_options(config, split):
     """`precompute`'s view arguments for `split`: the views the students replay (their recipe's flip and
-    pad-4 crop, store/views.py) on the train split when store.views is set, else none."""
+    pad-4 crop, store/read.py) on the train split when store.views is set, else none."""
     if config.store.views and split.split == "train":
-        return {"views": config.store.views, "view_padding": RECIPES["baseline"]().crop_padding}
+        return {"views": StoredViews(config.store.views, padding=RECIPES["baseline"]().crop_padding)}
     return {}
 
 
@@ -127,7 +127,7 @@ def check_views(config, train):
     options = view_options(config, train)
     if options:
         try:
-            view_spec_for(train, options["views"], options["view_padding"], seed=0)
+            view_spec_for(train, options["views"])
         except StoreError as error:
             raise ConfigError(
                 f"store.views = {config.store.views} cannot be stored for {train.image_shape[0]}x"

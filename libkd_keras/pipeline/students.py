@@ -25,7 +25,7 @@ from libkd_keras.atomic_files import read_json, write_json_atomic
 from libkd_keras.distill import student_builder, target_source, train_student
 from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.distill.students import heads_record
-from libkd_keras.export import export_report
+from libkd_keras.export import ReportSettings, export_report
 from libkd_keras.pipeline.schema import ConfigError
 from libkd_keras.pipeline.settings import not_a_file_hint
 from libkd_keras.pipeline.steps import Made, Step, StepOrderError
@@ -291,8 +291,7 @@ def _export(pipeline, name, announce):
         quantizations=settings.quantizations,
         name=name,
         class_names=list(test.class_names),
-        threads=(settings.threads,),
-        runs=settings.latency_runs,
+        settings=ReportSettings(threads=(settings.threads,), runs=settings.latency_runs),
         dataset_name=pipeline.config.data.dataset,
         log=lambda line: pipeline.say(f"       export {name} {line}"),
     )

@@ -23,7 +23,7 @@ import numpy as np
 
 from libkd_keras.ensembles import soft_average, vote_counts
 from libkd_keras.evaluation import TopK
-from libkd_keras.store.errors import StoreError
+from libkd_keras.store.format import StoreError
 
 ENSEMBLE_PREFIXES = {"ensemble": "soft", "soft": "soft", "vote": "vote"}
 

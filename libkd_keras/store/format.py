@@ -54,7 +54,7 @@ A reader checks, before any use, the manifest keys, that every listed shard exis
 size (and, by default, its sha256), and, when reading, that every shard yields exactly
 `num_examples` records whose ids match the example shards.
 
-Multi-view stores (`views.py` makes and replays the views): V distinct flip-and-crop views per
+Multi-view stores (`read.py` makes and replays the views: `ViewRecipe`, `replay`): V distinct flip-and-crop views per
 example, their parameters drawn from `(seed, id)`, and every teacher's logits on each. A store
 without "views" is a single-view store.
 
@@ -87,8 +87,8 @@ import numpy as np
 import tensorflow as tf
 
 import libkd_keras
+from libkd_keras.data import DataError
 from libkd_keras.store import files
-from libkd_keras.store.errors import StoreError
 
 STORE_FORMAT = "libkd_keras.teacher_store"
 STORE_FORMAT_VERSION = 1
@@ -129,6 +129,13 @@ TEACHER_KEYS = {"dtype": str, "num_classes": int, "metadata": dict, "shards": li
 VIEW_KEYS = {"count": int, "padding": int, "image_shape": list, "seed": int, "shards": list}
 SHARE_FORMAT = "libkd_keras.teacher_store_share"
 SHARE_NAME = re.compile(r"^share-(\d{5})-of-(\d{5})\.json$")
+
+
+class StoreError(DataError):
+    """Every store problem: missing, damaged, or not fitting what it is used with (the format's checks raise it).
+
+    A `DataError`, so the CLI prints it without a traceback.
+    """
 
 
 def _int64(value):

@@ -7,7 +7,7 @@
     finalize_store(path)                        the manifest of a store whose n shares are all written
     precompute(teachers, split, path)           `write_store`, or `add_teachers` when `path` holds a store
 
-The layout is `format.py`'s; `TeacherStore` (reader.py) only reads. No write leaves a half store
+The layout is `format.py`'s; `TeacherStore` (read.py) only reads. No write leaves a half store
 under a name that opens, because the manifest is always written last:
 - a new local store is written under `<path>.incomplete-<token>` and renamed to `path` once whole;
 - `rebuild_store` then moves the old one to `<path>.replaced-<token>`, renames the new one in and
@@ -23,6 +23,7 @@ Read from the top: the entry points, then the checks they make before writing an
 running the teachers, writing shards and manifests, replacing a local store, and the shares.
 """
 
+import dataclasses
 import inspect
 import json
 import os
@@ -35,7 +36,6 @@ import tensorflow as tf
 
 from libkd_keras.data import Split
 from libkd_keras.store import files
-from libkd_keras.store.errors import StoreError
 from libkd_keras.store.format import (
     DEFAULT_SHARD_SIZE,
     EXAMPLES_DIR,
@@ -50,6 +50,7 @@ from libkd_keras.store.format import (
     TEACHER_NAME,
     TEACHERS_DIR,
     VIEWS_DIR,
+    StoreError,
     aside,
     example_record,
     finish_manifest,
@@ -63,8 +64,7 @@ from libkd_keras.store.format import (
     share_token,
     teacher_folder,
 )
-from libkd_keras.store.reader import TeacherStore
-from libkd_keras.store.views import ViewRecipe, read_params, recipe_of, view_images
+from libkd_keras.store.read import TeacherStore, ViewRecipe, recipe_of, view_images
 
 ENCODE_BATCH = 512
 REBUILD_HINT = "rebuild_store(teachers, split, path) (the CLI's `libkd precompute --force`)"
@@ -82,9 +82,8 @@ def write_store(
     shard_size=DEFAULT_SHARD_SIZE,
     teacher_metadata=None,
     views=None,
-    view_padding=4,
-    view_seed=0,
     verbose=0,
+    **removed,
 ):
     """Run each teacher once (`predict`, `training=False`) over `split`; store logits, labels, ids (+ images).
 
@@ -98,10 +97,9 @@ def write_store(
         batch_size: int. Images per teacher forward pass.
         shard_size: int. Examples per TFRecord shard.
         teacher_metadata: dict or None. `{name: dict}` (e.g. `train_teacher`'s metadata) kept in the manifest.
-        views: int, "all" or None. Also store each teacher's logits on this many flip-and-crop views of
-            every image (`views.py`; "all": every distinct one), for `dataset(..., views=True)`.
-        view_padding: int. The views' reflect padding before the crop (the student recipe's `crop_padding`).
-        view_seed: int. Which views each example gets (drawn from the seed and the example's id).
+        views: `StoredViews(count, padding=4, seed=0)`, an int or "all" (that count, padding 4, seed 0),
+            or None. Also store each teacher's logits on `count` flip-and-crop views of every image
+            (`read.py`; "all": every distinct one), for `dataset(..., views=True)`.
         verbose: int or str. `predict`'s progress bar for each teacher's pass (0: none, "auto"/1: a progbar).
 
     Returns the `TeacherStore`.
@@ -111,8 +109,11 @@ def write_store(
     >>> store.logits().shape
     (50000, 2, 10)
     >>> store = write_store(teachers, train, "runs/views", views=16)   # + logits on 16 views per image
+    >>> store = write_store(teachers, train, "runs/views2", views=StoredViews(16, padding=2))
     """
-    path, view_spec = _store_path(split, path), view_spec_for(split, views, view_padding, view_seed)
+    if removed:
+        write_options(removed)  # a TypeError naming the options write_store takes
+    path, view_spec = _store_path(split, path), view_spec_for(split, views)
     finish_interrupted_replace(path)
     if files.isfile(files.join(path, MANIFEST_FILE)):
         raise StoreError(
@@ -139,7 +140,7 @@ def rebuild_store(teachers, split, path, **options):
     >>> store = rebuild_store(teachers, train, "runs/store")   # a shard was truncated on disk
     """
     o = write_options(options)
-    path, view_spec = _store_path(split, path), view_spec_for(split, o.views, o.view_padding, o.view_seed)
+    path, view_spec = _store_path(split, path), view_spec_for(split, o.views)
     finish_interrupted_replace(path)
     metadata = check_teachers(teachers, o.teacher_metadata, o.dtype)
     check_shard_size(o.shard_size)
@@ -158,7 +159,10 @@ def write_options(options):
     keyword_only = [p for p in inspect.signature(write_store).parameters.values() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(options) - {p.name for p in keyword_only})
     if unknown:
-        raise TypeError(f"unknown store option(s) {unknown}; write_store takes {[p.name for p in keyword_only]}.")
+        hint = ""
+        if {"view_padding", "view_seed"} & set(unknown):  # the keywords of before
+            hint = " The views' padding and seed are part of `views` now: views=StoredViews(count, padding, seed)."
+        raise TypeError(f"unknown store option(s) {unknown}; write_store takes {[p.name for p in keyword_only]}.{hint}")
     return types.SimpleNamespace(**{p.name: options.get(p.name, p.default) for p in keyword_only})
 
 
@@ -184,7 +188,7 @@ def precompute(teachers, split, path, *, overwrite=False, **options):
     if not files.isfile(files.join(path, MANIFEST_FILE)):
         return write_store(teachers, split, path, **options)
     store = TeacherStore.open(path, expect=split)
-    check_same_views(store, view_spec_for(split, o.views, o.view_padding, o.view_seed))
+    check_same_views(store, view_spec_for(split, o.views))
     adding = {k: options[k] for k in ("dtype", "batch_size", "teacher_metadata", "verbose") if k in options}
     return add_teachers(store, teachers, split, overwrite=overwrite, **adding)
 
@@ -231,7 +235,7 @@ def add_teachers(
     bounds = shard_bounds(store.num_examples, store.manifest["shard_size"])
     manifest = json.loads(json.dumps(store.manifest))
     view_recipe = recipe_of(manifest)
-    params = None if view_recipe is None else read_params(store)
+    params = None if view_recipe is None else store.view_params()
     written = []
     try:
         for name, model in teachers.items():
@@ -477,20 +481,40 @@ def _check_workers(worker_index, num_workers):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredViews:
+    """The flip-and-crop views a multi-view store holds: `write_store(..., views=StoredViews(16))`.
+
+    Attributes:
+        count: int or "all". Views per example ("all": every distinct flip and crop, 2 (2 padding + 1)^2).
+        padding: int. The reflect padding before the crop (the student recipe's `crop_padding`).
+        seed: int. Which views each example gets (drawn from the seed and the example's id).
+    """
+
+    count: typing.Union[int, str]
+    padding: int = 4
+    seed: int = 0
+
+
 class ViewSpec(typing.NamedTuple):
-    """The views a write is asked for: how they are made, how many per example, and their seed."""
+    """The views a write is asked for, for one split: how they are made, how many per example, and their seed."""
 
     recipe: ViewRecipe
     count: int
     seed: int
 
 
-def view_spec_for(split, views, padding, seed):
-    """The `ViewSpec` of the views asked for, or None (clean images only); a `StoreError` names a bad request."""
+def view_spec_for(split, views):
+    """The `ViewSpec` of `views` (a `StoredViews`, its count alone, or None: clean images only) for `split`.
+
+    A `StoreError` names a bad request.
+    """
     if views is None:
         return None
-    recipe = ViewRecipe(padding=padding, image_shape=tuple(split.image_shape))
-    return ViewSpec(recipe, recipe.count_for(views), seed)
+    if not isinstance(views, StoredViews):
+        views = StoredViews(views)
+    recipe = ViewRecipe(padding=views.padding, image_shape=tuple(split.image_shape))
+    return ViewSpec(recipe, recipe.count_for(views.count), views.seed)
 
 
 def check_same_views(store, spec):

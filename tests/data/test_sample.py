@@ -8,9 +8,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from libkd_keras.data import CIFAR10_SAMPLE, DataError, load_split
-from libkd_keras.data import sample as sample_module
-from libkd_keras.data.sample import SAMPLE_PATH, SAMPLE_SHA256, build_sample
+from libkd_keras.data import CIFAR10_SAMPLE, DataError, load_split, sources
+from libkd_keras.data.sources import SAMPLE_PATH, SAMPLE_SHA256, build_sample
 
 CIFAR_EXTRACTED = "/tmp/cifar"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -67,7 +66,7 @@ def test_equals_the_same_files_through_the_class_folder_loader(tmp_path):
 def test_a_damaged_sample_is_refused(tmp_path, monkeypatch):
     damaged = tmp_path / "cifar10_sample.tar.gz"
     damaged.write_bytes(open(SAMPLE_PATH, "rb").read()[:-10])
-    monkeypatch.setattr(sample_module, "SAMPLE_PATH", str(damaged))
+    monkeypatch.setattr(sources, "SAMPLE_PATH", str(damaged))
     with pytest.raises(DataError, match="damaged.*reinstall"):
         load_split(CIFAR10_SAMPLE, "train")
     with pytest.raises(DataError, match="splits 'train' and 'test'"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from libkd_keras.data import DataError, DataNotFoundError, load_split, tfds_sources
+from libkd_keras.data import DataError, DataNotFoundError, load_split, sources
 
 CIFAR_JPEG_TARBALL = os.path.join(os.path.dirname(__file__), "../../../shared/datasets/cifar10-jpeg.tar.gz")
 CIFAR_JPEG_EXTRACTED = "/tmp/cifar10-jpeg"
@@ -136,7 +136,7 @@ def test_tfds_sources_through_mock_data(tmp_path, monkeypatch):
 
 
 def test_offline_tfds_fails_fast_with_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(tfds_sources, "can_reach", lambda host, **kwargs: False)
+    monkeypatch.setattr(sources, "can_reach", lambda host, **kwargs: False)
     with pytest.raises(DataNotFoundError) as error:
         load_split("cifar10", "train", data_dir=str(tmp_path))
     message = str(error.value)

@@ -110,7 +110,7 @@ def test_students_learn_from_replayed_views_or_online_teachers(tmp_path):
     recipe = baseline(
         distillation="soft", temperature=2.0, batch_size=12, warmup_epochs=0, precision="float32", epochs=1
     )
-    views = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=4, view_padding=4)
+    views = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=4)
     common = dict(recipe=recipe, options=_quiet())
     record = train_student(
         _build(), train, test, tmp_path, targets=target_source("views", ["t"], store=views), name="v", **common
@@ -207,7 +207,7 @@ def test_every_student_pipeline_keeps_its_batches_and_known_length(tmp_path):
     from libkd_keras.store import precompute
 
     train, teacher = toy_split(30, "train", 0), _teacher()
-    store = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=2, view_padding=4)
+    store = precompute({"t": teacher}, train, tmp_path / "views", dtype="float32", views=2)
     for recipe in (baseline(batch_size=12), superior(batch_size=12)):
         seeds = EpochSeeds(0)
         views = store.dataset(HardDistillation(), teachers=["t"], batch_size=12, seed=seeds, split=train, views=True)

@@ -6,7 +6,7 @@ import os
 import pytest
 from conftest import CLASS_NAMES
 
-from libkd_keras.export import export_report, read_metadata
+from libkd_keras.export import ReportSettings, export_report, read_metadata
 
 # One worker builds the session fixtures (tiny models and their exports) for every export test.
 pytestmark = pytest.mark.xdist_group("export_fixtures")
@@ -20,9 +20,7 @@ def test_report_rows_files_and_table(models, train_data, test_data, tmp_path):
         test_data,
         representative_data=train_data[0][:64],
         class_names=CLASS_NAMES,
-        threads=(1, 2),
-        runs=4,
-        warmup=1,
+        settings=ReportSettings(threads=(1, 2), runs=4, warmup=1),
         dataset_name="generated",
         log=lines.append,
     )
@@ -66,4 +64,24 @@ def test_report_needs_calibration_for_int8(models, test_data, tmp_path):
         export_report(models["deit"], tmp_path, test_data, quantizations=("int8",))
     with pytest.raises(ValueError, match="quantizations"):
         export_report(models["deit"], tmp_path, test_data, quantizations=("int3",))
+    assert os.listdir(tmp_path) == []
+
+
+def test_report_settings_are_one_object_checked_before_any_conversion(models, test_data, tmp_path):
+    with pytest.raises(TypeError, match=r"settings=ReportSettings\(runs=\.\.\., threads=\.\.\.\)"):
+        export_report(models["deit"], tmp_path, test_data, threads=(1,), runs=4)  # the keywords of before
+    with pytest.raises(TypeError, match="ReportSettings"):
+        export_report(models["deit"], tmp_path, test_data, settings={"runs": 4})
+    with pytest.raises(ValueError, match=r"`runs` must be an integer >= 1"):
+        ReportSettings(runs=0)  # refused when made, not after every variant is converted
+    with pytest.raises(ValueError, match=r"`threads` must be an integer >= 1"):
+        ReportSettings(threads=(1, 0))
+    assert ReportSettings(threads=2).threads == (2,)
+    assert ReportSettings(int8_io_dtype="uint8").as_json() == {
+        "batch_size": 1,
+        "threads": [1, 2],
+        "runs": 100,
+        "warmup": 10,
+        "int8_io_dtype": "uint8",
+    }
     assert os.listdir(tmp_path) == []

@@ -7,7 +7,7 @@ import tensorflow as tf
 from libkd_keras.data import Split
 from libkd_keras.distill import HardDistillation, SoftDistillation
 from libkd_keras.store import StoreError, TeacherStore
-from libkd_keras.store.batches import _checked_join, join_positions
+from libkd_keras.store.read import _checked_join, join_positions
 from tests.store.helpers import encode_ids
 
 

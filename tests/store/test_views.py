@@ -8,8 +8,17 @@ import pytest
 
 from libkd_keras.data import Split
 from libkd_keras.distill import SoftDistillation, baseline, student_augmentation
-from libkd_keras.store import StoreError, TeacherStore, add_teachers, precompute, rebuild_store, write_share
-from libkd_keras.store.views import ViewRecipe, check_replayable, replay, view_images
+from libkd_keras.store import (
+    StoredViews,
+    StoreError,
+    TeacherStore,
+    add_teachers,
+    precompute,
+    rebuild_store,
+    write_share,
+    write_store,
+)
+from libkd_keras.store.read import ViewRecipe, check_replayable, replay, view_images
 
 CLASSES, SIDE = 8, 8
 WEIGHTS = np.random.default_rng(5).integers(1, 50, (SIDE * SIDE * 3, CLASSES)).astype(np.float32)
@@ -47,7 +56,9 @@ def split():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, split):
     path = tmp_path_factory.mktemp("views") / "store"
-    return precompute({"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=3, view_padding=2)
+    return precompute(
+        {"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=StoredViews(3, padding=2)
+    )
 
 
 def test_view_recipe_counts_every_flip_and_crop_and_draws_distinct_views():
@@ -129,19 +140,23 @@ def test_mixing_after_replay_mixes_the_rows_of_the_replayed_views(store, split):
 
 def test_an_added_teacher_labels_the_same_stored_views(tmp_path, split):
     path = tmp_path / "store"
-    first = precompute({"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=2, view_padding=1)
+    first = precompute(
+        {"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=StoredViews(2, padding=1)
+    )
     both = add_teachers(first, {"h2": HashTeacher(offset=1.0)}, split, dtype="float32")
     np.testing.assert_array_equal(both.view_params(), first.view_params())
     logits = both.view_logits(["h", "h2"])
     np.testing.assert_allclose(logits[:, 1], logits[:, 0] + 1.0, atol=1e-5)
     with pytest.raises(StoreError, match="holds views"):
-        precompute({"h3": HashTeacher()}, split, path, dtype="float32", views=4, view_padding=1)
+        precompute({"h3": HashTeacher()}, split, path, dtype="float32", views=StoredViews(4, padding=1))
 
 
 def test_a_multi_view_store_is_rebuilt_with_other_views(tmp_path, split):
     path = tmp_path / "store"
-    precompute({"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=2, view_padding=1)
-    rebuilt = rebuild_store({"h2": HashTeacher(offset=1.0)}, split, path, dtype="float32", views=3, view_padding=1)
+    precompute({"h": HashTeacher()}, split, path, dtype="float32", shard_size=10, views=StoredViews(2, padding=1))
+    rebuilt = rebuild_store(
+        {"h2": HashTeacher(offset=1.0)}, split, path, dtype="float32", views=StoredViews(3, padding=1)
+    )
     reopened = TeacherStore.open(path, expect=split)  # verified: every shard whole
     assert rebuilt.num_views == reopened.num_views == 3 and reopened.teacher_names == ["h2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # the old store is gone, nothing left aside
@@ -159,3 +174,17 @@ def test_views_are_refused_clearly_where_they_cannot_be_replayed(tmp_path, store
     check_replayable(store, baseline(crop_padding=2), split.image_shape)  # the matching recipe is accepted
     with pytest.raises(StoreError, match="several workers"):
         write_share({"h": HashTeacher()}, split, tmp_path / "w", 0, 2, views=2)
+
+
+def test_the_views_padding_and_seed_are_one_object_and_the_old_keywords_name_it(tmp_path, split):
+    shorthand = write_store({"h": HashTeacher()}, split, tmp_path / "a", dtype="float32", views=3)
+    spelled = write_store({"h": HashTeacher()}, split, tmp_path / "b", dtype="float32", views=StoredViews(3, 4, 0))
+    assert shorthand.manifest["views"] == {**spelled.manifest["views"], "shards": shorthand.manifest["views"]["shards"]}
+    np.testing.assert_array_equal(shorthand.view_params(), spelled.view_params())  # an int is StoredViews(int)
+    other_seed = write_store({"h": HashTeacher()}, split, tmp_path / "c", views=StoredViews(3, padding=4, seed=1))
+    assert other_seed.manifest["views"]["seed"] == 1
+    assert not np.array_equal(other_seed.view_params(), spelled.view_params())
+    for write in (write_store, precompute, rebuild_store):
+        with pytest.raises(TypeError, match=r"view_padding.*views=StoredViews\(count, padding, seed\)"):
+            write({"h": HashTeacher()}, split, tmp_path / "d", views=3, view_padding=2)
+    assert not (tmp_path / "d").exists()
