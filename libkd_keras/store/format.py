@@ -151,14 +151,14 @@ def example_record(example_id, label, png=None):
     features = {ID: _int64(example_id), LABEL: _int64(label)}
     if png is not None:
         features[IMAGE] = _bytes(png)
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def logits_record(example_id, logits_row, dtype):
     """Serialized `tf.train.Example` of one teacher output row (id, logits as little-endian `dtype`)."""
     raw = np.asarray(logits_row, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
     features = {ID: _int64(example_id), LOGITS: _bytes(raw)}
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def decode_logits(raw_batch, dtype, num_classes):

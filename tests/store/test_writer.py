@@ -136,3 +136,21 @@ def test_each_kind_of_write_is_its_own_function(tmp_path, tables):
     assert TeacherStore.open(path).manifest == store.manifest and not (tmp_path / "w").exists()
     rebuilt = rebuild_store({"beta": TableTeacher(tables["beta"])}, split, path)  # a whole store, not a damaged one
     assert rebuilt.teacher_names == ["beta"] and sorted(os.listdir(tmp_path)) == ["s"]
+
+
+def test_records_serialize_to_the_same_bytes_under_any_python_hash_seed(tmp_path):
+    """A store written twice gives the same shard bytes: the records' feature maps are serialized in key order,
+    not in the process's hash order (without `deterministic=True` the bytes changed with PYTHONHASHSEED)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from libkd_keras.store.format import example_record, logits_record; "
+        "print(hashlib.sha256(example_record(7, 3, b'png') + logits_record(7, [0.5, -1.0], 'float16')).hexdigest())"
+    )
+    digests = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1, digests
