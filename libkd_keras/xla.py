@@ -12,6 +12,9 @@ Example:
 >>> student_jit_compile("auto", teachers_in_step=False)  # True: XLA for the student step, CPU or GPU
 >>> student_jit_compile("auto", teachers_in_step=True)   # "auto": Keras decides
 >>> distiller.compile(optimizer=..., jit_compile=student_jit_compile(config.run.jit_compile, in_step))
+
+`distill.train_student` applies it to its `jit_compile` (FitOptions' compile_options, default "auto"), so
+the Python API and the pipeline make the same choice.
 """
 
 

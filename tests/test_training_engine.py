@@ -37,6 +37,19 @@ def test_one_epoch_without_xla_makes_ceil_n_over_batch_optimizer_steps(tmp_path)
     assert teacher.iterations == student.iterations == [3, 6]
 
 
+def test_a_students_auto_xla_is_the_librarys_choice_in_the_api_as_in_the_pipeline(tmp_path):
+    """Keras' own "auto" turns XLA off on a CPU-only machine; train_student's "auto" is `xla.student_jit_compile`'s:
+    on for a student from stored targets or alone (which the pipeline measured faster on CPUs too), and False
+    stays False."""
+    train, test = toy_split(12, "train", 0), toy_split(6, "test", 1)
+    recipe = baseline(distillation="none", batch_size=12, warmup_epochs=0, precision="float32", epochs=1)
+    auto, off = Steps(), Steps()
+    train_student(tiny_deit(), train, test, tmp_path, recipe=recipe, name="auto", options=FitOptions(callbacks=[auto]))
+    options = FitOptions(callbacks=[off], compile_options={"jit_compile": False})
+    train_student(tiny_deit(), train, test, tmp_path, recipe=recipe, name="off", options=options)
+    assert auto.jit == [True] and off.jit == [False]
+
+
 def test_teachers_and_students_write_one_history_file_and_the_same_record_keys(tmp_path):
     train, test = toy_split(12, "train", 0), toy_split(6, "test", 1)
     quiet = FitOptions(verbose=0)

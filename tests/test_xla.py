@@ -3,7 +3,6 @@
 import pytest
 
 from libkd_keras import xla
-from libkd_keras.pipeline import students as pipeline_students
 
 
 @pytest.mark.parametrize(
@@ -30,21 +29,23 @@ def test_bad_settings_are_refused():
 
 
 def test_the_pipeline_compiles_its_students_with_the_resolved_setting(tmp_path, monkeypatch, capsys):
-    """`libkd distill` with run.jit_compile = "auto" hands `jit_compile=True` to a baseline student's compile."""
+    """`libkd distill` with run.jit_compile = "auto": the setting reaches `train_student`, which resolves it for the
+    engine (`FitSettings.jit_compile = True` for a baseline student), as it does for a Python API call."""
     from libkd_keras.cli.main import main
+    from libkd_keras.distill import training as distill_training
     from tests.cli.conftest import TINY_CONFIG, write_image_tree
 
     seen = []
 
-    def recording_train_student(*args, options=None, **kwargs):
-        seen.append(options.compile_options)
-        raise KeyboardInterrupt  # stop here: only the arguments matter
+    def recording_fit(build, artifact, settings, *args, **kwargs):
+        seen.append(settings.jit_compile)
+        raise KeyboardInterrupt  # stop here: only the settings matter
 
-    monkeypatch.setattr(pipeline_students, "train_student", recording_train_student)
+    monkeypatch.setattr(distill_training, "fit_resumably", recording_fit)
     config = tmp_path / "tiny.toml"
     baseline_only = '\n[[students]]\nname = "baseline"\nteachers = []\n'
     config.write_text(TINY_CONFIG.replace("jit_compile = false", 'jit_compile = "auto"') + baseline_only)
     data = write_image_tree(tmp_path / "data", classes=2, train=4, test=2)
     options = ["--config", str(config), "--dataset", str(data), "--out", str(tmp_path / "run")]
     main(["distill", *options, "--set", "teachers.resnet_seeds=[]", "--set", "teachers.rednet_seeds=[]"])
-    assert seen[:1] == [{"jit_compile": True}]
+    assert seen[:1] == [True]

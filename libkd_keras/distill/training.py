@@ -38,6 +38,7 @@ from libkd_keras.distill.recipes import distiller_for, student_optimizer
 from libkd_keras.distill.students import heads_record
 from libkd_keras.evaluation import PREDICTIONS_SUFFIX
 from libkd_keras.training import Artifact, FitOptions, FitSettings, Training, fit_resumably
+from libkd_keras.xla import student_jit_compile
 
 
 def train_student(
@@ -76,8 +77,10 @@ def train_student(
         name: str. File stem (default "student").
         evaluate: bool. Evaluate every head on `test_split` at the end (`record["evaluation"]`).
         options: `training.FitOptions` or None. How the call runs: extra callbacks, verbosity, notices
-            (`say`), validation while training, extra `compile` arguments such as `{"jit_compile": True}`
-            (XLA, which trains DeiTs faster also on a CPU), `overwrite`, extra record keys.
+            (`say`), validation while training, extra `compile` arguments, `overwrite`, extra record keys.
+            XLA: `compile_options={"jit_compile": ...}`, default "auto": on for the student step on any
+            device, CPUs included (where Keras' own "auto" turns it off), and Keras' choice when online
+            teachers run in the step (`libkd_keras/xla.py`); True or False force it.
 
     Returns the record (also in `<out_dir>/<name>.json`).
     """
@@ -108,6 +111,10 @@ def train_student(
     if not options.overwrite and artifact.finished():
         return read_json(artifact.record)
     jit_compile, compile_options = options.compile_arguments()
+    # "auto" is the library's choice, the same here and in the pipeline: XLA for the student step on any
+    # device (Keras' own "auto" turns it off on CPU-only machines), Keras' choice when teachers run in it.
+    teachers_in_step = bool(targets.distiller_options()) if targets is not None else False
+    jit_compile = student_jit_compile(jit_compile, teachers_in_step)
     steps = math.ceil(len(train_split) / recipe.batch_size)
 
     def build(seeds):

@@ -23,7 +23,6 @@ import keras
 from libkd_keras import choices
 from libkd_keras.atomic_files import read_json, write_json_atomic
 from libkd_keras.distill import student_builder, target_source, train_student
-from libkd_keras.distill.online import in_input_pipeline
 from libkd_keras.distill.students import heads_record
 from libkd_keras.export import ReportSettings, export_report
 from libkd_keras.pipeline.schema import ConfigError
@@ -32,7 +31,6 @@ from libkd_keras.pipeline.steps import Made, Step, StepOrderError
 from libkd_keras.pipeline.teachers import load_teacher
 from libkd_keras.store import TeacherStore
 from libkd_keras.training import Artifact, FitOptions, TrainingDiverged
-from libkd_keras.xla import student_jit_compile
 
 
 def builder_for(student, split):
@@ -107,7 +105,6 @@ def train_one(pipeline, entry, announce):
     config, folder, name, teachers = pipeline.config, pipeline.folder, entry.name, list(entry.teachers)
     settings = entry.settings
     online = online_targets(entry)
-    in_step = online and not in_input_pipeline()  # online teachers run in the step or in tf.data
     train, test = pipeline.split("train"), pipeline.split("test")
     recipe = entry.recipe
     with_store = teachers and (not online or folder.done("store/train"))  # online: only for the teachers' sizes
@@ -142,7 +139,7 @@ def train_one(pipeline, entry, announce):
                 callbacks=pipeline.extra_callbacks("student", name),
                 verbose=pipeline.fit_verbose,
                 say=pipeline.say,
-                compile_options={"jit_compile": student_jit_compile(config.run.jit_compile, in_step)},
+                compile_options={"jit_compile": config.run.jit_compile},  # "auto": train_student decides
                 overwrite=True,
                 record={
                     "order": entry.order,
@@ -203,7 +200,7 @@ def _ablate(pipeline, announce, experiments, seeds, epochs, recipes):
             verbose=pipeline.fit_verbose,
             say=pipeline.say,
             validate=False,
-            compile_options={"jit_compile": student_jit_compile(config.run.jit_compile)},
+            compile_options={"jit_compile": config.run.jit_compile},
         ),
     )
     return Made(detail="ablation/ablation.md")
