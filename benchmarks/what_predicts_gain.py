@@ -3,7 +3,8 @@
 Each run folder's report already answers it for its own sets (`libkd report`, "What differs between the
 teacher sets"). This pools every student entry that learned from teachers in the given runs, each paired
 with the baseline of its own run and budget, and ranks them by each measurement (ensemble accuracy,
-teacher disagreement, targets against labels) against the gain: Spearman's rank correlation with its p.
+teacher disagreement, targets against labels, student-teacher CKA) against the gain: Spearman's rank
+correlation with its p.
 
     python benchmarks/what_predicts_gain.py saved_models/mixed-vs-same saved_models/patient [--write FILE]
 """
@@ -25,9 +26,8 @@ def pooled_rows(runs):
         layout = RunLayout(run)
         if not (Path(run) / "config.toml").exists():
             raise SystemExit(f"{run!r} is not a libkd run folder (no config.toml).")
-        rows += predictor_rows(
-            entry_groups(load_students(layout)), read_json(layout.store_analysis), run=Path(run).name
-        )
+        groups, cka = entry_groups(load_students(layout)), read_json(layout.root / "cka" / "cka.json")
+        rows += predictor_rows(groups, read_json(layout.store_analysis), run=Path(run).name, cka=cka)
     return rows
 
 

@@ -4,7 +4,13 @@ import pytest
 
 from libkd_keras.analysis.report import stats
 from libkd_keras.analysis.report.seeds import entry_groups
-from libkd_keras.analysis.report.sets import explanation_lines, predictor_rows, predictors, set_factors
+from libkd_keras.analysis.report.sets import (
+    explanation_lines,
+    predictor_rows,
+    predictors,
+    set_factors,
+    student_teacher_cka,
+)
 from tests.analysis.test_report_run import run_dir  # noqa: F401 (fixture)
 
 ANALYSIS = {
@@ -74,6 +80,24 @@ def test_set_factors_read_the_soft_ensemble_the_mean_pairwise_disagreement_and_t
     )
 
 
+def test_student_teacher_cka_averages_each_students_mean_cka_with_each_teacher_and_skips_what_is_missing():
+    cka = {
+        "cross": {
+            "mixed_s0_vs_resnet20_s0": {"matrix": [[0.2, 0.4], [0.6, float("nan")]]},  # NaN cells are left out: 0.4
+            "mixed_s0_vs_rednet20_s0": {"matrix": [[0.1, 0.3]]},  # 0.2
+            "mixed_s1_vs_resnet20_s0": {"matrix": [[0.9]]},  # 0.9; mixed_s1 vs rednet20_s0 is missing
+        }
+    }
+    students = [{"name": "mixed_s0"}, {"name": "mixed_s1"}]
+    assert student_teacher_cka(students, ["resnet20_s0", "rednet20_s0"], cka) == pytest.approx((0.4 + 0.2 + 0.9) / 3)
+    assert student_teacher_cka(students, ["resnet20_s0"], None) is None
+    groups = entry_groups(
+        _students({"baseline": ([], [0.5, 0.5]), "mixed": (["resnet20_s0", "rednet20_s0"], [0.6, 0.6])})
+    )
+    (row,) = predictor_rows(groups, ANALYSIS, cka=cka)
+    assert row["student_teacher_cka"] == pytest.approx(0.5)
+
+
 def test_predictor_rows_pair_each_set_with_the_baseline_by_seed_and_the_verdict_needs_p_below_005():
     groups = entry_groups(
         _students(
@@ -99,7 +123,14 @@ def test_predictor_rows_pair_each_set_with_the_baseline_by_seed_and_the_verdict_
 
 def test_a_perfect_ranking_over_five_sets_predicts_the_gain():
     rows = [
-        {"gain": g, "ensemble_top1": a, "disagreement": -a, "label_agreement": None, "true_class_probability": 1.0}
+        {
+            "gain": g,
+            "ensemble_top1": a,
+            "disagreement": -a,
+            "label_agreement": None,
+            "true_class_probability": 1.0,
+            "student_teacher_cka": None,
+        }
         for g, a in [(0.01, 0.60), (0.02, 0.62), (0.03, 0.65), (0.04, 0.70), (0.05, 0.71)]
     ]
     found = predictors(rows)
@@ -119,8 +150,8 @@ def test_the_report_table_shows_each_set_its_measurements_its_paired_gain_and_th
         )
     )
     text = "\n".join(explanation_lines(groups, ANALYSIS))
-    assert "| `mixed_pair` | rednet20_s0, resnet20_s0 | 74.0 | 35.0 | 91.0 | 70.0 | +4.50 ± 2.12 | 95% CI" in text
-    assert "| `resnet_pair` | resnet20_s0, resnet20_s1 | 72.0 | 20.0 | 96.0 | 82.0 | +2.50 ± 0.71 |" in text
+    assert "| `mixed_pair` | rednet20_s0, resnet20_s0 | 74.0 | 35.0 | 91.0 | 70.0 | – | +4.50 ± 2.12 | 95% CI" in text
+    assert "| `resnet_pair` | resnet20_s0, resnet20_s1 | 72.0 | 20.0 | 96.0 | 82.0 | – | +2.50 ± 0.71 |" in text
     assert "ensemble top-1 (%): no test (2 sets with it and a gain; needs 3 that differ)" in text
     assert (
         explanation_lines(entry_groups(_students({"baseline": ([], [0.5]), "one": (["resnet20_s0"], [0.6])})), {}) == []
@@ -145,7 +176,7 @@ def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(ru
     _write(run_dir / "store" / "analysis.json", analysis)
     text = write_report(run_dir).path.read_text()
     assert "### What differs between the teacher sets" in text
-    assert "| `mixed` | rednet14_s0, resnet20_s0 | 73.0 | 30.0 | – | – |" in text
+    assert "| `mixed` | rednet14_s0, resnet20_s0 | 73.0 | 30.0 | – | – | – |" in text
     assert "ensemble top-1 (%): Spearman rho" in text  # three sets with an ensemble accuracy: a test, n = 3
 
     script = Path(__file__).parents[2] / "benchmarks" / "what_predicts_gain.py"

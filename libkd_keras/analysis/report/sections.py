@@ -21,6 +21,7 @@ import time
 from libkd_keras.analysis import plots
 from libkd_keras.analysis.report import seeds, sets, stats
 from libkd_keras.analysis.report.records import baseline_student, student_epochs
+from libkd_keras.atomic_files import read_json
 
 NOT_RUN = "_not run_"
 CI_NOTE = (
@@ -268,7 +269,8 @@ def student_section(students, analysis, layout, made):
         groups = seeds.entry_groups(students)
         if seeds.mixed_vs_single(groups):  # one seed each: McNemar on the same test images
             lines += ["", *seeds.comparison_lines(groups)]
-    explanation = sets.explanation_lines(seeds.entry_groups(students), analysis)
+    cka = read_json(layout.root / "cka" / "cka.json")  # `libkd analyze`: None before it ran
+    explanation = sets.explanation_lines(seeds.entry_groups(students), analysis, cka)
     if explanation:
         lines += ["", *explanation]
     if any(s.get("cls_top1") is not None for s in students):

@@ -6,6 +6,8 @@ For every student entry that learns from teachers, from the run's `store/analysi
 - `disagreement`: the mean share of test images on which two of the set's teachers disagree (one teacher: none);
 - `label_agreement` and `true_class_probability`: how far the set's soft targets (T = 1) on the student's
   training images are from the labels: both near 1 mean the targets say little the labels do not;
+- `student_teacher_cka`: from `cka/cka.json` (`libkd analyze`), how close the entry's students' representations
+  came to their teachers' (mean linear CKA over all layer pairs; the paper's Figure 10 reading);
 
 beside the entry's gain over the baseline of its budget, paired by seed (`seeds.gain`). "Which predicts the
 gain" ranks the entries by each measurement and by gain (`stats.spearman`, exact p at this size): a
@@ -21,6 +23,7 @@ FACTORS = {
     "disagreement": "teacher disagreement (%)",
     "label_agreement": "targets agree with labels (%)",
     "true_class_probability": "target's label probability (%)",
+    "student_teacher_cka": "student-teacher CKA (x100)",
 }
 
 
@@ -32,7 +35,7 @@ def set_factors(members, analysis):
     """The measurements of the teacher set `members` (names) from a run's analysis.json (None where missing)."""
     analysis = analysis or {}
     members = list(members)
-    found = dict.fromkeys(FACTORS)
+    found = dict.fromkeys(f for f in FACTORS if f != "student_teacher_cka")  # a measurement of the students
     if len(members) == 1:
         found["ensemble_top1"] = ((analysis.get("teachers") or {}).get(members[0]) or {}).get("top1")
     else:
@@ -64,9 +67,24 @@ def set_factors(members, analysis):
     return found
 
 
-def predictor_rows(groups, analysis, run=None):
-    """`[{"run", "entry", "teachers", "seeds", "gain", "comparison", **set_factors}]`: one row per entry with
-    teachers and a baseline of its budget; `gain` is the mean per-seed difference (fractions)."""
+def student_teacher_cka(students, members, cka):
+    """The mean linear CKA between the entry's students and its teachers over all layer pairs, averaged over
+    students and teachers, from the run's `cka/cka.json` (`libkd analyze`); None without it."""
+    cross = (cka or {}).get("cross") or {}
+    values = []
+    for s in students:
+        for teacher in members:
+            matrix = (cross.get(f"{s.get('name')}_vs_{teacher}") or {}).get("matrix")
+            cells = [v for row in matrix or [] for v in row if v is not None and v == v]  # NaN != NaN
+            if cells:
+                values.append(sum(cells) / len(cells))
+    return sum(values) / len(values) if values else None
+
+
+def predictor_rows(groups, analysis, run=None, cka=None):
+    """`[{"run", "entry", "teachers", "seeds", "gain", "comparison", **set_factors, "student_teacher_cka"}]`: one
+    row per entry with teachers and a baseline of its budget; `gain` is the mean per-seed difference (fractions).
+    `cka`: the run's `cka/cka.json` (or None: no CKA column values)."""
     rows = []
     for entry, students in groups.items():
         teachers = sorted({t for s in students for t in s.get("teachers") or []})
@@ -83,6 +101,7 @@ def predictor_rows(groups, analysis, run=None):
                 "gain": c["mean"],
                 "comparison": c,
                 **set_factors(teachers, analysis),
+                "student_teacher_cka": student_teacher_cka(students, teachers, cka),
             }
         )
     return rows
@@ -120,9 +139,9 @@ def predictor_lines(rows):
     return lines
 
 
-def explanation_lines(groups, analysis):
+def explanation_lines(groups, analysis, cka=None):
     """The report's "What differs between the teacher sets" table and which difference predicts the gain."""
-    rows = predictor_rows(groups, analysis)
+    rows = predictor_rows(groups, analysis, cka=cka)
     if len(rows) < 2:
         return []
     header = ["Student", "Teachers", *FACTORS.values(), "gain (points)", "paired test"]
@@ -142,7 +161,9 @@ def explanation_lines(groups, analysis):
         "",
         "Each set's measurements from `store/analysis.json`: its soft ensemble on the test images, how often "
         "two of its teachers disagree there, and how far its soft targets (T = 1) on the training images are "
-        "from the labels; the gain is over the baseline of the same budget, paired by seed.",
+        "from the labels; then how close the students' representations came to their teachers' (mean linear CKA "
+        "over all layer pairs, from `libkd analyze`; – before it ran); the gain is over the baseline of the same "
+        "budget, paired by seed.",
         "",
         *table,
         "",
