@@ -74,14 +74,18 @@ def budget_lines(layout, command):
     data, teachers, student = config.get("data", {}), config.get("teachers", {}), config.get("student", {})
     run = config.get("run", {})
     test = f"{data['test_limit']:,}" if data.get("test_limit") else "all"
+    # A limit of 0 means "all": the count the students trained on is in their records.
+    seen = next((s["train_images"] for s in students if s.get("train_images")), None) or data.get("train_limit")
+    train = f"{seen:,}" if seen else "all"
+    teacher_limit = teachers.get("train_limit") or data.get("train_limit")
+    teacher_train = f"{teacher_limit:,}" if teacher_limit else "all"
     total = sum(s.get("seconds", 0) for s in steps)
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {machine_description()}; "
         f"{datetime.date.today().isoformat()}; precision {run.get('precision')}, "
         f"jit_compile {run.get('jit_compile')}.  ",
-        f"Budget: students see {data.get('train_limit'):,} training images, teachers "
-        f"{teachers.get('train_limit') or data.get('train_limit'):,}; test on "
+        f"Budget: students see {train} training images, teachers {teacher_train}; test on "
         f"{test} test images. ResNet teachers ({teachers.get('resnet_arch')}) "
         f"{teachers.get('resnet_epochs') or teachers.get('epochs')} epochs, RedNet teachers "
         f"({teachers.get('rednet_arch')}) {teachers.get('rednet_epochs') or teachers.get('epochs')} epochs, "
