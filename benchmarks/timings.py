@@ -17,7 +17,6 @@ tests/test_readme.py checks the same, and that no time figure appears in the REA
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from libkd_keras.atomic_files import read_json, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMINGS = ROOT / "benchmarks" / "results" / "timings.json"
@@ -91,15 +92,11 @@ def run_timed(cmd):
 
 
 def read(path=None):
-    path = Path(path or TIMINGS)
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path or TIMINGS, {})
 
 
 def write(entries, path=None):
-    path = Path(path or TIMINGS)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
-    tmp.replace(path)  # whole or not at all
+    write_json_atomic(path or TIMINGS, dict(sorted(entries.items())))  # whole or not at all
 
 
 def entry(seconds, *, what, command, machine, date, others=None, log=None):

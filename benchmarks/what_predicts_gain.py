@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from libkd_keras.analysis.report.records import load_students
-from libkd_keras.analysis.report.seeds import entry_groups, spread, test_text
-from libkd_keras.analysis.report.sets import FACTORS, predictor_lines, predictor_rows
+from libkd_keras.analysis.report.seeds import entry_groups
+from libkd_keras.analysis.report.sets import predictor_lines, predictor_rows, table_lines
 from libkd_keras.atomic_files import read_json
 from libkd_keras.run_layout import RunLayout
 
@@ -32,14 +32,7 @@ def pooled_rows(runs):
 
 
 def markdown(rows):
-    header = ["run", "student", "teachers", *FACTORS.values(), "seeds", "gain (points)", "paired test"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        c = r["comparison"]
-        factors = ["–" if r[f] is None else f"{100 * r[f]:.1f}" for f in FACTORS]
-        cells = [r["run"], f"`{r['entry']}`", ", ".join(r["teachers"]), *factors, str(r["seeds"])]
-        lines.append("| " + " | ".join([*cells, spread(c["mean"], c["std"], signed=True), test_text(c)]) + " |")
-    return "\n".join([*lines, "", f"Over all {len(rows)} sets:", "", *predictor_lines(rows)])
+    return "\n".join([*table_lines(rows, pooled=True), "", f"Over all {len(rows)} sets:", "", *predictor_lines(rows)])
 
 
 def main(argv=None):

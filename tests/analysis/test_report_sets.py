@@ -6,6 +6,7 @@ from libkd_keras.analysis.report import stats
 from libkd_keras.analysis.report.seeds import entry_groups
 from libkd_keras.analysis.report.sets import (
     explanation_lines,
+    predictor_lines,
     predictor_rows,
     predictors,
     set_factors,
@@ -137,6 +138,9 @@ def test_a_perfect_ranking_over_five_sets_predicts_the_gain():
     assert found["ensemble_top1"][3] == "predicts the gain" and found["ensemble_top1"][1] == pytest.approx(2 / 120)
     assert found["disagreement"][3] == "predicts a smaller gain"
     assert found["label_agreement"][:3] == (None, None, 0) and found["true_class_probability"][0] is None
+    assert "ensemble top-1 (%): Spearman rho +1.00, p = 0.0167 (exact) over 5 sets" in "\n".join(predictor_lines(rows))
+    ten = [{**rows[0], "gain": g, "ensemble_top1": a} for g, a in zip(range(10), [2, 1, 4, 3, 6, 5, 8, 7, 10, 9])]
+    assert "p = 5.48e-05 (t approximation) over 10 sets" in "\n".join(predictor_lines(ten))
 
 
 def test_the_report_table_shows_each_set_its_measurements_its_paired_gain_and_the_verdicts():

@@ -133,10 +133,28 @@ def predictor_lines(rows):
         if rho is None:
             lines.append(f"- {FACTORS[factor]}: no test ({n} sets with it and a gain; needs 3 that differ)")
         else:
+            how = "exact" if n <= stats.EXACT_UP_TO else "t approximation"
             lines.append(
-                f"- {FACTORS[factor]}: Spearman rho {rho:+.2f}, exact p = {p:.3g} over {n} sets: **{verdict}**"
+                f"- {FACTORS[factor]}: Spearman rho {rho:+.2f}, p = {p:.3g} ({how}) over {n} sets: **{verdict}**"
             )
     return lines
+
+
+def table_lines(rows, pooled=False):
+    """Markdown table of `predictor_rows`: one row per set, its measurements, gain and paired test. `pooled`
+    (rows of several runs, `benchmarks/what_predicts_gain.py`) adds each row's run and its paired seeds."""
+    header = ["Student", "Teachers", *FACTORS.values(), "gain (points)", "paired test"]
+    if pooled:
+        header = ["Run", *header[:-2], "seeds", *header[-2:]]
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        c = r["comparison"]
+        cells = [f"`{r['entry']}`", ", ".join(r["teachers"]), *(_pct(r[f]) for f in FACTORS)]
+        if pooled:
+            cells = [str(r["run"]), *cells, str(r["seeds"])]
+        cells += [seeds.spread(c["mean"], c["std"], signed=True), seeds.test_text(c)]
+        table.append("| " + " | ".join(cells) + " |")
+    return table
 
 
 def explanation_lines(groups, analysis, cka=None):
@@ -144,18 +162,7 @@ def explanation_lines(groups, analysis, cka=None):
     rows = predictor_rows(groups, analysis, cka=cka)
     if len(rows) < 2:
         return []
-    header = ["Student", "Teachers", *FACTORS.values(), "gain (points)", "paired test"]
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        c = r["comparison"]
-        cells = [
-            f"`{r['entry']}`",
-            ", ".join(r["teachers"]),
-            *(_pct(r[f]) for f in FACTORS),
-            seeds.spread(c["mean"], c["std"], signed=True),
-            seeds.test_text(c),
-        ]
-        table.append("| " + " | ".join(cells) + " |")
+    table = table_lines(rows)
     return [
         "### What differs between the teacher sets (paper Figures 9-10)",
         "",
