@@ -97,7 +97,7 @@ def _paired_predictions(run):
 def run_dir(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.toml").write_text(to_toml(resolve_config(preset="quick")))
+    (run / "config.toml").write_text(to_toml(resolve_config(preset="quick", overrides=["data.train_limit=2500"])))
     return run
 
 

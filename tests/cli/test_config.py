@@ -29,8 +29,8 @@ def test_quick_preset_is_small_and_budget_is_a_seeded_experiment():
     assert (quick["teachers"]["resnet_arch"], quick["teachers"]["rednet_arch"]) == ("resnet_cifar", "rednet_cifar")
     assert quick["student"]["arch"] == "deit_micro" and quick["student"]["distillation"] == "soft"
     assert all(cfg.teacher_epochs(quick, family) <= 20 for family in ("resnet", "rednet"))
-    assert quick["student"]["epochs"] <= 5
-    assert quick["teachers"]["train_limit"] >= quick["data"]["train_limit"] > 0
+    assert quick["student"]["epochs"] <= 20 and quick["student"]["patch_size"] == 8
+    assert quick["data"]["train_limit"] == 0 and quick["teachers"]["train_limit"] == 0  # all 5,000, one set
     assert [s["name"] for s in quick["students"]] == ["baseline", "ensemble"]
     assert quick["export"]["quantizations"] == ["float32", "float16", "dynamic", "int8", "int8_mixed"]
     budget = resolve_config(preset="budget")
