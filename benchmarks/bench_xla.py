@@ -1,6 +1,7 @@
 """XLA (`jit_compile`) on and off for each model family's training step, in one run (ratios).
 
     python benchmarks/bench_xla.py --batch-size 125 --steps 3 --rounds 4 --write benchmarks/results/xla.md
+    python benchmarks/bench_xla.py --models students --rounds 6 --load idle   # the students' rows only
 
 Backs `run.jit_compile = "auto"` (libkd_keras/xla.py): XLA for the students' steps, not the
 teachers'. The CIFAR-scale teachers train with SGD on labels (`model.train_function`); the
@@ -53,10 +54,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--load", default="not recorded", help="machine state to print, e.g. 'idle'")
     parser.add_argument("--write", default=None, help="also write the Markdown section to this file")
+    parser.add_argument("--models", choices=("all", "teachers", "students"), default="all", help="which rows to time")
     args = parser.parse_args()
     started = time.perf_counter()
-    makers = {name: (lambda jit, b=b: teacher_step(b, jit, args.batch_size)) for name, b in TEACHERS.items()}
-    makers.update({name: (lambda jit, p=p: student_step(p, jit, args.batch_size)) for name, p in STUDENTS.items()})
+    makers = {}
+    if args.models in ("all", "teachers"):
+        makers.update({name: (lambda jit, b=b: teacher_step(b, jit, args.batch_size)) for name, b in TEACHERS.items()})
+    if args.models in ("all", "students"):
+        makers.update({name: (lambda jit, p=p: student_step(p, jit, args.batch_size)) for name, p in STUDENTS.items()})
     steps, first = {}, {}
     for name, make in makers.items():
         for jit in (False, True):
@@ -78,7 +83,7 @@ def main():
         f"## XLA per model family: training steps with and without `jit_compile` ({datetime.date.today()})",
         "",
         f"Command: `python benchmarks/bench_xla.py --batch-size {args.batch_size} --steps {args.steps} "
-        f"--rounds {args.rounds}`  ",
+        f"--rounds {args.rounds} --models {args.models}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, {args.load}; float32; TensorFlow "
         f"{tf.__version__}, Keras {keras.__version__}. Random weights and images; median of {args.rounds} "
         f"interleaved rounds; run time {time.perf_counter() - started:.0f} s.",
