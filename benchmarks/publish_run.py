@@ -23,7 +23,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 from libkd_keras.analysis.report import load_config, load_steps, load_students, seeds, write_report  # noqa: E402
-from libkd_keras.analysis.report.records import student_epochs  # noqa: E402
+from libkd_keras.analysis.report.records import student_epochs, student_setting  # noqa: E402
 from libkd_keras.analysis.report.summary import machine_description, write_summary  # noqa: E402
 from libkd_keras.run_layout import RunLayout  # noqa: E402
 
@@ -71,7 +71,11 @@ def claim_lines(students):
 
 def budget_lines(layout, command):
     config, steps, students = load_config(layout), load_steps(layout), load_students(layout)
-    data, teachers, student = config.get("data", {}), config.get("teachers", {}), config.get("student", {})
+    data, teachers = config.get("data", {}), config.get("teachers", {})
+
+    def setting(key):
+        return student_setting(config, students, key)
+
     run = config.get("run", {})
     test = f"{data['test_limit']:,}" if data.get("test_limit") else "all"
     # A limit of 0 means "all": the count the students trained on is in their records.
@@ -89,8 +93,8 @@ def budget_lines(layout, command):
         f"{test} test images. ResNet teachers ({teachers.get('resnet_arch')}) "
         f"{teachers.get('resnet_epochs') or teachers.get('epochs')} epochs, RedNet teachers "
         f"({teachers.get('rednet_arch')}) {teachers.get('rednet_epochs') or teachers.get('epochs')} epochs, "
-        f"students {student_epochs(config, students)} ({student.get('arch')}, patch {student.get('patch_size')}, "
-        f"recipe {student.get('recipe')}, {student.get('distillation')} distillation, alpha {student.get('alpha')}). "
+        f"students {student_epochs(config, students)} ({setting('arch')}, patch {setting('patch_size')}, "
+        f"recipe {setting('recipe')}, {setting('distillation')} distillation, alpha {setting('alpha')}). "
         f"Sum of step times: {total / 60:.0f} min.",
         "",
         "| step | minutes |",

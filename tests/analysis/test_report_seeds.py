@@ -190,8 +190,13 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     for name in ("baseline_e100_s0", "mixed_e100_s0"):
         records[name]["epochs"] = 100
         _write(run_dir / "students" / f"{name}.json", records[name])
+    records["mixed_e100_s0"]["recipe"] = {"name": "mix", "batch_size": 32}
+    records["mixed_e100_s0"]["alpha"] = 0.0
+    _write(run_dir / "students" / "mixed_e100_s0.json", records["mixed_e100_s0"])
     text = write_report(run_dir).path.read_text()
     assert "2 or 100 epochs (per student)" in text
+    # the header reads the students' own settings, not the [student] defaults they overrode
+    assert "recipe baseline or mix (per student)" in text
     assert "| +1.00 |" in text and "| +5.00 |" in text  # not +8.00: baseline_e100 is mixed_e100's baseline
     assert "+8.00" not in text and "| +3.00 |" not in text
 
@@ -202,3 +207,7 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     lines = publish_run.claim_lines(load_students(RunLayout(run_dir)))
     assert len(lines) == 2 and "vs `baseline` 49.00%" in lines[0] and "vs `baseline_e100` 52.00%" in lines[1]
     assert "+1.00 points" in lines[0] and "+5.00 points" in lines[1]
+    budget = " ".join(publish_run.budget_lines(RunLayout(run_dir), "libkd pipeline"))
+    assert "recipe baseline or mix (per student)" in budget
+    # alpha: the distilled students' (a record without one ran with the config's [student] value)
+    assert "alpha 0.0 or 0.5 (per student)" in budget

@@ -174,12 +174,26 @@ def baseline_student(students, like=None, seed=None):
     )
 
 
+def student_setting(config, students, key):
+    """A student setting as the students' records give it: `"mix"`, or `"baseline or mix (per student)"`
+    when entries differ; the config's [student] value when no record has it. Students without teachers
+    are left out of the distillation settings (`distillation`, `alpha`), which they do not use.
+    """
+    default = config.get("student", {}).get(key)
+    if key in ("distillation", "alpha"):
+        students = [s for s in students if s.get("teachers")]
+    values = [default if s.get(key) is None else s[key] for s in students] or [default]
+    values = {v.get("name") if isinstance(v, dict) else v for v in values}
+    found = sorted(values, key=lambda v: (isinstance(v, str), v if v is not None else 0))
+    if len(found) < 2:
+        return f"{found[0]}"
+    return f"{', '.join(map(str, found[:-1]))} or {found[-1]} (per student)"
+
+
 def student_epochs(config, students):
     """The students' epochs as text: `"50 epochs"`, or `"30, 50 or 100 epochs (per student)"` when entries differ."""
-    found = sorted({s["epochs"] for s in students if s.get("epochs")})
-    if len(found) < 2:
-        return f"{found[0] if found else config.get('student', {}).get('epochs')} epochs"
-    return f"{', '.join(map(str, found[:-1]))} or {found[-1]} epochs (per student)"
+    text = student_setting(config, students, "epochs")
+    return text.replace(" (per student)", " epochs (per student)") if "per student" in text else f"{text} epochs"
 
 
 def _per_thread(value):

@@ -20,7 +20,7 @@ import time
 
 from libkd_keras.analysis import plots
 from libkd_keras.analysis.report import seeds, sets, stats
-from libkd_keras.analysis.report.records import baseline_student, student_epochs
+from libkd_keras.analysis.report.records import baseline_student, student_epochs, student_setting
 from libkd_keras.atomic_files import read_json
 
 NOT_RUN = "_not run_"
@@ -60,7 +60,8 @@ def _yes(flag):
 
 def header(config, layout, students=()):
     data, run = config.get("data", {}), config.get("run", {})
-    teachers, student = config.get("teachers", {}), config.get("student", {})
+    teachers = config.get("teachers", {})
+    setting = lambda key: student_setting(config, students, key)  # noqa: E731
     lines = [f"# LIB-KD run report: {run.get('name', layout.root.name)}", ""]
     lines.append(
         f"Written {time.strftime('%Y-%m-%d %H:%M')} from the artifacts in this folder "
@@ -77,8 +78,8 @@ def header(config, layout, students=()):
             f"- Teachers: {teachers.get('resnet_epochs') or teachers.get('epochs')} epochs (ResNet), "
             f"{teachers.get('rednet_epochs') or teachers.get('epochs')} (RedNet), "
             f"batch {teachers.get('batch_size')}; students: "
-            f"{student.get('arch')} (patch {student.get('patch_size')}), {student_epochs(config, students)}, "
-            f"batch {student.get('batch_size')}; precision {run.get('precision')}.",
+            f"{setting('arch')} (patch {setting('patch_size')}), {student_epochs(config, students)}, "
+            f"batch {setting('batch_size')}, recipe {setting('recipe')}; precision {run.get('precision')}.",
         ]
     return "\n".join(lines)
 
