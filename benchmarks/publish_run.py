@@ -14,6 +14,7 @@ log it supersedes to that topic's History line).
 
 import argparse
 import datetime
+import functools
 import re
 import shutil
 import sys
@@ -23,7 +24,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 from libkd_keras.analysis.report import load_config, load_steps, load_students, seeds, write_report  # noqa: E402
-from libkd_keras.analysis.report.records import student_epochs, student_setting  # noqa: E402
+from libkd_keras.analysis.report.records import student_setting, trained_images  # noqa: E402
 from libkd_keras.analysis.report.summary import machine_description, write_summary  # noqa: E402
 from libkd_keras.run_layout import RunLayout  # noqa: E402
 
@@ -72,14 +73,11 @@ def claim_lines(students):
 def budget_lines(layout, command):
     config, steps, students = load_config(layout), load_steps(layout), load_students(layout)
     data, teachers = config.get("data", {}), config.get("teachers", {})
-
-    def setting(key):
-        return student_setting(config, students, key)
-
+    setting = functools.partial(student_setting, config, students)
     run = config.get("run", {})
     test = f"{data['test_limit']:,}" if data.get("test_limit") else "all"
     # A limit of 0 means "all": the count the students trained on is in their records.
-    seen = next((s["train_images"] for s in students if s.get("train_images")), None) or data.get("train_limit")
+    seen = trained_images(students) or data.get("train_limit")
     train = f"{seen:,}" if seen else "all"
     teacher_limit = teachers.get("train_limit") or data.get("train_limit")
     teacher_train = f"{teacher_limit:,}" if teacher_limit else "all"
@@ -93,7 +91,7 @@ def budget_lines(layout, command):
         f"{test} test images. ResNet teachers ({teachers.get('resnet_arch')}) "
         f"{teachers.get('resnet_epochs') or teachers.get('epochs')} epochs, RedNet teachers "
         f"({teachers.get('rednet_arch')}) {teachers.get('rednet_epochs') or teachers.get('epochs')} epochs, "
-        f"students {student_epochs(config, students)} ({setting('arch')}, patch {setting('patch_size')}, "
+        f"students {setting('epochs', ' epochs')} ({setting('arch')}, patch {setting('patch_size')}, "
         f"recipe {setting('recipe')}, {setting('distillation')} distillation, alpha {setting('alpha')}). "
         f"Sum of step times: {total / 60:.0f} min.",
         "",

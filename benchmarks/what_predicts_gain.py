@@ -26,7 +26,7 @@ def pooled_rows(runs):
         layout = RunLayout(run)
         if not (Path(run) / "config.toml").exists():
             raise SystemExit(f"{run!r} is not a libkd run folder (no config.toml).")
-        groups, cka = entry_groups(load_students(layout)), read_json(layout.root / "cka" / "cka.json")
+        groups, cka = entry_groups(load_students(layout)), read_json(layout.cka_record)
         rows += predictor_rows(groups, read_json(layout.store_analysis), run=Path(run).name, cka=cka)
     return rows
 

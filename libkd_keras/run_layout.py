@@ -45,6 +45,8 @@ class RunLayout:
         self.plots = self.root / "plots"
         self.report = self.root / "report.md"
         self.store_analysis = self.store / "analysis.json"
+        self.cka = self.root / "cka"  # `libkd analyze`
+        self.cka_record = self.cka / "cka.json"
         self.lock = self.root / ".libkd.lock"
 
     def teacher_model(self, name):

@@ -174,10 +174,12 @@ def baseline_student(students, like=None, seed=None):
     )
 
 
-def student_setting(config, students, key):
+def student_setting(config, students, key, unit=""):
     """A student setting as the students' records give it: `"mix"`, or `"baseline or mix (per student)"`
-    when entries differ; the config's [student] value when no record has it. Students without teachers
-    are left out of the distillation settings (`distillation`, `alpha`), which they do not use.
+    when entries differ; the config's [student] value for a record without it. Students without teachers
+    are left out of the distillation settings (`distillation`, `alpha`), which they do not use. `unit` is
+    appended to the value(s): `student_setting(config, students, "epochs", " epochs")` gives
+    `"50 epochs"` or `"30, 50 or 100 epochs (per student)"`.
     """
     default = config.get("student", {}).get(key)
     if key in ("distillation", "alpha"):
@@ -186,14 +188,15 @@ def student_setting(config, students, key):
     values = {v.get("name") if isinstance(v, dict) else v for v in values}
     found = sorted(values, key=lambda v: (isinstance(v, str), v if v is not None else 0))
     if len(found) < 2:
-        return f"{found[0]}"
-    return f"{', '.join(map(str, found[:-1]))} or {found[-1]} (per student)"
+        return f"{found[0]}{unit}"
+    return f"{', '.join(map(str, found[:-1]))} or {found[-1]}{unit} (per student)"
 
 
-def student_epochs(config, students):
-    """The students' epochs as text: `"50 epochs"`, or `"30, 50 or 100 epochs (per student)"` when entries differ."""
-    text = student_setting(config, students, "epochs")
-    return text.replace(" (per student)", " epochs (per student)") if "per student" in text else f"{text} epochs"
+def trained_images(students):
+    """How many training images the students saw, from their records (`train_images`, else the dataset's
+    `num_examples`); None when no record says (a run's `data.train_limit` of 0 means "all")."""
+    found = next((s.get("train_images") for s in students if s.get("train_images")), None)
+    return found or next(((s.get("dataset") or {}).get("num_examples") for s in students if s.get("dataset")), None)
 
 
 def _per_thread(value):

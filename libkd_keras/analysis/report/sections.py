@@ -16,11 +16,12 @@ are missing (the section then says so). Plots are drawn into `layout.plots` and 
   cumulative training wall time.
 """
 
+import functools
 import time
 
 from libkd_keras.analysis import plots
 from libkd_keras.analysis.report import seeds, sets, stats
-from libkd_keras.analysis.report.records import baseline_student, student_epochs, student_setting
+from libkd_keras.analysis.report.records import baseline_student, student_setting
 from libkd_keras.atomic_files import read_json
 
 NOT_RUN = "_not run_"
@@ -61,7 +62,7 @@ def _yes(flag):
 def header(config, layout, students=()):
     data, run = config.get("data", {}), config.get("run", {})
     teachers = config.get("teachers", {})
-    setting = lambda key: student_setting(config, students, key)  # noqa: E731
+    setting = functools.partial(student_setting, config, students)
     lines = [f"# LIB-KD run report: {run.get('name', layout.root.name)}", ""]
     lines.append(
         f"Written {time.strftime('%Y-%m-%d %H:%M')} from the artifacts in this folder "
@@ -78,7 +79,7 @@ def header(config, layout, students=()):
             f"- Teachers: {teachers.get('resnet_epochs') or teachers.get('epochs')} epochs (ResNet), "
             f"{teachers.get('rednet_epochs') or teachers.get('epochs')} (RedNet), "
             f"batch {teachers.get('batch_size')}; students: "
-            f"{setting('arch')} (patch {setting('patch_size')}), {student_epochs(config, students)}, "
+            f"{setting('arch')} (patch {setting('patch_size')}), {setting('epochs', ' epochs')}, "
             f"batch {setting('batch_size')}, recipe {setting('recipe')}; precision {run.get('precision')}.",
         ]
     return "\n".join(lines)
@@ -270,7 +271,7 @@ def student_section(students, analysis, layout, made):
         groups = seeds.entry_groups(students)
         if seeds.mixed_vs_single(groups):  # one seed each: McNemar on the same test images
             lines += ["", *seeds.comparison_lines(groups)]
-    cka = read_json(layout.root / "cka" / "cka.json")  # `libkd analyze`: None before it ran
+    cka = read_json(layout.cka_record)  # `libkd analyze`: None before it ran
     explanation = sets.explanation_lines(seeds.entry_groups(students), analysis, cka)
     if explanation:
         lines += ["", *explanation]

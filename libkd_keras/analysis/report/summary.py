@@ -22,7 +22,7 @@ Example:
 import os
 import platform
 
-from libkd_keras.analysis.report.records import load_config, load_steps, load_students, load_teachers
+from libkd_keras.analysis.report.records import load_config, load_steps, load_students, load_teachers, trained_images
 from libkd_keras.atomic_files import read_json, write_json_atomic
 from libkd_keras.choices import TEACHER_FAMILIES
 from libkd_keras.run_layout import RunLayout
@@ -89,10 +89,7 @@ def run_summary(run_dir, run=None, command=None, machine=None):
     teachers, students = load_teachers(layout), load_students(layout)
     analysis = read_json(layout.store_analysis) or {}
     data = config.get("data", {})
-    train_images = next((s.get("train_images") for s in students if s.get("train_images")), None)
-    train_images = train_images or next(
-        ((s.get("dataset") or {}).get("num_examples") for s in students if s.get("dataset")), None
-    )
+    train_images = trained_images(students)
     test_images = next((m.get("test_images") for m in [*students, *teachers] if m.get("test_images")), None)
     entries = {}
     default_seed = config.get("run", {}).get("seed", 0)
