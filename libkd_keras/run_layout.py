@@ -12,6 +12,8 @@ One run, one folder (`saved_models/<run-name>/` by default):
     exports/<student>/          LiteRT files, their metadata and the export report
     checkpoints/<model>/        BackupAndRestore state of an interrupted training
     logs/<model>/               TensorBoard logs and the per-epoch log (epochs.json)
+    ablation/ablation.md/.json  `libkd ablate`: the teacher-combination ablation (in the report when present)
+    cka/cka.json, cka/section.md  `libkd analyze`: linear CKA of every model (in the report when present)
     report.md, plots/*.png      the report
     .libkd.lock                 the lock of the process working in the folder (pipeline/run_folder.py)
 
@@ -45,8 +47,11 @@ class RunLayout:
         self.plots = self.root / "plots"
         self.report = self.root / "report.md"
         self.store_analysis = self.store / "analysis.json"
+        self.ablation = self.root / "ablation"  # `libkd ablate`
+        self.ablation_section = self.ablation / "ablation.md"  # the report includes it when present
         self.cka = self.root / "cka"  # `libkd analyze`
         self.cka_record = self.cka / "cka.json"
+        self.cka_section = self.cka / "section.md"  # the report includes it when present
         self.lock = self.root / ".libkd.lock"
 
     def teacher_model(self, name):

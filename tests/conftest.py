@@ -1,7 +1,19 @@
+import importlib.metadata
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# XLA executables (the fused involution taps, students with jit_compile) go to an on-disk cache that
+# every xdist worker and every process a test starts reads, so each tiny model's kernels compile once
+# per session instead of once per process. TensorFlow writes an entry to a temporary file and renames
+# it, and loads it only if its HLO equals the computation's; the folder is per TensorFlow version.
+if "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
+    _cache = os.path.join(
+        tempfile.gettempdir(), f"libkd_keras-tests-xla-cache-tf{importlib.metadata.version('tensorflow')}"
+    )
+    _flags = [os.environ.get("TF_XLA_FLAGS", ""), f"--tf_xla_persistent_cache_directory={_cache}"]
+    os.environ["TF_XLA_FLAGS"] = " ".join(_flags).strip()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

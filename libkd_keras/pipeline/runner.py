@@ -253,8 +253,10 @@ class Pipeline(StepRunner):
         from libkd_keras.atomic_files import write_text_atomic
 
         announce(f": linear CKA on {min(max_images, len(self.split('test')))} test images")
-        section = analyze_run(self.folder.root, self.split("test").images, max_images=max_images)
-        write_text_atomic(self.folder.root / "cka" / "section.md", section)
+        section = analyze_run(
+            self.folder.root, self.split("test").images, max_images=max_images, out_dir=self.folder.cka
+        )
+        write_text_atomic(self.folder.cka_section, section)
         return Made(detail="cka/")
 
     def report(self):

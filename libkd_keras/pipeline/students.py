@@ -191,7 +191,7 @@ def _ablate(pipeline, announce, experiments, seeds, epochs, recipes):
         store,
         pipeline.split("test"),
         chosen,
-        pipeline.folder.root / "ablation",
+        pipeline.folder.ablation,
         make_student=builder_for(student, train),
         epochs=epochs or student.epochs,
         seeds=tuple(seeds),

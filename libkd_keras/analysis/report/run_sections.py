@@ -67,16 +67,13 @@ def edge_section(exports, layout, made):
     return "\n".join(lines).rstrip(), "ok"
 
 
-OPTIONAL_SECTIONS = (  # written by `libkd ablate` and `libkd analyze`, included when present
-    ("ablation", "ablation/ablation.md"),
-    ("cka", "cka/section.md"),
-)
+OPTIONAL_SECTIONS = ("ablation", "cka")  # written by `libkd ablate` and `libkd analyze`, included when present
 
 
 def optional_sections(layout):
     found = {}
-    for key, relative in OPTIONAL_SECTIONS:
-        path = layout.root / relative
+    for key in OPTIONAL_SECTIONS:
+        path = getattr(layout, f"{key}_section")
         if path.is_file():
             found[key] = path.read_text(encoding="utf-8").strip()
     return found
