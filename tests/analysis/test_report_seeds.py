@@ -88,7 +88,8 @@ def test_means_spreads_and_paired_gains_come_from_the_records(run_dir):  # noqa:
         )
         assert gain in text, entry
     assert set(verdicts.values()) == {"holds", "cannot tell at this n"}  # the fixed numbers give both answers
-    # Mixed vs each single-family entry, seed by seed, with the interval and its verdict.
+    # Mixed vs each single-family entry, seed by seed, with the interval and its verdict; Co-advise credited.
+    assert "Prior art: Co-advise (Ren et al., CVPR 2022)" in text[text.index("### Mixed beats each same-bias set") :]
     for single, family in (("resnet", "ResNet"), ("rednet", "RedNet")):
         differences = [a - b for a, b in zip(top1["mixed"], top1[single])]
         mean, std = statistics.mean(differences), statistics.stdev(differences)

@@ -200,6 +200,14 @@ def left_out_text(c, rows_name, other_name):
     return "; ".join(parts)
 
 
+PRIOR_ART = (
+    "Prior art: Co-advise (Ren et al., CVPR 2022) distilled a CNN and an involution network into one ViT, with "
+    "a token per teacher and the teachers run online on every batch. LIB-KD ensembles them into one token, "
+    'here from stored predictions (`targets = "online"` runs them online instead). Co-advise\'s figures are '
+    "for ImageNet-1k (its CivT models), so a run of this size is not comparable with them."
+)
+
+
 def comparison_lines(groups):
     """Markdown of the paired "mixed beats each same-bias set" comparisons, with their verdicts."""
     lines = ["### Mixed beats each same-bias set (paired by seed)", ""]
@@ -209,6 +217,7 @@ def comparison_lines(groups):
             "_not run_ (needs an entry whose teachers span both families and one whose teachers are "
             "all ResNet or all RedNet)"
         ]
+    lines += [PRIOR_ART, ""]
     for mixed, single, c in found:
         families = " + ".join(FAMILY_NAMES.get(f, f) for f in TEACHER_FAMILIES if f in teacher_families(groups[mixed]))
         family = FAMILY_NAMES.get(*teacher_families(groups[single]), "same-bias")
