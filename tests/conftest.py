@@ -1,3 +1,4 @@
+import getpass
 import importlib.metadata
 import os
 import tempfile
@@ -7,11 +8,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # XLA executables (the fused involution taps, students with jit_compile) go to an on-disk cache that
 # every xdist worker and every process a test starts reads, so each tiny model's kernels compile once
 # per session instead of once per process. TensorFlow writes an entry to a temporary file and renames
-# it, and loads it only if its HLO equals the computation's; the folder is per TensorFlow version.
+# it, and loads it only if its HLO equals the computation's; the folder is per user and TensorFlow version.
 if "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
-    _cache = os.path.join(
-        tempfile.gettempdir(), f"libkd_keras-tests-xla-cache-tf{importlib.metadata.version('tensorflow')}"
-    )
+    try:
+        _user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container's bare uid)
+        _user = "user"
+    _version = importlib.metadata.version("tensorflow")
+    _cache = os.path.join(tempfile.gettempdir(), f"libkd_keras-tests-xla-cache-{_user}-tf{_version}")
     _flags = [os.environ.get("TF_XLA_FLAGS", ""), f"--tf_xla_persistent_cache_directory={_cache}"]
     os.environ["TF_XLA_FLAGS"] = " ".join(_flags).strip()
 
