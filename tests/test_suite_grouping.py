@@ -10,7 +10,6 @@ then built those fixtures itself and the suite took minutes longer. pyproject ke
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -31,7 +30,7 @@ def test_records_its_worker(i):
 
 def test_an_xdist_group_runs_on_one_worker(tmp_path):
     pytest.importorskip("xdist")
-    (tmp_path / "test_grouped.py").write_text(textwrap.dedent(GROUPED))
+    (tmp_path / "test_grouped.py").write_text(GROUPED)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")  # its own config, whatever folders hold it
     workers_file = tmp_path / "workers.txt"
     command = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider"]

@@ -67,13 +67,10 @@ def edge_section(exports, layout, made):
     return "\n".join(lines).rstrip(), "ok"
 
 
-OPTIONAL_SECTIONS = ("ablation", "cka")  # written by `libkd ablate` and `libkd analyze`, included when present
-
-
 def optional_sections(layout):
+    """The sections `libkd ablate` and `libkd analyze` wrote, by key; those not written are left out."""
     found = {}
-    for key in OPTIONAL_SECTIONS:
-        path = getattr(layout, f"{key}_section")
+    for key, path in (("ablation", layout.ablation_section), ("cka", layout.cka_section)):
         if path.is_file():
             found[key] = path.read_text(encoding="utf-8").strip()
     return found
