@@ -4,7 +4,8 @@ Each run folder's report already answers it for its own sets (`libkd report`, "W
 teacher sets"). This pools every student entry that learned from teachers in the given runs, each paired
 with the baseline of its own run and budget, and ranks them by each measurement (ensemble accuracy,
 teacher disagreement, targets against labels, student-teacher CKA) against the gain: Spearman's rank
-correlation with its p.
+correlation with its p. A set whose run has no baseline yet is listed with its measurements and left out of
+the ranking.
 
     python benchmarks/what_predicts_gain.py saved_models/mixed-vs-same saved_models/patient [--write FILE]
 """
@@ -32,7 +33,8 @@ def pooled_rows(runs):
 
 
 def markdown(rows):
-    return "\n".join([*table_lines(rows, pooled=True), "", f"Over all {len(rows)} sets:", "", *predictor_lines(rows)])
+    gained = f"Over the {sum(r['gain'] is not None for r in rows)} of {len(rows)} sets with a gain:"
+    return "\n".join([*table_lines(rows, pooled=True), "", gained, "", *predictor_lines(rows)])
 
 
 def main(argv=None):

@@ -12,6 +12,7 @@ from libkd_keras.analysis.cka import (
     cka_matrix,
     find_run_models,
     layer_representations,
+    layerwise_cka,
     linear_cka,
     minibatch_cka_matrices,
     minibatch_cka_matrix,
@@ -223,6 +224,7 @@ def test_analyze_run_finds_models_and_writes_heatmaps(tmp_path, images):
         "resnet26_s0.png",
         "baseline_vs_resnet26_s0.png",
         "student_vs_resnet26_s0.png",
+        "student_pairs.png",
         "cka.json",
     }
     assert {p.name for p in out.iterdir()} == expected
@@ -231,3 +233,14 @@ def test_analyze_run_finds_models_and_writes_heatmaps(tmp_path, images):
     record = json.loads((out / "cka.json").read_text())
     assert np.asarray(record["cross"]["baseline_vs_resnet26_s0"]["matrix"]).shape == (4, 5)
     assert record["within"]["resnet26_s0"]["layers"][0] == "stem_relu"
+    (pair,) = record["students"].values()  # two students: one pair, in the order they were found
+    assert list(record["students"]) == ["baseline_vs_student"] and np.asarray(pair["matrix"]).shape == (4, 4)
+    assert pair["layerwise"] == pytest.approx(np.mean(np.diag(pair["matrix"])))
+    assert "Students against students" in section and "](cka/student_pairs.png)" in section
+
+
+def test_layerwise_cka_reads_the_diagonal_of_same_layers_and_every_cell_otherwise():
+    matrix = [[0.9, 0.1], [0.3, float("nan")]]
+    assert layerwise_cka(matrix, ["a", "b"], ["a", "b"]) == pytest.approx(0.9)  # the NaN diagonal cell is left out
+    assert layerwise_cka(matrix, ["a", "b"], ["x", "y"]) == pytest.approx((0.9 + 0.1 + 0.3) / 3)
+    assert np.isnan(layerwise_cka([[float("nan")]], ["a"], ["a"]))

@@ -5,6 +5,7 @@ import pytest
 from libkd_keras.analysis.report import stats
 from libkd_keras.analysis.report.seeds import entry_groups
 from libkd_keras.analysis.report.sets import (
+    baseline_cka,
     explanation_lines,
     predictor_lines,
     predictor_rows,
@@ -99,6 +100,26 @@ def test_student_teacher_cka_averages_each_students_mean_cka_with_each_teacher_a
     assert row["student_teacher_cka"] == pytest.approx(0.5)
 
 
+def test_baseline_cka_pairs_each_student_with_the_baseline_of_its_seed_in_either_key_order():
+    cka = {
+        "students": {
+            "baseline_s0_vs_mixed_s0": {"layerwise": 0.8},  # written in the order the models were found
+            "mixed_s1_vs_baseline_s1": {"layerwise": 0.6},
+            "mixed_s0_vs_baseline_s1": {"layerwise": 0.0},  # another seed: not this student's pair
+            "baseline_s2_vs_mixed_s2": {"layerwise": float("nan")},  # a constant layer: left out
+        }
+    }
+    groups = entry_groups(
+        _students({"baseline": ([], [0.5, 0.5, 0.5]), "mixed": (["resnet20_s0", "rednet20_s0"], [0.6, 0.6, 0.6])})
+    )
+    assert baseline_cka(groups["mixed"], groups["baseline"], cka) == pytest.approx(0.7)
+    assert baseline_cka(groups["mixed"], groups["baseline"], None) is None
+    (row,) = predictor_rows(groups, ANALYSIS, cka=cka)
+    assert row["baseline_cka"] == pytest.approx(0.7)
+    (alone,) = predictor_rows(entry_groups(_students({"mixed": (["resnet20_s0"], [0.6])})), ANALYSIS, cka=cka)
+    assert alone["baseline_cka"] is None and alone["gain"] is None  # no baseline: nothing to pair with
+
+
 def test_predictor_rows_pair_each_set_with_the_baseline_by_seed_and_the_verdict_needs_p_below_005():
     groups = entry_groups(
         _students(
@@ -154,12 +175,37 @@ def test_the_report_table_shows_each_set_its_measurements_its_paired_gain_and_th
         )
     )
     text = "\n".join(explanation_lines(groups, ANALYSIS))
-    assert "| `mixed_pair` | rednet20_s0, resnet20_s0 | 74.0 | 35.0 | 91.0 | 70.0 | – | +4.50 ± 2.12 | 95% CI" in text
-    assert "| `resnet_pair` | resnet20_s0, resnet20_s1 | 72.0 | 20.0 | 96.0 | 82.0 | – | +2.50 ± 0.71 |" in text
+    no_cka = "– | – |"  # student-teacher and student-baseline CKA: `libkd analyze` has not run
+    mixed, resnet = "`mixed_pair` | rednet20_s0, resnet20_s0", "`resnet_pair` | resnet20_s0, resnet20_s1"
+    assert f"| {mixed} | 74.0 | 35.0 | 91.0 | 70.0 | {no_cka} 55.5 | +4.50 ± 2.12 |" in text
+    assert f"| {resnet} | 72.0 | 20.0 | 96.0 | 82.0 | {no_cka} 53.5 | +2.50 ± 0.71 |" in text
+    assert "| +4.50 ± 2.12 | 95% CI" in text
     assert "ensemble top-1 (%): no test (2 sets with it and a gain; needs 3 that differ)" in text
     assert (
         explanation_lines(entry_groups(_students({"baseline": ([], [0.5]), "one": (["resnet20_s0"], [0.6])})), {}) == []
     )
+
+
+def test_a_run_stopped_before_its_baseline_shows_the_measurements_and_ranks_no_gain():
+    groups = entry_groups(
+        _students(
+            {
+                "mixed_pair": (["resnet20_s0", "rednet20_s0"], [0.56, 0.55, 0.57]),
+                "resnet_pair": (["resnet20_s0", "resnet20_s1"], [0.53, 0.54, None]),  # seed 2 not scored yet
+            }
+        )
+    )
+    rows = predictor_rows(groups, ANALYSIS)
+    assert [(r["entry"], r["gain"], r["comparison"], r["seeds"]) for r in rows] == [
+        ("mixed_pair", None, None, 3),
+        ("resnet_pair", None, None, 2),
+    ]
+    assert rows[0]["top1"] == pytest.approx(0.56) and rows[1]["top1"] == pytest.approx(0.535)
+    assert all(n == 0 for _, _, n, _ in predictors(rows).values())  # nothing to rank without a gain
+    text = "\n".join(explanation_lines(groups, ANALYSIS))
+    row = "| `mixed_pair` | rednet20_s0, resnet20_s0 | 74.0 | 35.0 | 91.0 | 70.0 | – | – | 56.0 |"
+    assert f"{row} – | no baseline of this budget yet |" in text
+    assert "ensemble top-1 (%): no test (0 sets with it and a gain" in text
 
 
 def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(run_dir):  # noqa: F811
@@ -189,6 +235,6 @@ def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(ru
     spec.loader.exec_module(module)
     rows = module.pooled_rows([str(run_dir), str(run_dir)])  # the same run twice: six rows, pooled
     assert [r["entry"] for r in rows] == ["resnet", "rednet", "mixed"] * 2
-    assert "Over all 6 sets:" in module.markdown(rows)
+    assert "Over the 6 of 6 sets with a gain:" in module.markdown(rows)
     with pytest.raises(SystemExit, match="not a libkd run folder"):
         module.pooled_rows([str(run_dir / "missing")])

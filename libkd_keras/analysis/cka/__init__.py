@@ -8,7 +8,8 @@ Three files, read in this order:
   tokens after the embedding and every block, a ResNet/RedNet's stem and every block), and
   `minibatch_cka_matrix(es)`, which stream models' activations into `MinibatchCKA`.
 - `run.py`: one pipeline run: `analyze_run(run_dir, images)` draws the paper's Figures 1-2
-  heatmaps (`plot_cka_heatmap`) and writes the report's CKA section.
+  heatmaps (`plot_cka_heatmap`), every student against every other (`layerwise_cka`), and
+  writes the report's CKA section.
 
 Example:
 >>> x = np.random.default_rng(0).normal(size=(100, 8))
@@ -31,7 +32,7 @@ from libkd_keras.analysis.cka.representations import (
     minibatch_cka_matrix,
     representation_layers,
 )
-from libkd_keras.analysis.cka.run import analyze_run, find_run_models, plot_cka_heatmap
+from libkd_keras.analysis.cka.run import analyze_run, find_run_models, layerwise_cka, plot_cka_heatmap
 
 __all__ = [
     "MIN_UNBIASED_BATCH",
@@ -43,6 +44,7 @@ __all__ = [
     "gram",
     "iter_representations",
     "layer_representations",
+    "layerwise_cka",
     "linear_cka",
     "minibatch_cka_matrices",
     "minibatch_cka_matrix",

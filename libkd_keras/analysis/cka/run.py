@@ -1,8 +1,9 @@
 """CKA of one pipeline run: the heatmaps (paper Figures 1-2) and the report's CKA section.
 
 `find_run_models(run_dir)` lists the run's saved students and teachers; `analyze_run` runs
-them once over test images, writes `cka/<label>.png`, `cka/<student>_vs_<teacher>.png` and
-`cka/cka.json`, and returns the Markdown section. `plot_cka_heatmap` draws one matrix.
+them once over test images, writes `cka/<label>.png`, `cka/<student>_vs_<teacher>.png`,
+`cka/student_pairs.png` (every student against every other, `layerwise_cka`) and `cka/cka.json`,
+and returns the Markdown section. `plot_cka_heatmap` draws one matrix.
 
 Example:
 >>> section = analyze_run("saved_models/quick", test_split.images)  # Markdown, PNGs in cka/
@@ -114,6 +115,19 @@ def _mean_off_diagonal(matrix):
     return float(np.nanmean(values)) if values.size else float("nan")
 
 
+STUDENT_PAIRS_PNG = "student_pairs.png"  # every student against every other, one cell a pair
+
+
+def layerwise_cka(matrix, rows, columns):
+    """One number for a CKA matrix between two models: with the same layers (two students of one
+    architecture), the mean CKA of each layer with the same layer of the other model (the diagonal);
+    otherwise the mean over all layer pairs. Cells that are NaN (a constant layer) are left out."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    values = np.diag(matrix) if list(rows) == list(columns) else matrix.ravel()
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def analyze_run(run_dir, images, models=None, out_dir=None, max_images=512, batch_size=64):
     """Writes CKA heatmaps for a pipeline run and returns a Markdown section for its report.
 
@@ -123,7 +137,9 @@ def analyze_run(run_dir, images, models=None, out_dir=None, max_images=512, batc
     - `images`: test images (raw pixels in [0, 255], or a `Split`); the first `max_images` are used.
     - Writes into `out_dir` (default `run_dir/cka`): `<label>.png` (every layer against every
       layer of one model, as the paper's Figures 1-2), `<student>_vs_<teacher>.png` for each
-      student and teacher, and `cka.json` with every matrix and its layer names.
+      student and teacher, `student_pairs.png` (one cell per pair of students: `layerwise_cka`), and
+      `cka.json` with every matrix and its layer names (`"students"`: each student pair's matrix and
+      its `"layerwise"` number).
 
     Uses minibatch CKA with `batch_size` images per minibatch; every model runs once over the
     images (`minibatch_cka_matrices`). The returned Markdown links the PNGs relative to
@@ -162,8 +178,9 @@ def analyze_run(run_dir, images, models=None, out_dir=None, max_images=512, batc
         except ValueError:  # another drive on Windows
             return Path(path).as_posix()
 
-    record = {"images": int(len(images)), "batch_size": int(batch_size), "within": {}, "cross": {}}
-    pairs = [(label, label) for label in loaded] + [(s, t) for s in students for t in teachers]
+    record = {"images": int(len(images)), "batch_size": int(batch_size), "within": {}, "cross": {}, "students": {}}
+    student_pairs = [(a, b) for i, a in enumerate(students) for b in students[i + 1 :]]
+    pairs = [(label, label) for label in loaded] + [(s, t) for s in students for t in teachers] + student_pairs
     matrices, names = minibatch_cka_matrices(loaded, images, pairs, batch_size=batch_size)
     within_rows, cross_rows, pictures = [], [], []
     for label in loaded:
@@ -187,12 +204,29 @@ def analyze_run(run_dir, images, models=None, out_dir=None, max_images=512, batc
                 f"| {student} | {teacher} | {float(np.nanmean(matrix)):.3f} | {float(np.nanmax(matrix)):.3f} |"
             )
             pictures.append(f"![{key}]({link(png)})")
+    if student_pairs:
+        overview = np.eye(len(students))
+        for a, b in student_pairs:
+            matrix = matrices[(a, b)]
+            value = layerwise_cka(matrix, names[a], names[b])
+            record["students"][f"{a}_vs_{b}"] = {
+                "rows": names[a],
+                "columns": names[b],
+                "matrix": matrix.tolist(),
+                "layerwise": value,
+            }
+            i, j = students.index(a), students.index(b)
+            overview[i, j] = overview[j, i] = value
+        png = plot_cka_heatmap(
+            overview, out_dir / STUDENT_PAIRS_PNG, title="students: layer-wise CKA", xlabels=students, ylabels=students
+        )
+        pictures.append(f"![students against students]({link(png)})")
     write_json_atomic(out_dir / "cka.json", record, indent=1)
 
-    return _section(len(images), batch_size, within_rows, cross_rows, pictures)
+    return _section(len(images), batch_size, within_rows, cross_rows, pictures, student_pairs=bool(student_pairs))
 
 
-def _section(images, batch_size, within_rows, cross_rows, pictures):
+def _section(images, batch_size, within_rows, cross_rows, pictures, student_pairs=False):
     """The report's Markdown: the within-model table, the student-vs-teacher table, the heatmaps."""
     lines = [
         "## Representation similarity (linear CKA)",
@@ -213,6 +247,13 @@ def _section(images, batch_size, within_rows, cross_rows, pictures):
             "| student | teacher | mean CKA | max CKA |",
             "|---|---|---|---|",
             *cross_rows,
+        ]
+    if student_pairs:
+        lines += [
+            "",
+            f"Students against students (`cka/{STUDENT_PAIRS_PNG}`): for each pair, the mean CKA of each layer with "
+            "the same layer of the other student. How far teachers moved a student's representations from what "
+            "the labels alone teach is its cell with the baseline of its seed (the report's teacher-set table).",
         ]
     lines += ["", *pictures, ""]
     return "\n".join(lines)

@@ -8,6 +8,8 @@ For every student entry that learns from teachers, from the run's `store/analysi
   training images are from the labels: both near 1 mean the targets say little the labels do not;
 - `student_teacher_cka`: from `cka/cka.json` (`libkd analyze`), how close the entry's students' representations
   came to their teachers' (mean linear CKA over all layer pairs; the paper's Figure 10 reading);
+- `baseline_cka`: from the same file, how close they stayed to the baseline student of their seed (the mean CKA
+  of each layer with the same layer; low: the teachers changed what the student represents);
 
 beside the entry's gain over the baseline of its budget, paired by seed (`seeds.gain`). "Which predicts the
 gain" ranks the entries by each measurement and by gain (`stats.spearman`, exact p at this size): a
@@ -24,7 +26,9 @@ FACTORS = {
     "label_agreement": "targets agree with labels (%)",
     "true_class_probability": "target's label probability (%)",
     "student_teacher_cka": "student-teacher CKA (x100)",
+    "baseline_cka": "CKA with the baseline student (x100)",
 }
+STUDENT_FACTORS = ("student_teacher_cka", "baseline_cka")  # measured on the students (`libkd analyze`)
 
 
 def _same(members, other):
@@ -35,7 +39,7 @@ def set_factors(members, analysis):
     """The measurements of the teacher set `members` (names) from a run's analysis.json (None where missing)."""
     analysis = analysis or {}
     members = list(members)
-    found = dict.fromkeys(f for f in FACTORS if f != "student_teacher_cka")  # a measurement of the students
+    found = dict.fromkeys(f for f in FACTORS if f not in STUDENT_FACTORS)
     if len(members) == 1:
         found["ensemble_top1"] = ((analysis.get("teachers") or {}).get(members[0]) or {}).get("top1")
     else:
@@ -81,27 +85,49 @@ def student_teacher_cka(students, members, cka):
     return sum(values) / len(values) if values else None
 
 
+def baseline_cka(students, baseline, cka):
+    """How close the entry's students stayed to the baseline student of their seed: the layer-wise CKA of
+    each pair (`cka/cka.json`'s `"students"`, `libkd analyze`), averaged over the seeds both have; None
+    without it. Low: the teachers moved the student's representations away from what the labels alone teach."""
+    pairs = (cka or {}).get("students") or {}
+    by_seed = {b.get("seed"): b.get("name") for b in baseline}
+    values = []
+    for s in students:
+        other = by_seed.get(s.get("seed"))
+        found = pairs.get(f"{s.get('name')}_vs_{other}") or pairs.get(f"{other}_vs_{s.get('name')}") or {}
+        value = found.get("layerwise")
+        if value is not None and value == value:  # NaN != NaN
+            values.append(value)
+    return sum(values) / len(values) if values else None
+
+
 def predictor_rows(groups, analysis, run=None, cka=None):
-    """`[{"run", "entry", "teachers", "seeds", "gain", "comparison", **set_factors, "student_teacher_cka"}]`: one
-    row per entry with teachers and a baseline of its budget; `gain` is the mean per-seed difference (fractions).
+    """`[{"run", "entry", "teachers", "top1", "seeds", "gain", "comparison", **set_factors, "student_teacher_cka",
+    "baseline_cka"}]`: one row per entry with teachers. `top1` is its students' mean top-1 over seeds; `gain` is the
+    mean per-seed difference from the baseline of its budget (fractions), and `comparison` that paired test: both
+    None while the run has no such baseline (a run stopped before its baseline: the measurements stand, the gain
+    waits for it).
     `cka`: the run's `cka/cka.json` (or None: no CKA column values)."""
     rows = []
     for entry, students in groups.items():
         teachers = sorted({t for s in students for t in s.get("teachers") or []})
-        baseline = seeds.baseline_entry(groups, like=entry)
-        if not teachers or baseline is None:
+        if not teachers:
             continue
-        c = seeds.gain(students, groups[baseline])
+        baseline = seeds.baseline_entry(groups, like=entry)
+        c = None if baseline is None else seeds.gain(students, groups[baseline])
+        scored = seeds.mean_std([s.get("top1") for s in students])
         rows.append(
             {
                 "run": run,
                 "entry": entry,
                 "teachers": teachers,
-                "seeds": c["n"],
-                "gain": c["mean"],
+                "top1": scored[1],
+                "seeds": c["n"] if c else scored[0],
+                "gain": c["mean"] if c else None,
                 "comparison": c,
                 **set_factors(teachers, analysis),
                 "student_teacher_cka": student_teacher_cka(students, teachers, cka),
+                "baseline_cka": None if baseline is None else baseline_cka(students, groups[baseline], cka),
             }
         )
     return rows
@@ -143,16 +169,20 @@ def predictor_lines(rows):
 def table_lines(rows, pooled=False):
     """Markdown table of `predictor_rows`: one row per set, its measurements, gain and paired test. `pooled`
     (rows of several runs, `benchmarks/what_predicts_gain.py`) adds each row's run and its paired seeds."""
-    header = ["Student", "Teachers", *FACTORS.values(), "gain (points)", "paired test"]
+    header = ["Student", "Teachers", *FACTORS.values(), "student top-1 (%)", "gain (points)", "paired test"]
     if pooled:
-        header = ["Run", *header[:-2], "seeds", *header[-2:]]
+        header = ["Run", *header[:-3], "seeds", *header[-3:]]
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         c = r["comparison"]
         cells = [f"`{r['entry']}`", ", ".join(r["teachers"]), *(_pct(r[f]) for f in FACTORS)]
         if pooled:
             cells = [str(r["run"]), *cells, str(r["seeds"])]
-        cells += [seeds.spread(c["mean"], c["std"], signed=True), seeds.test_text(c)]
+        cells.append(_pct(r["top1"]))
+        if c is None:
+            cells += ["–", "no baseline of this budget yet"]
+        else:
+            cells += [seeds.spread(c["mean"], c["std"], signed=True), seeds.test_text(c)]
         table.append("| " + " | ".join(cells) + " |")
     return table
 
@@ -169,8 +199,9 @@ def explanation_lines(groups, analysis, cka=None):
         "Each set's measurements from `store/analysis.json`: its soft ensemble on the test images, how often "
         "two of its teachers disagree there, and how far its soft targets (T = 1) on the training images are "
         "from the labels; then how close the students' representations came to their teachers' (mean linear CKA "
-        "over all layer pairs, from `libkd analyze`; – before it ran); the gain is over the baseline of the same "
-        "budget, paired by seed.",
+        "over all layer pairs) and stayed to the baseline student of their seed (mean CKA of each layer with the "
+        "same layer), both from `libkd analyze` (– before it ran); the student top-1 is the mean over its seeds, "
+        "and the gain is over the baseline of the same budget, paired by seed (– until the run has that baseline).",
         "",
         *table,
         "",
