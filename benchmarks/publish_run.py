@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
+from libkd_keras.analysis.cka.run import STUDENT_PAIRS_PNG  # noqa: E402
 from libkd_keras.analysis.report import load_config, load_steps, load_students, seeds, write_report  # noqa: E402
 from libkd_keras.analysis.report.records import student_setting, trained_images  # noqa: E402
 from libkd_keras.analysis.report.summary import machine_description, write_summary  # noqa: E402
@@ -102,6 +103,23 @@ def budget_lines(layout, command):
     return lines
 
 
+def cka_pictures(body, layout, figures, name):
+    """The CKA section's pictures: the one of every student against every other is copied beside the log; the
+    per-model and student-teacher heatmaps (one image each, megabytes in all) stay in the run folder, their
+    lines replaced by one line that says where they are."""
+    pairs = layout.cka / STUDENT_PAIRS_PNG
+    if pairs.is_file():
+        shutil.copy2(pairs, figures / STUDENT_PAIRS_PNG)
+        body = body.replace(f"](cka/{STUDENT_PAIRS_PNG})", f"]({name}/{STUDENT_PAIRS_PNG})")
+    lines = body.split("\n")
+    left = [i for i, line in enumerate(lines) if re.fullmatch(r"!\[[^\]]*\]\(cka/[^)]*\)", line.strip())]
+    if not left:
+        return body
+    note = f"_{len(left)} more CKA heatmaps (each model, each student against each teacher): the run folder's `cka/`._"
+    kept = [line for i, line in enumerate(lines) if i not in left]
+    return "\n".join([*kept[: left[0]], note, *kept[left[0] :]])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a finished run folder")
@@ -123,6 +141,7 @@ def main():
     for png in sorted((layout.root / "plots").glob("*.png")):
         shutil.copy2(png, figures / png.name)
     body = body.replace("](plots/", f"]({args.name}/")
+    body = cka_pictures(body, layout, figures, args.name)
     write_summary(layout.root, figures / "summary.json", run=args.name, command=args.command)
 
     title = args.title or f"Results on real data: `{args.run}`"

@@ -212,3 +212,17 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     assert "recipe baseline or mix (per student)" in budget
     # alpha: the distilled students' (a record without one ran with the config's [student] value)
     assert "alpha 0.0 or 0.5 (per student)" in budget
+
+    # the CKA pictures: the students-against-students one travels with the log, the many others stay behind
+    layout, figures = RunLayout(run_dir), run_dir / "published"
+    layout.cka.mkdir()
+    figures.mkdir()
+    (layout.cka / "student_pairs.png").write_bytes(b"png")
+    body = "text\n\n![a](cka/a.png)\n![a_vs_t](cka/a_vs_t.png)\n![students against students](cka/student_pairs.png)\n"
+    out = publish_run.cka_pictures(body, layout, figures, "log-name")
+    assert out.splitlines()[2:] == [
+        "_2 more CKA heatmaps (each model, each student against each teacher): the run folder's `cka/`._",
+        "![students against students](log-name/student_pairs.png)",
+    ]
+    assert (figures / "student_pairs.png").read_bytes() == b"png"
+    assert publish_run.cka_pictures("no pictures\n", layout, figures, "log-name") == "no pictures\n"
