@@ -90,7 +90,7 @@ def baseline_cka(students, baseline, cka):
     each pair (`cka/cka.json`'s `"students"`, `libkd analyze`), averaged over the seeds both have; None
     without it. Low: the teachers moved the student's representations away from what the labels alone teach."""
     pairs = (cka or {}).get("students") or {}
-    by_seed = {b.get("seed"): b.get("name") for b in baseline}
+    by_seed = seeds._by_seed(baseline, key="name")  # the pairing by seed that gains use
     values = []
     for s in students:
         other = by_seed.get(s.get("seed"))
