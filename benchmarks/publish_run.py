@@ -120,29 +120,34 @@ def cka_pictures(body, layout, figures, name):
     return "\n".join([*kept[: left[0]], note, *kept[left[0] :]])
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a finished run folder")
     parser.add_argument("--name", required=True, help="section name: writes benchmarks/results/<name>.md")
     parser.add_argument("--title", default=None, help="section title (default: from the run's dataset)")
     parser.add_argument("--command", required=True, help="the command that made the run, shown verbatim")
     parser.add_argument("--notes", default=None, help="a Markdown file of findings to put under the claim")
-    args = parser.parse_args()
+    parser.add_argument("--results", default=str(HERE / "results"), help="where the logs go (default: %(default)s)")
+    args = parser.parse_args(argv)
 
+    notes = Path(args.notes).read_text(encoding="utf-8").strip() if args.notes else None  # a wrong path fails here
     layout = RunLayout(args.run)
     write_report(layout.root)  # the report from the artifacts as they are now
     report = (layout.root / "report.md").read_text(encoding="utf-8")
     body = report.split("\n", 1)[1]  # drop the report's own title
     body = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", body, flags=re.M)
-    figures = HERE / "results" / args.name
-    if figures.exists():
-        shutil.rmtree(figures)
-    figures.mkdir(parents=True)
+    # Everything is built beside the published log first; a log published before is replaced only once the new
+    # one is whole, so an error on the way leaves the old one (plots, summary.json) as it was.
+    results = Path(args.results)
+    figures, staging = results / args.name, results / f".{args.name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     for png in sorted((layout.root / "plots").glob("*.png")):
-        shutil.copy2(png, figures / png.name)
+        shutil.copy2(png, staging / png.name)
     body = body.replace("](plots/", f"]({args.name}/")
-    body = cka_pictures(body, layout, figures, args.name)
-    write_summary(layout.root, figures / "summary.json", run=args.name, command=args.command)
+    body = cka_pictures(body, layout, staging, args.name)
+    write_summary(layout.root, staging / "summary.json", run=args.name, command=args.command)
 
     title = args.title or f"Results on real data: `{args.run}`"
     lines = [
@@ -154,10 +159,13 @@ def main():
         "",
         *claim_lines(load_students(layout)),
     ]
-    if args.notes:
-        lines += ["", Path(args.notes).read_text(encoding="utf-8").strip()]
+    if notes:
+        lines += ["", notes]
     lines += ["", "### The run's report", "", body.strip(), ""]
-    out = HERE / "results" / f"{args.name}.md"
+    if figures.exists():
+        shutil.rmtree(figures)
+    staging.rename(figures)
+    out = results / f"{args.name}.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}, {figures / 'summary.json'} and {len(list(figures.glob('*.png')))} plots in {figures}")
 

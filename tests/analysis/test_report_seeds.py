@@ -1,7 +1,10 @@
 """The report of students trained with several seeds: mean ± std per entry, gains, the paired comparison."""
 
+import importlib.util
+import json
 import math
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,8 +184,6 @@ def test_one_seed_is_tested_with_mcnemar_on_the_same_images(run_dir):  # noqa: F
 
 def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  # noqa: F811
     """Students of different epochs: each gain, and the claim, use the no-teacher student of its own epochs."""
-    import importlib.util
-    from pathlib import Path
 
     top1 = {"baseline": [0.49], "mixed": [0.50], "baseline_e100": [0.52], "mixed_e100": [0.57]}
     monkeypatch.setitem(TEACHERS, "baseline_e100", [])
@@ -201,10 +202,7 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     assert "| +1.00 |" in text and "| +5.00 |" in text  # not +8.00: baseline_e100 is mixed_e100's baseline
     assert "+8.00" not in text and "| +3.00 |" not in text
 
-    script = Path(__file__).parents[2] / "benchmarks" / "publish_run.py"
-    spec = importlib.util.spec_from_file_location("publish_run", script)
-    publish_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(publish_run)
+    publish_run = _publish_run_script()
     lines = publish_run.claim_lines(load_students(RunLayout(run_dir)))
     assert len(lines) == 2 and "vs `baseline` 49.00%" in lines[0] and "vs `baseline_e100` 52.00%" in lines[1]
     assert "+1.00 points" in lines[0] and "+5.00 points" in lines[1]
@@ -226,3 +224,46 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     ]
     assert (figures / "student_pairs.png").read_bytes() == b"png"
     assert publish_run.cka_pictures("no pictures\n", layout, figures, "log-name") == "no pictures\n"
+
+
+def _publish_run_script():
+    script = Path(__file__).parents[2] / "benchmarks" / "publish_run.py"
+    spec = importlib.util.spec_from_file_location("publish_run", script)
+    publish_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish_run)
+    return publish_run
+
+
+def _published(results):
+    return {p.name: p.read_bytes() for p in [*(results / "log").iterdir(), results / "log.md"]}
+
+
+def test_publishing_again_replaces_a_log_only_once_the_new_one_is_whole(run_dir, tmp_path, monkeypatch):  # noqa: F811
+    _full_run(run_dir)
+    _seeded_run(run_dir)
+    publish_run, results = _publish_run_script(), tmp_path / "results"
+    argv = [str(run_dir), "--name", "log", "--command", "libkd pipeline", "--results", str(results)]
+    publish_run.main(argv)
+    summary = json.loads((results / "log" / "summary.json").read_text())
+    assert summary["run"] == "log" and summary["students"]["mixed"]["top1"] == {"0": 56.1, "1": 54.4, "2": 55.2}
+    assert "### The paper's claim, checked" in (results / "log.md").read_text()
+    published = _published(results)
+    assert "summary.json" in published and any(name.endswith(".png") for name in published)
+
+    # a wrong notes path fails before anything is written; an error while the new log is built leaves the old one
+    with pytest.raises(FileNotFoundError):
+        publish_run.main([*argv, "--notes", str(tmp_path / "no-such-notes.md")])
+    assert _published(results) == published
+
+    def fails(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(publish_run, "write_summary", fails)
+    with pytest.raises(OSError, match="disk full"):
+        publish_run.main(argv)
+    assert _published(results) == published
+    monkeypatch.undo()
+    (tmp_path / "notes.md").write_text("Findings.\n")
+    publish_run.main([*argv, "--notes", str(tmp_path / "notes.md")])  # the retry replaces it, leaving nothing behind
+    assert "Findings." in (results / "log.md").read_text()
+    assert sorted(p.name for p in results.iterdir()) == ["log", "log.md"]
