@@ -209,8 +209,6 @@ def test_a_run_stopped_before_its_baseline_shows_the_measurements_and_ranks_no_g
 
 
 def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(run_dir):  # noqa: F811
-    import importlib.util
-    from pathlib import Path
 
     from libkd_keras.analysis.report import write_report
     from tests.analysis.test_report_run import _write
@@ -229,12 +227,69 @@ def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(ru
     assert "| `mixed` | rednet14_s0, resnet20_s0 | 73.0 | 30.0 | – | – | – |" in text
     assert "ensemble top-1 (%): Spearman rho" in text  # three sets with an ensemble accuracy: a test, n = 3
 
+    module = _script()
+    rows = module.pooled_rows([str(run_dir), str(run_dir)])  # the same run twice: six rows, pooled
+    assert [r["entry"] for r in rows] == ["resnet", "rednet", "mixed"] * 2
+    assert "At 2 student epochs, no MixUp/CutMix: over the 6 of 6 sets with a gain:" in module.markdown(rows)
+    with pytest.raises(SystemExit, match="not a libkd run folder"):
+        module.pooled_rows([str(run_dir / "missing")])
+
+
+def test_a_published_log_pools_like_its_run_folder(run_dir, tmp_path):  # noqa: F811
+    """`what_predicts_gain.py` reads the log `publish_run.py` published from a run as it reads the run folder: the
+    same sets, measurements and gains (to the log's rounding), so that runs whose folders are gone still count."""
+    from tests.analysis.test_report_run import _teacher, _write
+    from tests.analysis.test_report_seeds import TEACHERS, _publish_run_script, _seeded_run
+
+    _seeded_run(run_dir)
+    for name, arch, top1 in (("resnet20_s0", "resnet20", 0.70), ("rednet14_s0", "rednet14", 0.60)):
+        _write(run_dir / "teachers" / f"{name}.json", _teacher(name, arch, 0, top1))
+    rows = [
+        {"name": name, "members": members, "agreement": agreement, "true_class_probability": agreement - 0.2}
+        for name, members, agreement in (
+            ("resnet20_s0", ["resnet20_s0"], 0.954),
+            ("rednet14_s0", ["rednet14_s0"], 0.712),
+            ("all 2 teachers", TEACHERS["mixed"], 0.9),
+        )
+    ]
+    analysis = {
+        "teachers": {"resnet20_s0": {"top1": 0.70}, "rednet14_s0": {"top1": 0.60}},
+        "num_examples": 1000,
+        "ensembles": [{"name": "all 2 teachers", "members": TEACHERS["mixed"], "rule": "soft", "top1": 0.731}],
+        "disagreement": {"labels": TEACHERS["mixed"], "matrix": [[0.0, 0.3], [0.3, 0.0]]},
+        "train_targets": {"temperature": 1.0, "num_examples": 500, "rows": rows},
+    }
+    _write(run_dir / "store" / "analysis.json", analysis)
+    results = tmp_path / "results"
+    _publish_run_script().main([str(run_dir), "--name", "log", "--command", "libkd", "--results", str(results)])
+    module = _script()
+
+    from_run, from_log = module.pooled_rows([str(run_dir)]), module.pooled_rows([str(results / "log.md")])
+    assert [r["entry"] for r in from_log] == [r["entry"] for r in from_run] == ["resnet", "rednet", "mixed"]
+    for a, b in zip(from_run, from_log):
+        assert (b["teachers"], b["seeds"], b["setting"]) == (a["teachers"], 3, "2 student epochs, no MixUp/CutMix")
+        assert b["gain"] == pytest.approx(a["gain"], abs=5e-5) and a["gain"] is not None  # points, two decimals
+        assert b["comparison"]["interval"] == pytest.approx(a["comparison"]["interval"], abs=3e-4)
+        for factor in ("ensemble_top1", "disagreement", "label_agreement", "true_class_probability"):
+            assert (a[factor] is None) == (b[factor] is None), factor
+            assert b[factor] == pytest.approx(a[factor], abs=5e-4), factor  # one decimal in "What differs"
+    assert [r["label_agreement"] for r in from_log] == pytest.approx([0.954, 0.712, 0.9])
+    assert from_log[2]["disagreement"] == pytest.approx(0.3) and from_log[0]["disagreement"] is None
+    text = module.markdown(from_run + from_log)
+    assert "At 2 student epochs, no MixUp/CutMix: over the 6 of 6 sets with a gain:" in text
+    assert "| log | `mixed` | rednet14_s0, resnet20_s0 | 73.1 | 30.0 | 90.0 | 70.0 |" in text
+
+    (tmp_path / "other.md").write_text("# not a log\n\nno tables\n")
+    with pytest.raises(SystemExit, match="is it a log of benchmarks/publish_run.py"):
+        module.pooled_rows([str(tmp_path / "other.md")])
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
     script = Path(__file__).parents[2] / "benchmarks" / "what_predicts_gain.py"
     spec = importlib.util.spec_from_file_location("what_predicts_gain", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = module.pooled_rows([str(run_dir), str(run_dir)])  # the same run twice: six rows, pooled
-    assert [r["entry"] for r in rows] == ["resnet", "rednet", "mixed"] * 2
-    assert "Over the 6 of 6 sets with a gain:" in module.markdown(rows)
-    with pytest.raises(SystemExit, match="not a libkd run folder"):
-        module.pooled_rows([str(run_dir / "missing")])
+    return module
