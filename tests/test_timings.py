@@ -1,16 +1,15 @@
 """benchmarks/timings.py: the README's time figures come from one generated place, and it records honestly."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import benchmark_script
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("timings", ROOT / "benchmarks" / "timings.py")
-timings = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(timings)
+timings = benchmark_script("timings")
 
 
 def test_the_readme_table_is_the_generated_one_and_no_time_figure_stands_outside_it():

@@ -1,10 +1,8 @@
 """The report of students trained with several seeds: mean ± std per entry, gains, the paired comparison."""
 
-import importlib.util
 import json
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from libkd_keras.evaluation import load_predictions as load_predictions_file
 from libkd_keras.evaluation import save_predictions
 from libkd_keras.run_layout import RunLayout
 from tests.analysis.test_report_run import _full_run, _write, run_dir  # noqa: F401 (fixture)
+from tests.scripts import benchmark_script
 
 TEACHERS = {
     "baseline": [],
@@ -202,7 +201,7 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     assert "| +1.00 |" in text and "| +5.00 |" in text  # not +8.00: baseline_e100 is mixed_e100's baseline
     assert "+8.00" not in text and "| +3.00 |" not in text
 
-    publish_run = _publish_run_script()
+    publish_run = benchmark_script("publish_run")
     lines = publish_run.claim_lines(load_students(RunLayout(run_dir)))
     assert len(lines) == 2 and "vs `baseline` 49.00%" in lines[0] and "vs `baseline_e100` 52.00%" in lines[1]
     assert "+1.00 points" in lines[0] and "+5.00 points" in lines[1]
@@ -226,14 +225,6 @@ def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  
     assert publish_run.cka_pictures("no pictures\n", layout, figures, "log-name") == "no pictures\n"
 
 
-def _publish_run_script():
-    script = Path(__file__).parents[2] / "benchmarks" / "publish_run.py"
-    spec = importlib.util.spec_from_file_location("publish_run", script)
-    publish_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(publish_run)
-    return publish_run
-
-
 def _published(results):
     return {p.name: p.read_bytes() for p in [*(results / "log").iterdir(), results / "log.md"]}
 
@@ -241,7 +232,7 @@ def _published(results):
 def test_publishing_again_replaces_a_log_only_once_the_new_one_is_whole(run_dir, tmp_path, monkeypatch):  # noqa: F811
     _full_run(run_dir)
     _seeded_run(run_dir)
-    publish_run, results = _publish_run_script(), tmp_path / "results"
+    publish_run, results = benchmark_script("publish_run"), tmp_path / "results"
     argv = [str(run_dir), "--name", "log", "--command", "libkd pipeline", "--results", str(results)]
     publish_run.main(argv)
     summary = json.loads((results / "log" / "summary.json").read_text())

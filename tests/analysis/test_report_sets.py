@@ -14,6 +14,7 @@ from libkd_keras.analysis.report.sets import (
     student_teacher_cka,
 )
 from tests.analysis.test_report_run import run_dir  # noqa: F401 (fixture)
+from tests.scripts import benchmark_script
 
 ANALYSIS = {
     "teachers": {"resnet20_s0": {"top1": 0.70}, "resnet20_s1": {"top1": 0.69}, "rednet20_s0": {"top1": 0.61}},
@@ -227,7 +228,7 @@ def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(ru
     assert "| `mixed` | rednet14_s0, resnet20_s0 | 73.0 | 30.0 | – | – | – |" in text
     assert "ensemble top-1 (%): Spearman rho" in text  # three sets with an ensemble accuracy: a test, n = 3
 
-    module = _script()
+    module = benchmark_script("what_predicts_gain")
     rows = module.pooled_rows([str(run_dir), str(run_dir)])  # the same run twice: six rows, pooled
     assert [r["entry"] for r in rows] == ["resnet", "rednet", "mixed"] * 2
     assert "At 2 student epochs, no MixUp/CutMix: over the 6 of 6 sets with a gain:" in module.markdown(rows)
@@ -239,7 +240,7 @@ def test_a_published_log_pools_like_its_run_folder(run_dir, tmp_path):  # noqa: 
     """`what_predicts_gain.py` reads the log `publish_run.py` published from a run as it reads the run folder: the
     same sets, measurements and gains (to the log's rounding), so that runs whose folders are gone still count."""
     from tests.analysis.test_report_run import _teacher, _write
-    from tests.analysis.test_report_seeds import TEACHERS, _publish_run_script, _seeded_run
+    from tests.analysis.test_report_seeds import TEACHERS, _seeded_run
 
     _seeded_run(run_dir)
     for name, arch, top1 in (("resnet20_s0", "resnet20", 0.70), ("rednet14_s0", "rednet14", 0.60)):
@@ -261,8 +262,10 @@ def test_a_published_log_pools_like_its_run_folder(run_dir, tmp_path):  # noqa: 
     }
     _write(run_dir / "store" / "analysis.json", analysis)
     results = tmp_path / "results"
-    _publish_run_script().main([str(run_dir), "--name", "log", "--command", "libkd", "--results", str(results)])
-    module = _script()
+    benchmark_script("publish_run").main(
+        [str(run_dir), "--name", "log", "--command", "libkd", "--results", str(results)]
+    )
+    module = benchmark_script("what_predicts_gain")
 
     from_run, from_log = module.pooled_rows([str(run_dir)]), module.pooled_rows([str(results / "log.md")])
     assert [r["entry"] for r in from_log] == [r["entry"] for r in from_run] == ["resnet", "rednet", "mixed"]
@@ -282,14 +285,3 @@ def test_a_published_log_pools_like_its_run_folder(run_dir, tmp_path):  # noqa: 
     (tmp_path / "other.md").write_text("# not a log\n\nno tables\n")
     with pytest.raises(SystemExit, match="is it a log of benchmarks/publish_run.py"):
         module.pooled_rows([str(tmp_path / "other.md")])
-
-
-def _script():
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).parents[2] / "benchmarks" / "what_predicts_gain.py"
-    spec = importlib.util.spec_from_file_location("what_predicts_gain", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
