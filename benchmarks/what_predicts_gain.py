@@ -12,7 +12,8 @@ A source is a run folder, or the log `benchmarks/publish_run.py` published from 
 (`benchmarks/results/<name>.md`), so that runs whose folders are gone still count: the log's report tables
 give each entry's teachers, top-1 and gain, and its teachers', ensembles' and stored targets' measurements
 (CKA and teacher disagreement only where the log's report had them). The measurements describe the stored
-targets on the clean images, so pool runs whose students learned from stored targets.
+targets on the clean images, so pool runs whose students learned from stored targets, and give each run
+once (its folder or its log, not both).
 
     python benchmarks/what_predicts_gain.py saved_models/mixed-vs-same \
         benchmarks/results/budget-200-epochs-2026-12-03.md [--write FILE]
