@@ -10,6 +10,8 @@ from libkd_keras.analysis.report import stats, write_report
 from libkd_keras.cli.config import resolve_config, to_toml
 from libkd_keras.cli.main import EXIT_BAD_INPUT, main
 from libkd_keras.evaluation import save_predictions
+from libkd_keras.run_layout import RunLayout
+from tests.scripts import benchmark_script
 
 
 def _write(path, data):
@@ -203,7 +205,7 @@ def test_full_report_has_every_section_table_and_plot(run_dir):
     # Edge: per quantization, latency with the fewest threads, the interval, drop in points.
     int8_ci = "[{:.2f}, {:.2f}]".format(*(100 * v for v in stats.wilson_interval(190, 400)))
     assert f"| int8 | 5.90 | 3.10 | 3.40 | 47.60 | {int8_ci} | 90.00 | +0.65 |" in text
-    assert "| teacher/resnet26_s0 | 120.5 | – |" in text
+    assert "| teacher/resnet26_s0 | 120.5 | – |" in text and "from the resume only" not in text
     names = sorted(p.name for p in summary.plots)
     assert names == [
         "disagreement.png",
@@ -221,6 +223,21 @@ def test_full_report_has_every_section_table_and_plot(run_dir):
     assert f"McNemar p={p:.2g}" in ensemble_line and ensemble_line.rstrip().endswith("holds")
     assert "{:.1f}-{:.1f}".format(*(100 * v for v in stats.wilson_interval(193, 400))) in ensemble_line
     assert len(summary.table.splitlines()) == 2 + 2 + 2 + 2 + 2
+
+
+def test_a_step_resumed_after_a_stop_shows_its_training_time_over_all_its_runs(run_dir):
+    # The marker's wall time counts from the resume; the teacher's record sums its epochs' times over every run.
+    _full_run(run_dir)
+    _write(
+        run_dir / "steps" / "teacher-resnet26_s0.json",
+        {"step": "teacher/resnet26_s0", "seconds": 20.25, "finished_at": "2026-11-21T10:00:00"},
+    )
+    text = write_report(run_dir).path.read_text()
+    assert "| teacher/resnet26_s0 | 20.2 (resumed; 120.5 of training over all its runs) | – |" in text
+    assert "A step resumed after a stop records its times from the resume only" in text
+    lines = benchmark_script("publish_run").budget_lines(RunLayout(run_dir), "libkd pipeline")
+    assert "| teacher/resnet26_s0 | 0.3 (resumed; 2.0 of training over all its runs) |" in lines
+    assert "(a step resumed after a stop counts from its resume)." in " ".join(lines)
 
 
 def test_missing_artifacts_say_not_run(run_dir):

@@ -76,20 +76,39 @@ def optional_sections(layout):
     return found
 
 
-def steps_section(steps):
+def resumed_training(steps, teachers, students):
+    """`{step: seconds}` for each training step that was resumed after a stop: its model's training time
+    summed over every run of it (the record's `training_time_s`, from its epochs' times), where that
+    exceeds the wall time the step's marker recorded (which counts from the resume only)."""
+    trained = {f"teacher/{t.get('name')}": t.get("train_seconds") for t in teachers}
+    trained.update({f"student/{s.get('name')}": s.get("training_time_s") for s in students})
+    found = {}
+    for step in steps:
+        total = trained.get(step.get("step"))
+        if total is not None and total > step.get("seconds", 0.0) + 1.0:
+            found[step.get("step")] = total
+    return found
+
+
+def steps_section(steps, resumed=None):
+    """The Steps table; `resumed`: `resumed_training`, each such step's training time over all its runs."""
+    resumed = resumed or {}
     lines = ["## Steps", ""]
     if not steps:
         return "\n".join(lines + [NOT_RUN])
     total = sum(s.get("seconds", 0.0) for s in steps)
     cpu = [(s.get("summary") or {}).get("cpu_seconds") for s in steps]
     cpu_total = sum(c for c in cpu if c is not None)
+
+    def wall(step):
+        text = f"{step.get('seconds', 0.0):,.1f}"
+        found = resumed.get(step.get("step"))
+        return text if found is None else f"{text} (resumed; {found:,.1f} of training over all its runs)"
+
     lines.append(
         _table(
             ["Step", "Wall time (s)", "CPU time (s)", "Finished"],
-            [
-                [s.get("step"), f"{s.get('seconds', 0.0):,.1f}", _num(c, "{:,.1f}"), s.get("finished_at", "")]
-                for s, c in zip(steps, cpu)
-            ]
+            [[s.get("step"), wall(s), _num(c, "{:,.1f}"), s.get("finished_at", "")] for s, c in zip(steps, cpu)]
             + [["**total**", f"**{total:,.1f}**", f"**{cpu_total:,.1f}**", ""]],
         )
     )
@@ -98,6 +117,11 @@ def steps_section(steps):
         "CPU time counts every core the step used; on a machine shared with other jobs it is the "
         "better measure of the work a step needs.",
     ]
+    if resumed:
+        lines[-1] += (
+            " A step resumed after a stop records its times from the resume only (the total too); its model's "
+            "training time over all its runs is beside it."
+        )
     return "\n".join(lines)
 
 

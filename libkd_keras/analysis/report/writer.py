@@ -36,7 +36,7 @@ def write_report(run_dir):
     layout = RunLayout(run_dir)
     config = load_config(layout)
     teachers, students = load_teachers(layout), load_students(layout)
-    analysis, exports = read_json(layout.store_analysis), load_exports(layout)
+    analysis, exports, steps = read_json(layout.store_analysis), load_exports(layout), load_steps(layout)
     made = []
     teacher_md, teacher_state = sections.teacher_section(teachers, analysis, layout, made)
     student_md, student_state = sections.student_section(students, analysis, layout, made)
@@ -52,7 +52,7 @@ def write_report(run_dir):
                 curves_md,
                 edge_md,
                 *optional.values(),
-                run_sections.steps_section(load_steps(layout)),
+                run_sections.steps_section(steps, run_sections.resumed_training(steps, teachers, students)),
             ]
         )
         + "\n"
