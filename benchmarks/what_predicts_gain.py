@@ -28,7 +28,7 @@ from pathlib import Path
 from libkd_keras.analysis.report import stats
 from libkd_keras.analysis.report.records import load_students
 from libkd_keras.analysis.report.seeds import entry_groups
-from libkd_keras.analysis.report.sets import FACTORS, predictor_lines, predictor_rows, table_lines
+from libkd_keras.analysis.report.sets import FACTORS, predictor_lines, predictor_rows, set_factors, table_lines
 from libkd_keras.atomic_files import read_json
 from libkd_keras.run_layout import RunLayout
 
@@ -104,17 +104,36 @@ def _log_comparison(row, n):
     return {"mean": mean, "std": std, "n": n, "test": "t", "interval": (mean - half, mean + half)}
 
 
+def log_analysis(tables):
+    """The parts of a run's `store/analysis.json` its published log's tables give (`sets.set_factors` reads them):
+    each teacher's top-1, each soft ensemble's top-1, and the stored targets against the labels."""
+    return {
+        "teachers": {r["Teacher"]: {"top1": _number(r["Top-1 (%)"])[0]} for r in _table(tables, "Teachers (paper")},
+        "ensembles": [
+            {"members": r["Members"].split(", "), "rule": "soft", "top1": _number(r["Top-1 (%)"])[0]}
+            for r in _table(tables, "Ensembles")
+            if r.get("Technique") == "Soft averaging"
+        ],
+        "train_targets": {
+            "rows": [
+                {
+                    "members": r["Members"].split(", "),
+                    "agreement": _number(r["Agree with the label (%)"])[0],
+                    "true_class_probability": _number(
+                        next((v for k, v in r.items() if k.startswith("Probability of the label")), "–")
+                    )[0],
+                }
+                for r in _table(tables, "Stored targets")
+            ]
+        },
+    }
+
+
 def log_rows(path):
     """The rows `run_rows` gives for a run folder, from the run's published log (`benchmarks/results/<name>.md`)."""
     tables = log_tables(Path(path).read_text(encoding="utf-8"))
     students = _table(tables, "Students (paper", path)
-    teachers = {r["Teacher"]: _number(r["Top-1 (%)"])[0] for r in _table(tables, "Teachers (paper")}
-    ensembles = {
-        frozenset(r["Members"].split(", ")): _number(r["Top-1 (%)"])[0]
-        for r in _table(tables, "Ensembles")
-        if r.get("Technique") == "Soft averaging"
-    }
-    targets = {frozenset(r["Members"].split(", ")): r for r in _table(tables, "Stored targets")}
+    analysis = log_analysis(tables)
     differs = {r["Student"].strip("`"): r for r in _table(tables, "What differs")}
     rows = []
     for r in students:
@@ -126,12 +145,7 @@ def log_rows(path):
         if _number(r.get("Gain (points)", "–"))[0] is not None:
             comparison = _log_comparison(r, n)
             gain = comparison["mean"]
-        key, stored = frozenset(members), targets.get(frozenset(members), {})
-        found = {factor: None for factor in FACTORS}
-        found["ensemble_top1"] = teachers.get(members[0]) if len(members) == 1 else ensembles.get(key)
-        found["label_agreement"] = _number(stored.get("Agree with the label (%)", "–"))[0]
-        probability = next((v for k, v in stored.items() if k.startswith("Probability of the label")), "–")
-        found["true_class_probability"] = _number(probability)[0]
+        found = {factor: None for factor in FACTORS} | set_factors(members, analysis)
         for factor, title in FACTORS.items():  # the log's own "What differs" table, where it had one
             value = _number(differs.get(r["Student"], {}).get(title, "–"))[0]
             if found[factor] is None and value is not None:
