@@ -25,12 +25,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from libkd_keras.analysis.cka.run import STUDENT_PAIRS_PNG  # noqa: E402
 from libkd_keras.analysis.report import load_config, load_steps, load_students, seeds, write_report  # noqa: E402
-from libkd_keras.analysis.report.records import (  # noqa: E402
-    load_teachers,  # noqa: E402
-    student_setting,
-    trained_images,
-)
-from libkd_keras.analysis.report.run_sections import resumed_training  # noqa: E402
+from libkd_keras.analysis.report.records import load_teachers, student_setting, trained_images  # noqa: E402
+from libkd_keras.analysis.report.run_sections import resumed_training, step_time  # noqa: E402
 from libkd_keras.analysis.report.summary import machine_description, write_summary  # noqa: E402
 from libkd_keras.run_layout import RunLayout  # noqa: E402
 
@@ -79,12 +75,6 @@ def claim_lines(students):
 def budget_lines(layout, command):
     config, steps, students = load_config(layout), load_steps(layout), load_students(layout)
     resumed = resumed_training(steps, load_teachers(layout), students)
-
-    def minutes(step):
-        found = resumed.get(step.get("step"))
-        text = f"{step.get('seconds', 0) / 60:.1f}"
-        return text if found is None else f"{text} (resumed; {found / 60:.1f} of training over all its runs)"
-
     data, teachers = config.get("data", {}), config.get("teachers", {})
     setting = functools.partial(student_setting, config, students)
     run = config.get("run", {})
@@ -111,7 +101,7 @@ def budget_lines(layout, command):
         "",
         "| step | minutes |",
         "|---|---|",
-        *[f"| {s.get('step')} | {minutes(s)} |" for s in steps],
+        *[f"| {s.get('step')} | {step_time(s, resumed, per=60, fmt='{:.1f}')} |" for s in steps],
     ]
     return lines
 

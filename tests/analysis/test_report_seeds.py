@@ -183,7 +183,6 @@ def test_one_seed_is_tested_with_mcnemar_on_the_same_images(run_dir):  # noqa: F
 
 def test_gains_are_over_the_baseline_of_the_same_budget(run_dir, monkeypatch):  # noqa: F811
     """Students of different epochs: each gain, and the claim, use the no-teacher student of its own epochs."""
-
     top1 = {"baseline": [0.49], "mixed": [0.50], "baseline_e100": [0.52], "mixed_e100": [0.57]}
     monkeypatch.setitem(TEACHERS, "baseline_e100", [])
     monkeypatch.setitem(TEACHERS, "mixed_e100", TEACHERS["mixed"])

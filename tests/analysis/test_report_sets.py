@@ -210,7 +210,6 @@ def test_a_run_stopped_before_its_baseline_shows_the_measurements_and_ranks_no_g
 
 
 def test_the_run_report_and_the_pooled_script_read_the_sets_from_a_run_folder(run_dir):  # noqa: F811
-
     from libkd_keras.analysis.report import write_report
     from tests.analysis.test_report_run import _write
     from tests.analysis.test_report_seeds import TEACHERS, _seeded_run

@@ -90,25 +90,29 @@ def resumed_training(steps, teachers, students):
     return found
 
 
+def step_time(step, resumed, per=1.0, fmt="{:,.1f}"):
+    """A step's wall time in units of `per` seconds, and, for a step in `resumed` (`resumed_training`), its
+    model's training time over all its runs beside it."""
+    text = fmt.format(step.get("seconds", 0.0) / per)
+    found = (resumed or {}).get(step.get("step"))
+    return text if found is None else f"{text} (resumed; {fmt.format(found / per)} of training over all its runs)"
+
+
 def steps_section(steps, resumed=None):
     """The Steps table; `resumed`: `resumed_training`, each such step's training time over all its runs."""
-    resumed = resumed or {}
     lines = ["## Steps", ""]
     if not steps:
         return "\n".join(lines + [NOT_RUN])
     total = sum(s.get("seconds", 0.0) for s in steps)
     cpu = [(s.get("summary") or {}).get("cpu_seconds") for s in steps]
     cpu_total = sum(c for c in cpu if c is not None)
-
-    def wall(step):
-        text = f"{step.get('seconds', 0.0):,.1f}"
-        found = resumed.get(step.get("step"))
-        return text if found is None else f"{text} (resumed; {found:,.1f} of training over all its runs)"
-
     lines.append(
         _table(
             ["Step", "Wall time (s)", "CPU time (s)", "Finished"],
-            [[s.get("step"), wall(s), _num(c, "{:,.1f}"), s.get("finished_at", "")] for s, c in zip(steps, cpu)]
+            [
+                [s.get("step"), step_time(s, resumed), _num(c, "{:,.1f}"), s.get("finished_at", "")]
+                for s, c in zip(steps, cpu)
+            ]
             + [["**total**", f"**{total:,.1f}**", f"**{cpu_total:,.1f}**", ""]],
         )
     )
